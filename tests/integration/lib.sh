@@ -1,0 +1,113 @@
+# lib.sh - shared helpers for kvault integration tests (sourced, bash).
+# Each test script starts its own vaultd on a free loopback port in a temporary state
+# directory and stops it on exit. Environment (set by meson test, or by hand):
+#   KV_BUILD_DIR   build directory (holds kvault.so, vaultd/vaultd, tools/kvault)
+#   KV_SOURCE_DIR  source directory
+set -u
+
+KV_BUILD_DIR=${KV_BUILD_DIR:?KV_BUILD_DIR must point at the meson build directory}
+KV_SOURCE_DIR=${KV_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+KV_SO="$KV_BUILD_DIR/kvault.so"
+VAULTD="$KV_BUILD_DIR/vaultd/vaultd"
+KVAULT="$KV_BUILD_DIR/tools/kvault"
+export OPENSSL_MODULES="$KV_BUILD_DIR"   # so that '-provider kvault' finds kvault.so
+
+# In a sanitizer build, kvault.so needs the ASan/UBSan runtimes loaded first into the
+# uninstrumented tools (openssl, pkcs11-tool, ...) that dlopen it.
+if ldd "$KV_SO" 2>/dev/null | grep -q libasan; then
+    LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
+    export LD_PRELOAD
+    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:halt_on_error=1}
+fi
+
+T_PASS=0
+T_FAIL=0
+T_TMP=$(mktemp -d /tmp/kvtest.XXXXXX)
+VAULTD_PID=""
+
+kv_cleanup() {
+    [ -n "$VAULTD_PID" ] && kill "$VAULTD_PID" 2>/dev/null && wait "$VAULTD_PID" 2>/dev/null
+    [ -n "${KV_KEEP_TMP:-}" ] || rm -rf "$T_TMP"
+}
+trap kv_cleanup EXIT
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# start_vaultd [extra vaultd args...]: dev vaultd in $T_TMP/state on $VAULTD_PORT.
+# Sets VAULTD_PORT, VAULTD_STATE, KVAULT_CONF.
+start_vaultd() {
+    VAULTD_STATE=${VAULTD_STATE:-$T_TMP/state}
+    VAULTD_PORT=${VAULTD_PORT:-$(free_port)}
+    "$VAULTD" --dev --state "$VAULTD_STATE" --listen "127.0.0.1:$VAULTD_PORT" "$@" \
+        >>"$T_TMP/vaultd.log" 2>&1 &
+    VAULTD_PID=$!
+    for _ in $(seq 1 100); do
+        if [ -f "$VAULTD_STATE/client.conf" ] &&
+            curl -s -o /dev/null --cacert "$VAULTD_STATE/ca.pem" \
+                "https://localhost:$VAULTD_PORT/healthz" 2>/dev/null; then
+            export KVAULT_CONF="$VAULTD_STATE/client.conf"
+            return 0
+        fi
+        if ! kill -0 "$VAULTD_PID" 2>/dev/null; then
+            echo "vaultd exited early:"; cat "$T_TMP/vaultd.log"; VAULTD_PID=""; return 1
+        fi
+        sleep 0.1
+    done
+    echo "vaultd did not come up:"; cat "$T_TMP/vaultd.log"; return 1
+}
+
+stop_vaultd() {
+    if [ -n "$VAULTD_PID" ]; then
+        kill "$VAULTD_PID" 2>/dev/null
+        wait "$VAULTD_PID" 2>/dev/null
+        VAULTD_PID=""
+    fi
+}
+
+# conf_get KEY: a value from the [vault dev] section of $KVAULT_CONF.
+conf_get() {
+    sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*//p" "$KVAULT_CONF" | head -n1
+}
+
+# get_token: prints a bearer token for the dev service principal (client-secret flow).
+get_token() {
+    local tenant client secret authority
+    tenant=$(conf_get tenant_id); client=$(conf_get client_id)
+    secret=$(conf_get client_secret); authority=$(conf_get authority)
+    curl -s --cacert "$VAULTD_STATE/ca.pem" "$authority/$tenant/oauth2/v2.0/token" \
+        --data-urlencode grant_type=client_credentials --data-urlencode "client_id=$client" \
+        --data-urlencode "client_secret=$secret" \
+        --data-urlencode scope=https://vault.azure.net/.default |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
+}
+
+ok() { T_PASS=$((T_PASS + 1)); echo "ok - $*"; }
+not_ok() { T_FAIL=$((T_FAIL + 1)); echo "not ok - $*"; }
+
+# check DESC CMD...: passes when CMD exits 0 (its output goes to $T_TMP/last.out).
+check() {
+    local desc=$1; shift
+    if "$@" >"$T_TMP/last.out" 2>&1; then ok "$desc"; else
+        not_ok "$desc"; sed 's/^/    # /' "$T_TMP/last.out" | head -n 30; fi
+}
+
+# check_fails_with DESC PATTERN CMD...: passes when CMD exits non-zero, does not crash
+# (exit < 128) and its output matches the extended regex PATTERN.
+check_fails_with() {
+    local desc=$1 pat=$2 rc; shift 2
+    "$@" >"$T_TMP/last.out" 2>&1; rc=$?
+    if [ "$rc" -ne 0 ] && [ "$rc" -lt 128 ] && grep -Eq -- "$pat" "$T_TMP/last.out"; then
+        ok "$desc"
+    else
+        not_ok "$desc (exit $rc, wanted /$pat/)"; sed 's/^/    # /' "$T_TMP/last.out" | head -n 30
+    fi
+}
+
+# finish: prints the closing line and exits non-zero on any failure.
+finish() {
+    echo "$T_PASS passed, $T_FAIL failed"
+    [ "$T_FAIL" -eq 0 ] && [ "$T_PASS" -gt 0 ]
+}

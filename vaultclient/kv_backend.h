@@ -1,0 +1,40 @@
+/* kv_backend.h - the interface every key store behind a kv_vault implements: the remote
+ * vault REST client (kv_rest.c) now, the local HSM-pool backend later. kv_vault.c checks
+ * arguments and dispatches; backends do the work. */
+#ifndef KV_BACKEND_H
+#define KV_BACKEND_H
+
+#include "kv_client.h"
+#include "kv_config.h"
+#include "kv_http.h"
+
+typedef struct kv_backend_ops {
+    const char *kind; /* "vault" */
+    kv_rv (*get_key)(kv_vault *v, const char *name, const char *version, kv_key **out,
+                     kv_err *err);
+    kv_rv (*list_keys)(kv_vault *v, kv_key ***out, size_t *n, kv_err *err);
+    kv_rv (*create_key)(kv_vault *v, const char *name, const kv_key_create_params *p,
+                        kv_key **out, kv_err *err);
+    kv_rv (*sign)(kv_vault *v, const kv_key *k, kv_alg alg, const uint8_t *digest,
+                  size_t dlen, uint8_t *sig, size_t siglen, kv_err *err);
+    kv_rv (*request)(kv_vault *v, const char *method, const char *path, json_t *body,
+                     json_t **resp, long *http_status, kv_err *err);
+    kv_rv (*get_token)(kv_vault *v, char **token, long long *expires_on, kv_err *err);
+    void (*free)(kv_vault *v);
+} kv_backend_ops;
+
+struct kv_vault {
+    kv_ctx *ctx;
+    const kv_vault_conf *conf; /* owned by the ctx's kv_conf */
+    kv_http *http;             /* the ctx's transport */
+    const kv_backend_ops *ops;
+    void *impl; /* backend state */
+};
+
+/* Backends */
+kv_rv kv_rest_init(kv_vault *v, kv_err *err);
+
+/* Shared helper: a new kv_key with one reference (fields zeroed). */
+kv_key *kv_key_new(void);
+
+#endif

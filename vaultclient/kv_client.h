@@ -1,0 +1,143 @@
+/* kv_client.h - the public face of vaultclient: the one context, its vaults, keys and signing.
+ *
+ * Both faces (pkcs11-module/, ossl-provider/) and tools/ use only this header plus
+ * kv_status.h, kv_b64.h, kv_ecdsa.h and kv_uri.h. vaultclient decides (which algorithm, which
+ * backend, retries, tokens, caching); the faces only translate.
+ *
+ * Thread safety: every function may be called from any thread on a shared kv_ctx.
+ * Fork safety: after fork() the child may keep using the context; it transparently drops
+ * the parent's connections (never touching their TLS state) and keeps cached tokens.
+ * Library hygiene: vaultclient never calls OPENSSL_cleanup or curl_global_cleanup, and runs
+ * all of its HTTPS inside a private OSSL_LIB_CTX holding only the default provider. */
+#ifndef KV_CLIENT_H
+#define KV_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "kv_status.h"
+
+typedef struct kv_ctx kv_ctx;     /* the one context: configuration, vaults, HTTP, tokens */
+typedef struct kv_vault kv_vault; /* one configured vault (backend), owned by the ctx */
+
+typedef enum { KV_KTY_NONE = 0, KV_KTY_RSA = 1, KV_KTY_EC = 2 } kv_kty;
+
+/* key_ops bits */
+#define KV_OP_SIGN 0x01u
+#define KV_OP_VERIFY 0x02u
+#define KV_OP_ENCRYPT 0x04u
+#define KV_OP_DECRYPT 0x08u
+#define KV_OP_WRAP 0x10u
+#define KV_OP_UNWRAP 0x20u
+
+/* Signature algorithms, named as the vault names them (JWA). */
+typedef enum {
+    KV_ALG_NONE = 0,
+    KV_ALG_RS256, KV_ALG_RS384, KV_ALG_RS512,
+    KV_ALG_PS256, KV_ALG_PS384, KV_ALG_PS512,
+    KV_ALG_ES256, KV_ALG_ES384, KV_ALG_ES512, KV_ALG_ES256K,
+    KV_ALG_RSNULL, /* PKCS#1 v1.5 padding of caller-formatted input (DigestInfo) */
+} kv_alg;
+
+/* A vault key version and its public part. Immutable once returned; reference counted. */
+typedef struct kv_key {
+    char vault[64];   /* vault name as configured */
+    char name[128];   /* key name */
+    char version[64]; /* version id (32 hex chars from the vault) */
+    char kid[512];    /* full versioned key identifier URL */
+    kv_kty kty;
+    bool hsm;         /* kty was RSA-HSM / EC-HSM */
+    int curve_nid;    /* EC: NID_X9_62_prime256v1, NID_secp384r1, NID_secp521r1, NID_secp256k1 */
+    int bits;         /* RSA modulus bits or EC field bits */
+    unsigned key_ops; /* KV_OP_* */
+    bool enabled;
+    long long created, updated, nbf, exp; /* unix seconds; 0 = unset */
+    EVP_PKEY *pub;    /* public key, built in vaultclient's private library context */
+    /* private */
+    int refs;
+} kv_key;
+
+/* ---- context ---- */
+
+/* Creates the context. conf_path NULL means $KVAULT_CONF, else /etc/kvault/kvault.conf.
+ * A missing default file is not an error: the context then has no vaults. An explicitly
+ * named file that is missing or invalid is KV_ERR_CONFIG with the reason in err. */
+kv_rv kv_ctx_new(const char *conf_path, kv_ctx **out, kv_err *err);
+void kv_ctx_free(kv_ctx *ctx);
+
+/* Path of the configuration file actually read ("" if none). */
+const char *kv_ctx_conf_path(const kv_ctx *ctx);
+
+size_t kv_ctx_vault_count(const kv_ctx *ctx);
+kv_vault *kv_ctx_vault_at(kv_ctx *ctx, size_t i);
+kv_vault *kv_ctx_vault_by_name(kv_ctx *ctx, const char *name); /* case-insensitive; NULL if none */
+
+/* ---- vault ---- */
+
+const char *kv_vault_name(const kv_vault *v);
+const char *kv_vault_url(const kv_vault *v); /* e.g. https://dev.vault.localhost:8443 */
+
+/* The key (latest when version is NULL or ""). On success *out holds a reference. */
+kv_rv kv_vault_get_key(kv_vault *v, const char *name, const char *version, kv_key **out,
+                       kv_err *err);
+
+/* All keys of the vault (latest versions only, enabled or not), following nextLink.
+ * *out is an array of *n references; free with kv_key_list_free. */
+kv_rv kv_vault_list_keys(kv_vault *v, kv_key ***out, size_t *n, kv_err *err);
+void kv_key_list_free(kv_key **keys, size_t n);
+
+/* Creates a key (or a new version). kty KV_KTY_RSA with bits 2048/3072/4096, or KV_KTY_EC with
+ * curve_nid. hsm selects RSA-HSM/EC-HSM. */
+typedef struct kv_key_create_params {
+    kv_kty kty;
+    int bits;
+    int curve_nid;
+    bool hsm;
+    unsigned key_ops; /* 0 = vault default */
+} kv_key_create_params;
+kv_rv kv_vault_create_key(kv_vault *v, const char *name, const kv_key_create_params *p,
+                          kv_key **out, kv_err *err);
+
+/* Signs a digest (never a message) with alg. sig receives RSA: modulus-length bytes;
+ * EC: raw r||s, fixed width. If sig is NULL or *siglen too small, *siglen gets the
+ * needed length and KV_ERR_BUFFER_TOO_SMALL (sig NULL: KV_OK) is returned. */
+kv_rv kv_vault_sign(kv_vault *v, const kv_key *k, kv_alg alg, const uint8_t *digest,
+                    size_t dlen, uint8_t *sig, size_t *siglen, kv_err *err);
+
+/* Generic authenticated request for tools: method "GET"/"POST"/..., path relative to the
+ * vault URL (e.g. "/keys/k1/create"), api-version is added. body may be NULL.
+ * On any HTTP response *resp receives the parsed JSON (or NULL for an empty body) and
+ * *http_status the status; a non-2xx status also returns the matching error kv_rv. */
+kv_rv kv_vault_request(kv_vault *v, const char *method, const char *path, json_t *body,
+                       json_t **resp, long *http_status, kv_err *err);
+
+/* A bearer token for the vault's credential (cached; refreshed before expiry).
+ * *token is a malloc'd NUL-terminated copy the caller must kv_free_secret(); *expires_on is
+ * unix seconds. */
+kv_rv kv_vault_get_token(kv_vault *v, char **token, long long *expires_on, kv_err *err);
+
+/* ---- keys ---- */
+
+kv_key *kv_key_ref(kv_key *k);
+void kv_key_unref(kv_key *k);
+
+/* Signature size in bytes for k (RSA: modulus bytes; EC: 2 * field bytes). */
+size_t kv_key_sig_size(const kv_key *k);
+
+/* Algorithm helpers */
+const char *kv_alg_name(kv_alg alg);               /* "RS256" ... */
+kv_alg kv_alg_from_name(const char *name);          /* KV_ALG_NONE if unknown */
+size_t kv_alg_digest_len(kv_alg alg);               /* 32/48/64, 0 for RSNULL */
+/* The ES alg for an EC key (by curve) or KV_ALG_NONE. */
+kv_alg kv_alg_ecdsa_for_curve(int curve_nid);
+
+/* ---- misc ---- */
+
+/* Zeroises and frees a NUL-terminated secret (token, password). NULL is fine. */
+void kv_free_secret(char *s);
+
+#endif

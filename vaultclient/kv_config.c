@@ -1,0 +1,370 @@
+/* kv_config.c - parser for the INI-style client configuration (docs/configuration.md).
+ * Strict: unknown sections or keys, duplicate vaults and missing required settings are
+ * errors with the file name and line number. */
+#include "kv_config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include <openssl/crypto.h>
+
+#include "kv_log.h"
+
+#define KV_CONF_MAX_SIZE (1024 * 1024)
+#define KV_CONF_MAX_VAULTS 256
+
+static void vault_conf_clear(kv_vault_conf *v)
+{
+    free(v->url);
+    free(v->ca_file);
+    free(v->auth);
+    free(v->tenant_id);
+    free(v->client_id);
+    if (v->client_secret != NULL) {
+        OPENSSL_cleanse(v->client_secret, strlen(v->client_secret));
+        free(v->client_secret);
+    }
+    free(v->authority);
+    free(v->resource);
+    memset(v, 0, sizeof(*v));
+}
+
+void kv_conf_free(kv_conf *conf)
+{
+    size_t i;
+
+    if (conf == NULL)
+        return;
+    for (i = 0; i < conf->nvaults; i++)
+        vault_conf_clear(&conf->vaults[i]);
+    free(conf->vaults);
+    free(conf->path);
+    free(conf);
+}
+
+static char *trim(char *s)
+{
+    char *e;
+
+    while (isspace((unsigned char)*s))
+        s++;
+    e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+static void strip_slash(char *s)
+{
+    size_t n = strlen(s);
+
+    while (n > 0 && s[n - 1] == '/')
+        s[--n] = '\0';
+}
+
+static int valid_vault_name(const char *s)
+{
+    size_t n = strlen(s), i;
+
+    if (n < 3 || n > 24)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '-')
+            return 0;
+    return 1;
+}
+
+/* Reads the first line of a file (for client_secret_file). */
+static kv_rv read_first_line(const char *path, char **out, kv_err *err)
+{
+    char buf[4096];
+    FILE *f = fopen(path, "r");
+    char *nl;
+
+    if (f == NULL)
+        return kv_err_set(err, KV_ERR_CONFIG, "cannot read %s: %s", path, strerror(errno));
+    if (fgets(buf, sizeof(buf), f) == NULL)
+        buf[0] = '\0';
+    fclose(f);
+    nl = strpbrk(buf, "\r\n");
+    if (nl != NULL)
+        *nl = '\0';
+    *out = strdup(buf);
+    OPENSSL_cleanse(buf, sizeof(buf));
+    return *out == NULL ? KV_ERR_NOMEM : KV_OK;
+}
+
+static kv_rv set_vault_key(kv_vault_conf *v, const char *key, const char *val, kv_err *err)
+{
+    char **slot = NULL;
+
+    if (strcmp(key, "url") == 0)
+        slot = &v->url;
+    else if (strcmp(key, "ca_file") == 0)
+        slot = &v->ca_file;
+    else if (strcmp(key, "auth") == 0)
+        slot = &v->auth;
+    else if (strcmp(key, "tenant_id") == 0)
+        slot = &v->tenant_id;
+    else if (strcmp(key, "client_id") == 0)
+        slot = &v->client_id;
+    else if (strcmp(key, "client_secret") == 0)
+        slot = &v->client_secret;
+    else if (strcmp(key, "authority") == 0)
+        slot = &v->authority;
+    else if (strcmp(key, "resource") == 0)
+        slot = &v->resource;
+    else if (strcmp(key, "client_secret_file") == 0) {
+        if (v->client_secret != NULL)
+            return kv_err_set(err, KV_ERR_CONFIG, "client_secret given twice");
+        return read_first_line(val, &v->client_secret, err);
+    }
+    if (slot == NULL)
+        return kv_err_set(err, KV_ERR_CONFIG, "unknown setting '%s' in a vault section", key);
+    if (*slot != NULL)
+        return kv_err_set(err, KV_ERR_CONFIG, "setting '%s' given twice", key);
+    *slot = strdup(val);
+    if (*slot == NULL)
+        return KV_ERR_NOMEM;
+    if (slot == &v->url || slot == &v->authority || slot == &v->resource)
+        strip_slash(*slot);
+    return KV_OK;
+}
+
+static kv_rv parse_long(const char *val, long lo, long hi, long *out)
+{
+    char *end;
+    long n;
+
+    errno = 0;
+    n = strtol(val, &end, 10);
+    if (errno != 0 || *end != '\0' || end == val || n < lo || n > hi)
+        return KV_ERR_CONFIG;
+    *out = n;
+    return KV_OK;
+}
+
+static kv_rv set_global_key(kv_conf *c, const char *key, const char *val, kv_err *err)
+{
+    long n;
+
+    if (strcmp(key, "timeout") == 0) {
+        if (parse_long(val, 1, 600, &n) != KV_OK)
+            return kv_err_set(err, KV_ERR_CONFIG, "timeout must be 1-600 seconds");
+        c->timeout = n;
+    } else if (strcmp(key, "retries") == 0) {
+        if (parse_long(val, 0, 10, &n) != KV_OK)
+            return kv_err_set(err, KV_ERR_CONFIG, "retries must be 0-10");
+        c->retries = (int)n;
+    } else if (strcmp(key, "log_level") == 0) {
+        c->log_level = kv_log_level_from_name(val);
+        if (c->log_level < 0)
+            return kv_err_set(err, KV_ERR_CONFIG, "log_level must be none, error, warn, info or debug");
+    } else {
+        return kv_err_set(err, KV_ERR_CONFIG, "unknown setting '%s' in [kvault]", key);
+    }
+    return KV_OK;
+}
+
+static kv_rv check_vault(const kv_vault_conf *v, kv_err *err)
+{
+    if (v->url == NULL)
+        return kv_err_set(err, KV_ERR_CONFIG, "vault %s: 'url' is required", v->name);
+    if (strncasecmp(v->url, "https://", 8) != 0)
+        return kv_err_set(err, KV_ERR_CONFIG, "vault %s: url must start with https://", v->name);
+    if (v->auth == NULL || strcmp(v->auth, "client_secret") == 0) {
+        if (v->tenant_id == NULL || v->client_id == NULL || v->client_secret == NULL)
+            return kv_err_set(err, KV_ERR_CONFIG,
+                              "vault %s: auth client_secret needs tenant_id, client_id and "
+                              "client_secret", v->name);
+    } else {
+        return kv_err_set(err, KV_ERR_CONFIG, "vault %s: unsupported auth '%s'", v->name,
+                          v->auth);
+    }
+    if (v->authority != NULL && strncasecmp(v->authority, "https://", 8) != 0)
+        return kv_err_set(err, KV_ERR_CONFIG, "vault %s: authority must start with https://",
+                          v->name);
+    return KV_OK;
+}
+
+kv_rv kv_conf_parse(const char *text, const char *origin, kv_conf **out, kv_err *err)
+{
+    kv_conf *c;
+    char *copy = NULL, *line, *next;
+    kv_vault_conf *cur = NULL;
+    int in_global = 0, lineno = 0;
+    size_t i;
+    kv_rv rv = KV_OK;
+
+    if (text == NULL || out == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "no configuration text");
+    c = calloc(1, sizeof(*c));
+    copy = strdup(text);
+    if (c == NULL || copy == NULL) {
+        rv = KV_ERR_NOMEM;
+        goto done;
+    }
+    c->timeout = 10;
+    c->retries = 3;
+    c->log_level = -1;
+    c->path = strdup(origin != NULL ? origin : "");
+    if (c->path == NULL) {
+        rv = KV_ERR_NOMEM;
+        goto done;
+    }
+    for (line = copy; line != NULL; line = next) {
+        char *s, *eq;
+
+        lineno++;
+        next = strchr(line, '\n');
+        if (next != NULL)
+            *next++ = '\0';
+        s = trim(line);
+        if (*s == '\0' || *s == '#' || *s == ';')
+            continue;
+        if (*s == '[') {
+            char *end = strchr(s, ']');
+            char *sec;
+
+            if (end == NULL || end[1] != '\0') {
+                rv = kv_err_set(err, KV_ERR_CONFIG, "malformed section header");
+                goto fail;
+            }
+            *end = '\0';
+            sec = trim(s + 1);
+            cur = NULL;
+            in_global = 0;
+            if (strcmp(sec, "kvault") == 0) {
+                in_global = 1;
+            } else if (strncmp(sec, "vault", 5) == 0 && isspace((unsigned char)sec[5])) {
+                const char *name = trim(sec + 5);
+                kv_vault_conf *nv;
+
+                if (!valid_vault_name(name)) {
+                    rv = kv_err_set(err, KV_ERR_CONFIG,
+                                    "vault name '%s' must be 3-24 characters [0-9A-Za-z-]",
+                                    name);
+                    goto fail;
+                }
+                for (i = 0; i < c->nvaults; i++)
+                    if (strcasecmp(c->vaults[i].name, name) == 0) {
+                        rv = kv_err_set(err, KV_ERR_CONFIG, "vault '%s' defined twice", name);
+                        goto fail;
+                    }
+                if (c->nvaults >= KV_CONF_MAX_VAULTS) {
+                    rv = kv_err_set(err, KV_ERR_CONFIG, "too many vaults");
+                    goto fail;
+                }
+                nv = realloc(c->vaults, (c->nvaults + 1) * sizeof(*nv));
+                if (nv == NULL) {
+                    rv = KV_ERR_NOMEM;
+                    goto done;
+                }
+                c->vaults = nv;
+                cur = &c->vaults[c->nvaults++];
+                memset(cur, 0, sizeof(*cur));
+                snprintf(cur->name, sizeof(cur->name), "%s", name);
+            } else {
+                rv = kv_err_set(err, KV_ERR_CONFIG, "unknown section [%s]", sec);
+                goto fail;
+            }
+            continue;
+        }
+        eq = strchr(s, '=');
+        if (eq == NULL) {
+            rv = kv_err_set(err, KV_ERR_CONFIG, "expected 'key = value'");
+            goto fail;
+        }
+        *eq = '\0';
+        {
+            char *key = trim(s), *val = trim(eq + 1);
+
+            if (cur != NULL)
+                rv = set_vault_key(cur, key, val, err);
+            else if (in_global)
+                rv = set_global_key(c, key, val, err);
+            else
+                rv = kv_err_set(err, KV_ERR_CONFIG, "setting '%s' outside a section", key);
+            if (rv != KV_OK)
+                goto fail;
+        }
+    }
+    for (i = 0; i < c->nvaults; i++) {
+        rv = check_vault(&c->vaults[i], err);
+        if (rv != KV_OK) {
+            lineno = 0;
+            goto fail;
+        }
+    }
+    *out = c;
+    c = NULL;
+    goto done;
+fail:
+    if (err != NULL && rv == KV_ERR_CONFIG) {
+        char pre[300];
+
+        if (lineno > 0)
+            snprintf(pre, sizeof(pre), "%.256s:%d: ", origin ? origin : "config", lineno);
+        else
+            snprintf(pre, sizeof(pre), "%.256s: ", origin ? origin : "config");
+        kv_err_prefix(err, pre);
+    }
+done:
+    if (copy != NULL) {
+        OPENSSL_cleanse(copy, strlen(text));
+        free(copy);
+    }
+    kv_conf_free(c);
+    return rv;
+}
+
+kv_rv kv_conf_load(const char *path, kv_conf **out, kv_err *err)
+{
+    const char *env = getenv("KVAULT_CONF");
+    int named = 1;
+    FILE *f = NULL;
+    char *buf = NULL;
+    size_t n;
+    struct stat st;
+    kv_rv rv;
+
+    if (out == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "no output");
+    if (path == NULL || *path == '\0')
+        path = (env != NULL && *env != '\0') ? env : NULL;
+    if (path == NULL) {
+        path = KV_DEFAULT_CONF;
+        named = 0;
+    }
+    f = fopen(path, "r");
+    if (f == NULL) {
+        if (!named && errno == ENOENT)
+            return kv_conf_parse("", "", out, err);
+        return kv_err_set(err, KV_ERR_CONFIG, "cannot open kvault configuration %s: %s", path,
+                          strerror(errno));
+    }
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > KV_CONF_MAX_SIZE) {
+        fclose(f);
+        return kv_err_set(err, KV_ERR_CONFIG, "kvault configuration %s is not a regular file "
+                                              "of at most 1 MiB", path);
+    }
+    buf = calloc(1, (size_t)st.st_size + 1);
+    if (buf == NULL) {
+        fclose(f);
+        return KV_ERR_NOMEM;
+    }
+    n = fread(buf, 1, (size_t)st.st_size, f);
+    fclose(f);
+    buf[n] = '\0';
+    if (st.st_mode & S_IWOTH)
+        KV_WARN("configuration %s is world-writable", path);
+    rv = kv_conf_parse(buf, path, out, err);
+    OPENSSL_cleanse(buf, n);
+    free(buf);
+    return rv;
+}
