@@ -10,9 +10,9 @@ static const struct {
     const char *name;
     size_t dlen;
 } kv_algs[] = {
-    {KV_ALG_RS256, "RS256", 32}, {KV_ALG_RS384, "RS384", 48}, {KV_ALG_RS512, "RS512", 64},
-    {KV_ALG_PS256, "PS256", 32}, {KV_ALG_PS384, "PS384", 48}, {KV_ALG_PS512, "PS512", 64},
-    {KV_ALG_ES256, "ES256", 32}, {KV_ALG_ES384, "ES384", 48}, {KV_ALG_ES512, "ES512", 64},
+    {KV_ALG_RS256, "RS256", 32},   {KV_ALG_RS384, "RS384", 48},  {KV_ALG_RS512, "RS512", 64},
+    {KV_ALG_PS256, "PS256", 32},   {KV_ALG_PS384, "PS384", 48},  {KV_ALG_PS512, "PS512", 64},
+    {KV_ALG_ES256, "ES256", 32},   {KV_ALG_ES384, "ES384", 48},  {KV_ALG_ES512, "ES512", 64},
     {KV_ALG_ES256K, "ES256K", 32}, {KV_ALG_RSNULL, "RSNULL", 0},
 };
 
@@ -51,10 +51,15 @@ size_t kv_alg_digest_len(kv_alg alg)
 kv_alg kv_alg_ecdsa_for_curve(int curve_nid)
 {
     switch (curve_nid) {
-    case NID_X9_62_prime256v1: return KV_ALG_ES256;
-    case NID_secp384r1: return KV_ALG_ES384;
-    case NID_secp521r1: return KV_ALG_ES512;
-    case NID_secp256k1: return KV_ALG_ES256K;
-    default: return KV_ALG_NONE;
+    case NID_X9_62_prime256v1:
+        return KV_ALG_ES256;
+    case NID_secp384r1:
+        return KV_ALG_ES384;
+    case NID_secp521r1:
+        return KV_ALG_ES512;
+    case NID_secp256k1:
+        return KV_ALG_ES256K;
+    default:
+        return KV_ALG_NONE;
     }
 }

@@ -10,15 +10,14 @@
 
 typedef struct kv_backend_ops {
     const char *kind; /* "vault" */
-    kv_rv (*get_key)(kv_vault *v, const char *name, const char *version, kv_key **out,
-                     kv_err *err);
+    kv_rv (*get_key)(kv_vault *v, const char *name, const char *version, kv_key **out, kv_err *err);
     kv_rv (*list_keys)(kv_vault *v, kv_key ***out, size_t *n, kv_err *err);
-    kv_rv (*create_key)(kv_vault *v, const char *name, const kv_key_create_params *p,
-                        kv_key **out, kv_err *err);
-    kv_rv (*sign)(kv_vault *v, const kv_key *k, kv_alg alg, const uint8_t *digest,
-                  size_t dlen, uint8_t *sig, size_t siglen, kv_err *err);
-    kv_rv (*request)(kv_vault *v, const char *method, const char *path, json_t *body,
-                     json_t **resp, long *http_status, kv_err *err);
+    kv_rv (*create_key)(kv_vault *v, const char *name, const kv_key_create_params *p, kv_key **out,
+                        kv_err *err);
+    kv_rv (*sign)(kv_vault *v, const kv_key *k, kv_alg alg, const uint8_t *digest, size_t dlen,
+                  uint8_t *sig, size_t siglen, kv_err *err);
+    kv_rv (*request)(kv_vault *v, const char *method, const char *path, json_t *body, json_t **resp,
+                     long *http_status, kv_err *err);
     kv_rv (*get_token)(kv_vault *v, char **token, long long *expires_on, kv_err *err);
     void (*free)(kv_vault *v);
 } kv_backend_ops;

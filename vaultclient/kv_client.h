@@ -37,9 +37,16 @@ typedef enum { KV_KTY_NONE = 0, KV_KTY_RSA = 1, KV_KTY_EC = 2 } kv_kty;
 /* Signature algorithms, named as the vault names them (JWA). */
 typedef enum {
     KV_ALG_NONE = 0,
-    KV_ALG_RS256, KV_ALG_RS384, KV_ALG_RS512,
-    KV_ALG_PS256, KV_ALG_PS384, KV_ALG_PS512,
-    KV_ALG_ES256, KV_ALG_ES384, KV_ALG_ES512, KV_ALG_ES256K,
+    KV_ALG_RS256,
+    KV_ALG_RS384,
+    KV_ALG_RS512,
+    KV_ALG_PS256,
+    KV_ALG_PS384,
+    KV_ALG_PS512,
+    KV_ALG_ES256,
+    KV_ALG_ES384,
+    KV_ALG_ES512,
+    KV_ALG_ES256K,
     KV_ALG_RSNULL, /* PKCS#1 v1.5 padding of caller-formatted input (DigestInfo) */
 } kv_alg;
 
@@ -56,7 +63,7 @@ typedef struct kv_key {
     unsigned key_ops; /* KV_OP_* */
     bool enabled;
     long long created, updated, nbf, exp; /* unix seconds; 0 = unset */
-    EVP_PKEY *pub;    /* public key, built in vaultclient's private library context */
+    EVP_PKEY *pub; /* public key, built in vaultclient's private library context */
     /* private */
     int refs;
 } kv_key;
@@ -105,8 +112,8 @@ kv_rv kv_vault_create_key(kv_vault *v, const char *name, const kv_key_create_par
 /* Signs a digest (never a message) with alg. sig receives RSA: modulus-length bytes;
  * EC: raw r||s, fixed width. If sig is NULL or *siglen too small, *siglen gets the
  * needed length and KV_ERR_BUFFER_TOO_SMALL (sig NULL: KV_OK) is returned. */
-kv_rv kv_vault_sign(kv_vault *v, const kv_key *k, kv_alg alg, const uint8_t *digest,
-                    size_t dlen, uint8_t *sig, size_t *siglen, kv_err *err);
+kv_rv kv_vault_sign(kv_vault *v, const kv_key *k, kv_alg alg, const uint8_t *digest, size_t dlen,
+                    uint8_t *sig, size_t *siglen, kv_err *err);
 
 /* Generic authenticated request for tools: method "GET"/"POST"/..., path relative to the
  * vault URL (e.g. "/keys/k1/create"), api-version is added. body may be NULL.
@@ -129,9 +136,9 @@ void kv_key_unref(kv_key *k);
 size_t kv_key_sig_size(const kv_key *k);
 
 /* Algorithm helpers */
-const char *kv_alg_name(kv_alg alg);               /* "RS256" ... */
-kv_alg kv_alg_from_name(const char *name);          /* KV_ALG_NONE if unknown */
-size_t kv_alg_digest_len(kv_alg alg);               /* 32/48/64, 0 for RSNULL */
+const char *kv_alg_name(kv_alg alg);       /* "RS256" ... */
+kv_alg kv_alg_from_name(const char *name); /* KV_ALG_NONE if unknown */
+size_t kv_alg_digest_len(kv_alg alg);      /* 32/48/64, 0 for RSNULL */
 /* The ES alg for an EC key (by curve) or KV_ALG_NONE. */
 kv_alg kv_alg_ecdsa_for_curve(int curve_nid);
 

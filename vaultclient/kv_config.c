@@ -164,7 +164,8 @@ static kv_rv set_global_key(kv_conf *c, const char *key, const char *val, kv_err
     } else if (strcmp(key, "log_level") == 0) {
         c->log_level = kv_log_level_from_name(val);
         if (c->log_level < 0)
-            return kv_err_set(err, KV_ERR_CONFIG, "log_level must be none, error, warn, info or debug");
+            return kv_err_set(err, KV_ERR_CONFIG,
+                              "log_level must be none, error, warn, info or debug");
     } else {
         return kv_err_set(err, KV_ERR_CONFIG, "unknown setting '%s' in [kvault]", key);
     }
@@ -181,10 +182,10 @@ static kv_rv check_vault(const kv_vault_conf *v, kv_err *err)
         if (v->tenant_id == NULL || v->client_id == NULL || v->client_secret == NULL)
             return kv_err_set(err, KV_ERR_CONFIG,
                               "vault %s: auth client_secret needs tenant_id, client_id and "
-                              "client_secret", v->name);
+                              "client_secret",
+                              v->name);
     } else {
-        return kv_err_set(err, KV_ERR_CONFIG, "vault %s: unsupported auth '%s'", v->name,
-                          v->auth);
+        return kv_err_set(err, KV_ERR_CONFIG, "vault %s: unsupported auth '%s'", v->name, v->auth);
     }
     if (v->authority != NULL && strncasecmp(v->authority, "https://", 8) != 0)
         return kv_err_set(err, KV_ERR_CONFIG, "vault %s: authority must start with https://",
@@ -247,8 +248,7 @@ kv_rv kv_conf_parse(const char *text, const char *origin, kv_conf **out, kv_err 
 
                 if (!valid_vault_name(name)) {
                     rv = kv_err_set(err, KV_ERR_CONFIG,
-                                    "vault name '%s' must be 3-24 characters [0-9A-Za-z-]",
-                                    name);
+                                    "vault name '%s' must be 3-24 characters [0-9A-Za-z-]", name);
                     goto fail;
                 }
                 for (i = 0; i < c->nvaults; i++)
@@ -350,8 +350,10 @@ kv_rv kv_conf_load(const char *path, kv_conf **out, kv_err *err)
     }
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > KV_CONF_MAX_SIZE) {
         fclose(f);
-        return kv_err_set(err, KV_ERR_CONFIG, "kvault configuration %s is not a regular file "
-                                              "of at most 1 MiB", path);
+        return kv_err_set(err, KV_ERR_CONFIG,
+                          "kvault configuration %s is not a regular file "
+                          "of at most 1 MiB",
+                          path);
     }
     buf = calloc(1, (size_t)st.st_size + 1);
     if (buf == NULL) {

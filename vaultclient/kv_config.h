@@ -10,9 +10,9 @@
 
 typedef struct kv_vault_conf {
     char name[25];
-    char *url;           /* without trailing slash */
-    char *ca_file;       /* NULL = system CAs */
-    char *auth;          /* "client_secret" */
+    char *url;     /* without trailing slash */
+    char *ca_file; /* NULL = system CAs */
+    char *auth;    /* "client_secret" */
     char *tenant_id;
     char *client_id;
     char *client_secret; /* zeroised on free */
@@ -21,10 +21,10 @@ typedef struct kv_vault_conf {
 } kv_vault_conf;
 
 typedef struct kv_conf {
-    char *path;       /* file read, "" if none */
-    long timeout;     /* seconds */
+    char *path;   /* file read, "" if none */
+    long timeout; /* seconds */
     int retries;
-    int log_level;    /* -1 = from $KVAULT_LOG */
+    int log_level; /* -1 = from $KVAULT_LOG */
     kv_vault_conf *vaults;
     size_t nvaults;
 } kv_conf;

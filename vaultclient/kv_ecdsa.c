@@ -46,8 +46,7 @@ done:
     return rv;
 }
 
-kv_rv kv_ecdsa_der_to_raw(const uint8_t *der, size_t derlen, size_t n, uint8_t *raw,
-                          size_t *rawlen)
+kv_rv kv_ecdsa_der_to_raw(const uint8_t *der, size_t derlen, size_t n, uint8_t *raw, size_t *rawlen)
 {
     const unsigned char *p = der;
     ECDSA_SIG *sig;

@@ -23,7 +23,7 @@ struct kv_http {
     pthread_mutex_t mu;
     CURL *pool[KV_HTTP_POOL_MAX];
     size_t npool;
-    pid_t pid;          /* process that owns the pooled handles */
+    pid_t pid; /* process that owns the pooled handles */
     long timeout_ms;
     int retries;
     OSSL_LIB_CTX *libctx;

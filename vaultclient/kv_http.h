@@ -20,12 +20,12 @@
 typedef struct kv_http kv_http;
 
 typedef struct kv_http_req {
-    const char *method;           /* "GET", "POST", "PUT", "PATCH", "DELETE" */
-    const char *url;              /* absolute https URL */
-    const char *const *headers;   /* NULL-terminated "Name: value" list, may be NULL */
-    const char *body;             /* may be NULL */
+    const char *method;         /* "GET", "POST", "PUT", "PATCH", "DELETE" */
+    const char *url;            /* absolute https URL */
+    const char *const *headers; /* NULL-terminated "Name: value" list, may be NULL */
+    const char *body;           /* may be NULL */
     size_t body_len;
-    const char *ca_file;          /* NULL = system CA store */
+    const char *ca_file; /* NULL = system CA store */
 } kv_http_req;
 
 typedef struct kv_http_resp {

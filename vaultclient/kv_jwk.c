@@ -75,7 +75,8 @@ unsigned kv_key_ops_from_json(const json_t *arr)
 
     if (!json_is_array(arr))
         return 0;
-    json_array_foreach(arr, i, v) {
+    json_array_foreach(arr, i, v)
+    {
         const char *s = json_string_value(v);
         for (j = 0; s != NULL && j < sizeof(kv_ops) / sizeof(kv_ops[0]); j++)
             if (strcmp(s, kv_ops[j].name) == 0)
@@ -151,8 +152,8 @@ done:
     return rv;
 }
 
-static kv_rv ec_from_jwk(OSSL_LIB_CTX *libctx, const char *propq, const json_t *jwk,
-                         EVP_PKEY **out, int *curve_nid, int *bits, kv_err *err)
+static kv_rv ec_from_jwk(OSSL_LIB_CTX *libctx, const char *propq, const json_t *jwk, EVP_PKEY **out,
+                         int *curve_nid, int *bits, kv_err *err)
 {
     const char *crv = json_string_value(json_object_get(jwk, "crv"));
     int nid = kv_curve_nid_from_name(crv);
@@ -283,8 +284,8 @@ json_t *kv_jwk_from_public_pkey(const EVP_PKEY *pkey, int hsm)
         size_t flen;
         int nid;
 
-        if (!EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group,
-                                            sizeof(group), NULL) ||
+        if (!EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+                                            NULL) ||
             !EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_EC_PUB_X, &a) ||
             !EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_EC_PUB_Y, &b))
             goto done;

@@ -23,12 +23,18 @@ typedef struct {
 static kv_rv status_to_rv(long status)
 {
     switch (status) {
-    case 400: return KV_ERR_BAD_REQUEST;
-    case 401: return KV_ERR_AUTH;
-    case 403: return KV_ERR_FORBIDDEN;
-    case 404: return KV_ERR_NOT_FOUND;
-    case 409: return KV_ERR_CONFLICT;
-    default: return status >= 200 && status < 300 ? KV_OK : KV_ERR_SERVER;
+    case 400:
+        return KV_ERR_BAD_REQUEST;
+    case 401:
+        return KV_ERR_AUTH;
+    case 403:
+        return KV_ERR_FORBIDDEN;
+    case 404:
+        return KV_ERR_NOT_FOUND;
+    case 409:
+        return KV_ERR_CONFLICT;
+    default:
+        return status >= 200 && status < 300 ? KV_OK : KV_ERR_SERVER;
     }
 }
 
@@ -44,8 +50,7 @@ static kv_rv build_url(kv_vault *v, const char *path, char **out, kv_err *err)
     if (strncasecmp(path, "https://", 8) == 0 || strncasecmp(path, "http://", 7) == 0) {
         if (strncasecmp(path, base, blen) != 0 || (path[blen] != '/' && path[blen] != '\0'))
             return kv_err_set(err, KV_ERR_INVALID_ARG,
-                              "refusing to send the vault token to %s (not under %s)", path,
-                              base);
+                              "refusing to send the vault token to %s (not under %s)", path, base);
         rel = path + blen;
     } else {
         rel = path;
@@ -205,8 +210,8 @@ static kv_rv key_from_bundle(kv_vault *v, const json_t *bundle, kv_key **out, kv
     }
     memcpy(k->name, p, (size_t)(slash - p));
     snprintf(k->version, sizeof(k->version), "%s", slash + 1);
-    rv = kv_jwk_to_public_pkey(kv_http_libctx(v->http), NULL, jwk, &k->pub, &k->kty,
-                               &k->curve_nid, &k->bits, &hsm, err);
+    rv = kv_jwk_to_public_pkey(kv_http_libctx(v->http), NULL, jwk, &k->pub, &k->kty, &k->curve_nid,
+                               &k->bits, &hsm, err);
     if (rv != KV_OK) {
         kv_key_unref(k);
         return rv;
@@ -258,7 +263,8 @@ static kv_rv rest_list_keys(kv_vault *v, kv_key ***out, size_t *n, kv_err *err)
         next = NULL;
         if (rv != KV_OK)
             break;
-        json_array_foreach(json_object_get(j, "value"), i, item) {
+        json_array_foreach(json_object_get(j, "value"), i, item)
+        {
             const char *kid = json_string_value(json_object_get(item, "kid"));
             const char *name = kid != NULL ? strstr(kid, "/keys/") : NULL;
             kv_key *k = NULL;
@@ -315,8 +321,8 @@ static kv_rv rest_create_key(kv_vault *v, const char *name, const kv_key_create_
         json_object_set_new(body, "kty", json_string(p->hsm ? "RSA-HSM" : "RSA"));
         json_object_set_new(body, "key_size", json_integer(p->bits ? p->bits : 2048));
     } else if (p->kty == KV_KTY_EC) {
-        const char *crv = kv_curve_name_from_nid(p->curve_nid ? p->curve_nid
-                                                              : NID_X9_62_prime256v1);
+        const char *crv =
+            kv_curve_name_from_nid(p->curve_nid ? p->curve_nid : NID_X9_62_prime256v1);
         if (crv == NULL) {
             json_decref(body);
             return kv_err_set(err, KV_ERR_UNSUPPORTED, "unsupported EC curve");
@@ -338,8 +344,8 @@ static kv_rv rest_create_key(kv_vault *v, const char *name, const kv_key_create_
     return rv;
 }
 
-static kv_rv rest_sign(kv_vault *v, const kv_key *k, kv_alg alg, const uint8_t *digest,
-                       size_t dlen, uint8_t *sig, size_t siglen, kv_err *err)
+static kv_rv rest_sign(kv_vault *v, const kv_key *k, kv_alg alg, const uint8_t *digest, size_t dlen,
+                       uint8_t *sig, size_t siglen, kv_err *err)
 {
     char path[300];
     char *b64 = kv_b64url_encode(digest, dlen);

@@ -45,20 +45,34 @@ void kv_err_prefix(kv_err *e, const char *prefix)
 const char *kv_rv_str(kv_rv rv)
 {
     switch (rv) {
-    case KV_OK: return "ok";
-    case KV_ERR_NOMEM: return "out of memory";
-    case KV_ERR_INVALID_ARG: return "invalid argument";
-    case KV_ERR_CONFIG: return "configuration error";
-    case KV_ERR_NOT_FOUND: return "not found";
-    case KV_ERR_AUTH: return "authentication failed";
-    case KV_ERR_FORBIDDEN: return "forbidden";
-    case KV_ERR_UNSUPPORTED: return "not supported";
-    case KV_ERR_NETWORK: return "vault unreachable";
-    case KV_ERR_SERVER: return "vault server error";
-    case KV_ERR_BAD_REQUEST: return "bad request";
-    case KV_ERR_CONFLICT: return "conflict";
-    case KV_ERR_BUFFER_TOO_SMALL: return "buffer too small";
-    case KV_ERR_INTERNAL: return "internal error";
+    case KV_OK:
+        return "ok";
+    case KV_ERR_NOMEM:
+        return "out of memory";
+    case KV_ERR_INVALID_ARG:
+        return "invalid argument";
+    case KV_ERR_CONFIG:
+        return "configuration error";
+    case KV_ERR_NOT_FOUND:
+        return "not found";
+    case KV_ERR_AUTH:
+        return "authentication failed";
+    case KV_ERR_FORBIDDEN:
+        return "forbidden";
+    case KV_ERR_UNSUPPORTED:
+        return "not supported";
+    case KV_ERR_NETWORK:
+        return "vault unreachable";
+    case KV_ERR_SERVER:
+        return "vault server error";
+    case KV_ERR_BAD_REQUEST:
+        return "bad request";
+    case KV_ERR_CONFLICT:
+        return "conflict";
+    case KV_ERR_BUFFER_TOO_SMALL:
+        return "buffer too small";
+    case KV_ERR_INTERNAL:
+        return "internal error";
     }
     return "unknown error";
 }

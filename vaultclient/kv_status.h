@@ -40,8 +40,7 @@ typedef struct kv_err {
 void kv_err_clear(kv_err *e);
 
 /* Sets e (if non-NULL) and returns rv, so callers can write `return kv_err_set(e, ...)`. */
-kv_rv kv_err_set(kv_err *e, kv_rv rv, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+kv_rv kv_err_set(kv_err *e, kv_rv rv, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Prepends prefix to e->message (truncating the end if needed). */
 void kv_err_prefix(kv_err *e, const char *prefix);

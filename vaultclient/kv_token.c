@@ -1,5 +1,6 @@
 /* kv_token.c - client-secret token acquisition and a thread-safe token cache. The cache uses the
- * transport's short lock (kv_http_lock), which is never held across a network call; concurrent refreshes may race, the last one wins. */
+ * transport's short lock (kv_http_lock), which is never held across a network call; concurrent
+ * refreshes may race, the last one wins. */
 #include "kv_token.h"
 
 #include <stdlib.h>
@@ -32,8 +33,7 @@ void kv_free_secret(char *s)
     free(s);
 }
 
-kv_rv kv_token_src_new(const kv_vault_conf *vc, kv_http *http, kv_token_src **out,
-                       kv_err *err)
+kv_rv kv_token_src_new(const kv_vault_conf *vc, kv_http *http, kv_token_src **out, kv_err *err)
 {
     kv_token_src *ts;
 
@@ -88,8 +88,7 @@ static int form_add(CURL *c, char **form, size_t *len, const char *name, const c
     return 1;
 }
 
-static kv_rv fetch_client_secret(kv_token_src *ts, char **token, long long *expires_in,
-                                 kv_err *err)
+static kv_rv fetch_client_secret(kv_token_src *ts, char **token, long long *expires_in, kv_err *err)
 {
     const kv_vault_conf *vc = ts->vc;
     const char *authority = vc->authority != NULL ? vc->authority : KV_DEFAULT_AUTHORITY;
@@ -155,7 +154,7 @@ static kv_rv fetch_client_secret(kv_token_src *ts, char **token, long long *expi
     }
     {
         json_t *e = json_object_get(j, "expires_in");
-        *expires_in = json_is_integer(e) ? (long long)json_integer_value(e)
+        *expires_in = json_is_integer(e)  ? (long long)json_integer_value(e)
                       : json_is_string(e) ? atoll(json_string_value(e))
                                           : 3600;
     }

@@ -11,8 +11,7 @@
 typedef struct kv_token_src kv_token_src;
 
 /* The source keeps pointers into vc (which must outlive it) and uses http. */
-kv_rv kv_token_src_new(const kv_vault_conf *vc, kv_http *http, kv_token_src **out,
-                       kv_err *err);
+kv_rv kv_token_src_new(const kv_vault_conf *vc, kv_http *http, kv_token_src **out, kv_err *err);
 void kv_token_src_free(kv_token_src *ts);
 
 /* A valid token (cached or fresh). *token is a malloc'd copy: kv_free_secret() it. */

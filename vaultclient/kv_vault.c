@@ -124,8 +124,8 @@ kv_rv kv_vault_create_key(kv_vault *v, const char *name, const kv_key_create_par
     return v->ops->create_key(v, name, p, out, err);
 }
 
-kv_rv kv_vault_sign(kv_vault *v, const kv_key *k, kv_alg alg, const uint8_t *digest,
-                    size_t dlen, uint8_t *sig, size_t *siglen, kv_err *err)
+kv_rv kv_vault_sign(kv_vault *v, const kv_key *k, kv_alg alg, const uint8_t *digest, size_t dlen,
+                    uint8_t *sig, size_t *siglen, kv_err *err)
 {
     size_t need, want;
 
@@ -142,12 +142,20 @@ kv_rv kv_vault_sign(kv_vault *v, const kv_key *k, kv_alg alg, const uint8_t *dig
         return kv_err_set(err, KV_ERR_BUFFER_TOO_SMALL, "signature buffer too small");
     }
     switch (alg) {
-    case KV_ALG_RS256: case KV_ALG_RS384: case KV_ALG_RS512:
-    case KV_ALG_PS256: case KV_ALG_PS384: case KV_ALG_PS512: case KV_ALG_RSNULL:
+    case KV_ALG_RS256:
+    case KV_ALG_RS384:
+    case KV_ALG_RS512:
+    case KV_ALG_PS256:
+    case KV_ALG_PS384:
+    case KV_ALG_PS512:
+    case KV_ALG_RSNULL:
         if (k->kty != KV_KTY_RSA)
             return kv_err_set(err, KV_ERR_UNSUPPORTED, "%s needs an RSA key", kv_alg_name(alg));
         break;
-    case KV_ALG_ES256: case KV_ALG_ES384: case KV_ALG_ES512: case KV_ALG_ES256K:
+    case KV_ALG_ES256:
+    case KV_ALG_ES384:
+    case KV_ALG_ES512:
+    case KV_ALG_ES256K:
         if (k->kty != KV_KTY_EC || kv_alg_ecdsa_for_curve(k->curve_nid) != alg)
             return kv_err_set(err, KV_ERR_UNSUPPORTED, "%s does not match the key's curve",
                               kv_alg_name(alg));

@@ -19,25 +19,24 @@
 #include "kv_jwk.h"
 #include "kv_uri.h"
 
-static const char *good_conf =
-    "# comment\n"
-    "[kvault]\n"
-    "timeout = 7\n"
-    "retries = 2\n"
-    "\n"
-    "[vault dev]\n"
-    "url = https://dev.vault.localhost:8443/\n"
-    "ca_file = /tmp/ca.pem\n"
-    "auth = client_secret\n"
-    "tenant_id = t1\n"
-    "client_id = c1\n"
-    "client_secret = s3cret\n"
-    "authority = https://localhost:8443/\n"
-    "[vault prod-1]\n"
-    "url = https://prod-1.vault.azure.net\n"
-    "tenant_id = t2\n"
-    "client_id = c2\n"
-    "client_secret = x\n";
+static const char *good_conf = "# comment\n"
+                               "[kvault]\n"
+                               "timeout = 7\n"
+                               "retries = 2\n"
+                               "\n"
+                               "[vault dev]\n"
+                               "url = https://dev.vault.localhost:8443/\n"
+                               "ca_file = /tmp/ca.pem\n"
+                               "auth = client_secret\n"
+                               "tenant_id = t1\n"
+                               "client_id = c1\n"
+                               "client_secret = s3cret\n"
+                               "authority = https://localhost:8443/\n"
+                               "[vault prod-1]\n"
+                               "url = https://prod-1.vault.azure.net\n"
+                               "tenant_id = t2\n"
+                               "client_id = c2\n"
+                               "client_secret = x\n";
 
 static void test_conf_good(void **state)
 {
@@ -155,7 +154,7 @@ static void test_ecdsa_roundtrip(void **state)
 
     (void)state;
     memset(raw, 0, sizeof(raw));
-    raw[31] = 1;  /* r = 1 */
+    raw[31] = 1;    /* r = 1 */
     raw[32] = 0x80; /* s has its top bit set: DER needs a leading zero */
     raw[63] = 7;
     assert_int_equal(kv_ecdsa_raw_to_der(raw, 64, NULL, &max), KV_OK);
@@ -218,8 +217,8 @@ static void test_jwk(void **state)
 
         assert_non_null(jwk);
         assert_string_equal(json_string_value(json_object_get(jwk, "kty")), "RSA");
-        assert_int_equal(kv_jwk_to_public_pkey(NULL, NULL, jwk, &back, &kty, NULL, &bits, NULL,
-                                               &e), KV_OK);
+        assert_int_equal(kv_jwk_to_public_pkey(NULL, NULL, jwk, &back, &kty, NULL, &bits, NULL, &e),
+                         KV_OK);
         assert_int_equal(bits, 2048);
         assert_int_equal(EVP_PKEY_eq(rsa, back), 1);
         EVP_PKEY_free(back);
@@ -279,10 +278,14 @@ static void test_sign_precondition(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conf_good),     cmocka_unit_test(test_conf_errors),
-        cmocka_unit_test(test_conf_missing_named_file), cmocka_unit_test(test_uri),
-        cmocka_unit_test(test_b64),           cmocka_unit_test(test_ecdsa_roundtrip),
-        cmocka_unit_test(test_jwk),           cmocka_unit_test(test_alg),
+        cmocka_unit_test(test_conf_good),
+        cmocka_unit_test(test_conf_errors),
+        cmocka_unit_test(test_conf_missing_named_file),
+        cmocka_unit_test(test_uri),
+        cmocka_unit_test(test_b64),
+        cmocka_unit_test(test_ecdsa_roundtrip),
+        cmocka_unit_test(test_jwk),
+        cmocka_unit_test(test_alg),
         cmocka_unit_test(test_sign_precondition),
     };
     return cmocka_run_group_tests_name("vaultclient", tests, NULL, NULL);
