@@ -87,6 +87,8 @@ kv_vault *kv_ctx_vault_by_name(kv_ctx *ctx, const char *name); /* case-insensiti
 
 const char *kv_vault_name(const kv_vault *v);
 const char *kv_vault_url(const kv_vault *v); /* e.g. https://dev.vault.localhost:8443 */
+const char *kv_vault_tenant_id(const kv_vault *v); /* NULL if the credential has none */
+const char *kv_vault_resource(const kv_vault *v);  /* token resource, e.g. https://vault.azure.net */
 
 /* The key (latest when version is NULL or ""). On success *out holds a reference. */
 kv_rv kv_vault_get_key(kv_vault *v, const char *name, const char *version, kv_key **out,

@@ -370,3 +370,12 @@ kv_rv kv_conf_load(const char *path, kv_conf **out, kv_err *err)
     free(buf);
     return rv;
 }
+
+const char *kv_conf_resource(const kv_vault_conf *vc)
+{
+    if (vc->resource != NULL)
+        return vc->resource;
+    if (vc->url != NULL && strstr(vc->url, ".managedhsm.") != NULL)
+        return "https://managedhsm.azure.net";
+    return "https://vault.azure.net";
+}

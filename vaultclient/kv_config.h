@@ -35,4 +35,7 @@ kv_rv kv_conf_load(const char *path, kv_conf **out, kv_err *err);
 kv_rv kv_conf_parse(const char *text, const char *origin, kv_conf **out, kv_err *err);
 void kv_conf_free(kv_conf *conf);
 
+/* The token resource of a vault: its `resource`, else derived from the URL. */
+const char *kv_conf_resource(const kv_vault_conf *vc);
+
 #endif

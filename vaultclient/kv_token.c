@@ -15,7 +15,6 @@
 #include "kv_log.h"
 
 #define KV_DEFAULT_AUTHORITY "https://login.microsoftonline.com"
-#define KV_DEFAULT_RESOURCE "https://vault.azure.net"
 
 struct kv_token_src {
     const kv_vault_conf *vc;
@@ -54,15 +53,6 @@ void kv_token_src_free(kv_token_src *ts)
         return;
     kv_free_secret(ts->token);
     free(ts);
-}
-
-static const char *resource_of(const kv_vault_conf *vc)
-{
-    if (vc->resource != NULL)
-        return vc->resource;
-    if (vc->url != NULL && strstr(vc->url, ".managedhsm.") != NULL)
-        return "https://managedhsm.azure.net";
-    return KV_DEFAULT_RESOURCE;
 }
 
 /* Appends "&name=urlencoded(value)" to a growing form body. */
@@ -108,7 +98,7 @@ static kv_rv fetch_client_secret(kv_token_src *ts, char **token, long long *expi
     if (esc == NULL)
         return KV_ERR_NOMEM;
     snprintf(url, sizeof(url), "%s/%s/oauth2/v2.0/token", authority, vc->tenant_id);
-    snprintf(scope, sizeof(scope), "%s/.default", resource_of(vc));
+    snprintf(scope, sizeof(scope), "%s/.default", kv_conf_resource(vc));
     if (!form_add(esc, &form, &flen, "grant_type", "client_credentials") ||
         !form_add(esc, &form, &flen, "client_id", vc->client_id) ||
         !form_add(esc, &form, &flen, "client_secret", vc->client_secret) ||

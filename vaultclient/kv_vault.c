@@ -64,6 +64,16 @@ const char *kv_vault_url(const kv_vault *v)
     return v != NULL ? v->conf->url : NULL;
 }
 
+const char *kv_vault_tenant_id(const kv_vault *v)
+{
+    return v != NULL ? v->conf->tenant_id : NULL;
+}
+
+const char *kv_vault_resource(const kv_vault *v)
+{
+    return v != NULL ? kv_conf_resource(v->conf) : NULL;
+}
+
 static int valid_object_name(const char *s)
 {
     size_t n = 0;
