@@ -1,0 +1,162 @@
+/* main.c - vaultd command line: parses the options, prepares the state and runs the server.
+ *
+ *   vaultd --dev --state DIR [--listen 127.0.0.1:PORT] [--token-lifetime SECONDS]
+ *          [--threads N] */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+
+#include "vd_ctx.h"
+#include "vd_dev.h"
+#include "vd_identity.h"
+#include "vd_keycache.h"
+#include "vd_server.h"
+
+static void vd_usage(FILE *f)
+{
+    fprintf(f, "usage: vaultd --dev --state DIR [--listen 127.0.0.1:PORT] "
+               "[--token-lifetime SECONDS] [--threads N]\n"
+               "  --dev               create the state (CA, keys, database, client.conf) in DIR "
+               "on first start\n"
+               "  --state DIR         state directory (reused on restart)\n"
+               "  --listen ADDR:PORT  address to serve HTTPS on (default 127.0.0.1:8443)\n"
+               "  --token-lifetime S  access-token lifetime in seconds (default 3600)\n"
+               "  --threads N         worker threads (default: number of CPUs)\n");
+}
+
+static long vd_parse_long(const char *s, long min, long max, const char *what)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+
+    if (*s == '\0' || *end != '\0' || v < min || v > max) {
+        fprintf(stderr, "vaultd: invalid %s: %s\n", what, s);
+        return -1;
+    }
+    return v;
+}
+
+/* "HOST:PORT" or "[V6]:PORT" into cfg. */
+static int vd_parse_listen(const char *s, vd_config *cfg)
+{
+    const char *colon;
+    size_t hlen;
+    long port;
+
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+
+        if (close == NULL || close[1] != ':')
+            return -1;
+        hlen = (size_t)(close - s - 1);
+        if (hlen == 0 || hlen >= sizeof(cfg->listen_host))
+            return -1;
+        memcpy(cfg->listen_host, s + 1, hlen);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL)
+            return -1;
+        hlen = (size_t)(colon - s);
+        if (hlen == 0 || hlen >= sizeof(cfg->listen_host))
+            return -1;
+        memcpy(cfg->listen_host, s, hlen);
+    }
+    cfg->listen_host[hlen] = '\0';
+    port = vd_parse_long(colon + 1, 1, 65535, "port");
+    if (port < 0)
+        return -1;
+    cfg->port = (int)port;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"dev", no_argument, NULL, 'd'},
+        {"state", required_argument, NULL, 's'},
+        {"listen", required_argument, NULL, 'l'},
+        {"token-lifetime", required_argument, NULL, 't'},
+        {"threads", required_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    vd_ctx *ctx = calloc(1, sizeof(*ctx));
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN), v;
+    int c, status = 1;
+
+    if (ctx == NULL)
+        return 1;
+    snprintf(ctx->cfg.listen_host, sizeof(ctx->cfg.listen_host), "127.0.0.1");
+    ctx->cfg.port = 8443;
+    ctx->cfg.token_lifetime = 3600;
+    ctx->cfg.threads = cpus > 0 ? (int)(cpus > 256 ? 256 : cpus) : 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            ctx->cfg.dev = true;
+            break;
+        case 's':
+            if (strlen(optarg) >= sizeof(ctx->cfg.state_dir) - 64) {
+                fprintf(stderr, "vaultd: state path too long\n");
+                goto done;
+            }
+            snprintf(ctx->cfg.state_dir, sizeof(ctx->cfg.state_dir), "%s", optarg);
+            break;
+        case 'l':
+            if (vd_parse_listen(optarg, &ctx->cfg) != 0) {
+                fprintf(stderr, "vaultd: invalid --listen %s (want ADDRESS:PORT)\n", optarg);
+                goto done;
+            }
+            break;
+        case 't':
+            v = vd_parse_long(optarg, 1, 30L * 86400, "--token-lifetime");
+            if (v < 0)
+                goto done;
+            ctx->cfg.token_lifetime = v;
+            break;
+        case 'n':
+            v = vd_parse_long(optarg, 1, 256, "--threads");
+            if (v < 0)
+                goto done;
+            ctx->cfg.threads = (int)v;
+            break;
+        case 'h':
+            vd_usage(stdout);
+            status = 0;
+            goto done;
+        default:
+            vd_usage(stderr);
+            status = 2;
+            goto done;
+        }
+    }
+    if (optind != argc || ctx->cfg.state_dir[0] == '\0') {
+        vd_usage(stderr);
+        status = 2;
+        goto done;
+    }
+    umask(077);
+    if (vd_keycache_new(&ctx->keycache) != KV_OK || vd_secretcache_new(&ctx->secretcache) != KV_OK)
+        goto done;
+    if (vd_dev_bootstrap(ctx) != KV_OK || vd_server_tls_init(ctx) != KV_OK)
+        goto done;
+    if (vd_server_run(ctx) != KV_OK)
+        goto done;
+    status = 0;
+done:
+    SSL_CTX_free(ctx->ssl_ctx);
+    EVP_PKEY_free(ctx->token_key);
+    vd_keycache_free(ctx->keycache);
+    vd_secretcache_free(ctx->secretcache);
+    OPENSSL_cleanse(ctx->kek, sizeof(ctx->kek));
+    free(ctx);
+    return status;
+}

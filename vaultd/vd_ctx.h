@@ -1,0 +1,47 @@
+/* vd_ctx.h - vaultd's one context: configuration, keys loaded at start-up and shared caches.
+ *
+ * Built once by main() before the worker threads start; afterwards the fields are read-only
+ * except the caches, which carry their own locks. */
+#ifndef VD_CTX_H
+#define VD_CTX_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+
+#define VD_VAULT_RESOURCE "https://vault.azure.net"
+#define VD_MHSM_RESOURCE "https://managedhsm.azure.net"
+#define VD_SERVICE_VERSION "1.9.0.0-vaultd"
+#define VD_KEK_LEN 32
+#define VD_NAME_MAX 128 /* key names: 1..127 characters */
+#define VD_ID_MAX 64    /* GUIDs, vault names, versions */
+
+typedef struct vd_keycache vd_keycache;
+typedef struct vd_secretcache vd_secretcache;
+
+typedef struct vd_config {
+    bool dev;                 /* --dev: create the state on first start */
+    char state_dir[PATH_MAX]; /* absolute path of --state */
+    char listen_host[256];    /* address part of --listen (IPv6 without brackets) */
+    int port;                 /* port part of --listen */
+    long token_lifetime;      /* seconds */
+    int threads;              /* worker threads */
+} vd_config;
+
+typedef struct vd_ctx {
+    vd_config cfg;
+    char db_path[PATH_MAX + 16];
+    char authority[320];           /* token authority, e.g. https://localhost:8443 */
+    char default_vault[VD_ID_MAX]; /* vault served for IP / localhost hosts */
+    EVP_PKEY *token_key;           /* ES256 token-signing key */
+    char token_kid[VD_ID_MAX];     /* its JWK kid */
+    uint8_t kek[VD_KEK_LEN];       /* key-encryption key for private key material */
+    SSL_CTX *ssl_ctx;              /* server TLS context (shared by all workers) */
+    vd_keycache *keycache;         /* decrypted private keys by vault/version */
+    vd_secretcache *secretcache;   /* recently verified client secrets */
+} vd_ctx;
+
+#endif
