@@ -55,16 +55,20 @@ verify() { # DESC CMD...
     else echo "  FAILED:   $1"; exit 1; fi
 }
 
+# pkcs11-tool 0.23 selects the signing key by --id only; kvault's CKA_ID is the first 16 bytes
+# of SHA-256("VAULT/NAME") (pkcs11-module/README.md).
+key_id() { printf '%s' "dev/$1" | openssl dgst -sha256 -binary | head -c 16 | od -An -tx1 | tr -d ' \n'; }
+
 say "Signing with pkcs11-tool (PKCS#11 face) and verifying with openssl"
-pkcs11-tool --module "$B/kvault.so" --sign -m SHA256-RSA-PKCS --label demo-rsa \
+pkcs11-tool --module "$B/kvault.so" --sign -m SHA256-RSA-PKCS --id "$(key_id demo-rsa)" \
     -i "$WORK/msg.txt" -o "$WORK/p11-rsa.sig" 2>/dev/null
 verify "RSA-2048 PKCS#1 v1.5 (pkcs11-tool)" openssl dgst -sha256 -verify "$WORK/rsa.pub" \
     -signature "$WORK/p11-rsa.sig" "$WORK/msg.txt"
-pkcs11-tool --module "$B/kvault.so" --sign -m SHA256-RSA-PKCS-PSS --label demo-rsa \
+pkcs11-tool --module "$B/kvault.so" --sign -m SHA256-RSA-PKCS-PSS --id "$(key_id demo-rsa)" \
     --mgf MGF1-SHA256 --salt-len 32 -i "$WORK/msg.txt" -o "$WORK/p11-pss.sig" 2>/dev/null
 verify "RSA-2048 PSS (pkcs11-tool)" openssl dgst -sha256 -verify "$WORK/rsa.pub" \
     -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:32 -signature "$WORK/p11-pss.sig" "$WORK/msg.txt"
-pkcs11-tool --module "$B/kvault.so" --sign -m ECDSA-SHA256 --label demo-ec \
+pkcs11-tool --module "$B/kvault.so" --sign -m ECDSA-SHA256 --id "$(key_id demo-ec)" \
     --signature-format openssl -i "$WORK/msg.txt" -o "$WORK/p11-ec.sig" 2>/dev/null
 verify "EC P-256 ECDSA (pkcs11-tool)" openssl dgst -sha256 -verify "$WORK/ec.pub" \
     -signature "$WORK/p11-ec.sig" "$WORK/msg.txt"

@@ -1,0 +1,363 @@
+/* p11_slot.c - slots and tokens: one slot (with its token always present) per configured
+ * vault, in configuration order, slot id = index. Token label = vault name. Also the slot's
+ * short-lived cache of fetched keys (KV_P11_CACHE_TTL_SEC), so that a find followed by
+ * attribute reads and a sign costs one vault round trip, while new or rotated keys still show
+ * up within seconds without a restart. */
+#include "p11_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/evp.h>
+
+kv_p11_slot *kv_p11_slot_get(CK_SLOT_ID id)
+{
+    if (id >= kv_p11_module.nslots)
+        return NULL;
+    return &kv_p11_module.slots[id];
+}
+
+CK_RV kv_p11_slots_load(kv_ctx *ctx)
+{
+    size_t n = kv_ctx_vault_count(ctx), i;
+
+    kv_p11_module.slots = NULL;
+    kv_p11_module.nslots = 0;
+    if (n == 0)
+        return CKR_OK;
+    kv_p11_module.slots = calloc(n, sizeof(*kv_p11_module.slots));
+    if (kv_p11_module.slots == NULL)
+        return CKR_HOST_MEMORY;
+    for (i = 0; i < n; i++) {
+        kv_p11_slot *s = &kv_p11_module.slots[i];
+
+        s->id = i;
+        s->vault = kv_ctx_vault_at(ctx, i);
+        snprintf(s->name, sizeof(s->name), "%s", kv_vault_name(s->vault));
+    }
+    kv_p11_module.nslots = n;
+    return CKR_OK;
+}
+
+void kv_p11_slots_free(void)
+{
+    size_t i;
+
+    for (i = 0; i < kv_p11_module.nslots; i++) {
+        kv_p11_cache_invalidate(&kv_p11_module.slots[i]);
+        free(kv_p11_module.slots[i].cache);
+    }
+    free(kv_p11_module.slots);
+    kv_p11_module.slots = NULL;
+    kv_p11_module.nslots = 0;
+}
+
+CK_RV kv_p11_get_slot_list(CK_BBOOL token_present, CK_SLOT_ID_PTR list, CK_ULONG_PTR count)
+{
+    CK_RV rv = CKR_OK;
+    size_t i;
+
+    (void)token_present; /* every slot has its token */
+    kv_p11_lock();
+    if (!kv_p11_module.initialized) {
+        rv = CKR_CRYPTOKI_NOT_INITIALIZED;
+        goto done;
+    }
+    if (count == NULL) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto done;
+    }
+    if (list != NULL) {
+        if (*count < kv_p11_module.nslots) {
+            rv = CKR_BUFFER_TOO_SMALL;
+        } else {
+            for (i = 0; i < kv_p11_module.nslots; i++)
+                list[i] = kv_p11_module.slots[i].id;
+        }
+    }
+    *count = kv_p11_module.nslots;
+
+done:
+    kv_p11_unlock();
+    return rv;
+}
+
+CK_RV kv_p11_get_slot_info(CK_SLOT_ID id, CK_SLOT_INFO_PTR info)
+{
+    char desc[128];
+    kv_p11_slot *slot;
+    CK_RV rv = CKR_OK;
+
+    kv_p11_lock();
+    if (!kv_p11_module.initialized) {
+        rv = CKR_CRYPTOKI_NOT_INITIALIZED;
+        goto done;
+    }
+    slot = kv_p11_slot_get(id);
+    if (slot == NULL) {
+        rv = CKR_SLOT_ID_INVALID;
+        goto done;
+    }
+    if (info == NULL) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto done;
+    }
+    memset(info, 0, sizeof(*info));
+    snprintf(desc, sizeof(desc), "kvault %s %s", slot->name, kv_vault_url(slot->vault));
+    kv_p11_pad(info->slotDescription, sizeof(info->slotDescription), desc);
+    kv_p11_pad(info->manufacturerID, sizeof(info->manufacturerID), KV_P11_MANUFACTURER);
+    info->flags = CKF_TOKEN_PRESENT;
+    info->hardwareVersion.major = KV_P11_LIB_MAJOR;
+    info->hardwareVersion.minor = KV_P11_LIB_MINOR;
+    info->firmwareVersion.major = KV_P11_LIB_MAJOR;
+    info->firmwareVersion.minor = KV_P11_LIB_MINOR;
+
+done:
+    kv_p11_unlock();
+    return rv;
+}
+
+/* Serial number: 16 hex digits of SHA-256(vault URL), stable per vault. */
+static void kv_p11_token_serial(const kv_p11_slot *slot, CK_UTF8CHAR serial[16])
+{
+    const char *url = kv_vault_url(slot->vault);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char hex[17];
+    EVP_MD *sha = kv_p11_md_fetch("SHA256");
+    int i;
+
+    memset(md, 0, sizeof(md));
+    if (sha != NULL)
+        EVP_Digest(url, strlen(url), md, &mdlen, sha, NULL);
+    EVP_MD_free(sha);
+    for (i = 0; i < 8; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    kv_p11_pad(serial, 16, hex);
+}
+
+CK_RV kv_p11_get_token_info(CK_SLOT_ID id, CK_TOKEN_INFO_PTR info)
+{
+    kv_p11_slot *slot;
+    CK_RV rv = CKR_OK;
+
+    kv_p11_lock();
+    if (!kv_p11_module.initialized) {
+        rv = CKR_CRYPTOKI_NOT_INITIALIZED;
+        goto done;
+    }
+    slot = kv_p11_slot_get(id);
+    if (slot == NULL) {
+        rv = CKR_SLOT_ID_INVALID;
+        goto done;
+    }
+    if (info == NULL) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto done;
+    }
+    memset(info, 0, sizeof(*info));
+    kv_p11_pad(info->label, sizeof(info->label), slot->name);
+    kv_p11_pad(info->manufacturerID, sizeof(info->manufacturerID), KV_P11_MANUFACTURER);
+    kv_p11_pad(info->model, sizeof(info->model), KV_P11_MODEL);
+    kv_p11_token_serial(slot, info->serialNumber);
+    /* No CKF_LOGIN_REQUIRED: the vault credential comes from the configuration, the PIN is
+     * not used. No CKF_RNG: C_GenerateRandom is not offered (the vault has no RNG API). */
+    info->flags = CKF_TOKEN_INITIALIZED | CKF_USER_PIN_INITIALIZED;
+    info->ulMaxSessionCount = CK_EFFECTIVELY_INFINITE;
+    info->ulSessionCount = kv_p11_session_count(id, false);
+    info->ulMaxRwSessionCount = CK_EFFECTIVELY_INFINITE;
+    info->ulRwSessionCount = kv_p11_session_count(id, true);
+    info->ulMaxPinLen = 256;
+    info->ulMinPinLen = 0;
+    info->ulTotalPublicMemory = CK_UNAVAILABLE_INFORMATION;
+    info->ulFreePublicMemory = CK_UNAVAILABLE_INFORMATION;
+    info->ulTotalPrivateMemory = CK_UNAVAILABLE_INFORMATION;
+    info->ulFreePrivateMemory = CK_UNAVAILABLE_INFORMATION;
+    info->hardwareVersion.major = KV_P11_LIB_MAJOR;
+    info->hardwareVersion.minor = KV_P11_LIB_MINOR;
+    info->firmwareVersion.major = KV_P11_LIB_MAJOR;
+    info->firmwareVersion.minor = KV_P11_LIB_MINOR;
+    memset(info->utcTime, ' ', sizeof(info->utcTime));
+
+done:
+    kv_p11_unlock();
+    return rv;
+}
+
+/* ---- key cache (module lock held) ---- */
+
+static size_t kv_p11_cache_find(const kv_p11_slot *slot, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < slot->ncache; i++)
+        if (strcasecmp(slot->cache[i]->key->name, name) == 0)
+            return i;
+    return (size_t)-1;
+}
+
+kv_p11_kdata *kv_p11_cache_lookup(kv_p11_slot *slot, const char *name)
+{
+    size_t i = kv_p11_cache_find(slot, name);
+
+    if (i == (size_t)-1 || !kv_p11_kdata_fresh(slot->cache[i]))
+        return NULL;
+    return kv_p11_kdata_ref(slot->cache[i]);
+}
+
+CK_RV kv_p11_cache_put(kv_p11_slot *slot, kv_p11_kdata *kd)
+{
+    size_t i = kv_p11_cache_find(slot, kd->key->name);
+
+    if (i != (size_t)-1) {
+        kv_p11_kdata_unref(slot->cache[i]);
+        slot->cache[i] = kv_p11_kdata_ref(kd);
+        return CKR_OK;
+    }
+    if (slot->ncache == slot->capcache) {
+        size_t cap = slot->capcache ? 2 * slot->capcache : 16;
+        kv_p11_kdata **nc = realloc(slot->cache, cap * sizeof(*nc));
+
+        if (nc == NULL)
+            return CKR_HOST_MEMORY;
+        slot->cache = nc;
+        slot->capcache = cap;
+    }
+    slot->cache[slot->ncache++] = kv_p11_kdata_ref(kd);
+    return CKR_OK;
+}
+
+void kv_p11_cache_remove(kv_p11_slot *slot, const char *name)
+{
+    size_t i = kv_p11_cache_find(slot, name);
+
+    if (i == (size_t)-1)
+        return;
+    kv_p11_kdata_unref(slot->cache[i]);
+    slot->cache[i] = slot->cache[--slot->ncache];
+}
+
+void kv_p11_cache_invalidate(kv_p11_slot *slot)
+{
+    size_t i;
+
+    for (i = 0; i < slot->ncache; i++)
+        kv_p11_kdata_unref(slot->cache[i]);
+    slot->ncache = 0;
+}
+
+/* ---- vault reads (no lock held; the caller is in flight, so the slots stay) ---- */
+
+kv_rv kv_p11_slot_fetch_key(CK_SLOT_ID id, const char *name, kv_p11_kdata **out, kv_err *err)
+{
+    kv_p11_kdata *kd = NULL;
+    kv_p11_slot *slot;
+    kv_key *key = NULL;
+    kv_rv rv;
+
+    *out = NULL;
+    kv_p11_lock();
+    slot = kv_p11_slot_get(id);
+    if (slot != NULL)
+        kd = kv_p11_cache_lookup(slot, name);
+    kv_p11_unlock();
+    if (slot == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "no such slot");
+    if (kd != NULL) {
+        *out = kd;
+        return KV_OK;
+    }
+
+    rv = kv_vault_get_key(slot->vault, name, NULL, &key, err);
+    if (rv == KV_ERR_NOT_FOUND) {
+        kv_p11_lock();
+        kv_p11_cache_remove(slot, name);
+        kv_p11_unlock();
+    }
+    if (rv != KV_OK)
+        goto done;
+    rv = kv_p11_kdata_new(key, &kd, err);
+    if (rv != KV_OK)
+        goto done;
+    kv_p11_lock();
+    kv_p11_cache_put(slot, kd); /* best effort: a failure only costs a later re-read */
+    kv_p11_unlock();
+    *out = kd;
+
+done:
+    kv_key_unref(key);
+    return rv;
+}
+
+void kv_p11_kdata_list_free(kv_p11_kdata **kds, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        kv_p11_kdata_unref(kds[i]);
+    free(kds);
+}
+
+kv_rv kv_p11_slot_list_keys(CK_SLOT_ID id, kv_p11_kdata ***out, size_t *n, kv_err *err)
+{
+    kv_p11_kdata **kds = NULL;
+    kv_key **keys = NULL;
+    size_t nkeys = 0, nkds = 0, i;
+    kv_p11_slot *slot;
+    kv_rv rv;
+
+    *out = NULL;
+    *n = 0;
+    kv_p11_lock();
+    slot = kv_p11_slot_get(id);
+    kv_p11_unlock();
+    if (slot == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "no such slot");
+
+    rv = kv_vault_list_keys(slot->vault, &keys, &nkeys, err);
+    if (rv != KV_OK)
+        goto done;
+    if (nkeys > 0) {
+        kds = calloc(nkeys, sizeof(*kds));
+        if (kds == NULL) {
+            rv = kv_err_set(err, KV_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+    }
+    for (i = 0; i < nkeys; i++) {
+        kv_p11_kdata *kd = NULL;
+        kv_rv r;
+
+        if (keys[i]->kty != KV_KTY_RSA && keys[i]->kty != KV_KTY_EC)
+            continue; /* symmetric keys have no PKCS#11 face yet */
+        if (keys[i]->pub == NULL)
+            r = kv_p11_slot_fetch_key(id, keys[i]->name, &kd, err);
+        else
+            r = kv_p11_kdata_new(keys[i], &kd, err);
+        if (r == KV_ERR_NOT_FOUND || r == KV_ERR_UNSUPPORTED)
+            continue;
+        if (r != KV_OK) {
+            rv = r;
+            goto done;
+        }
+        kds[nkds++] = kd;
+    }
+
+    /* The listing is authoritative: the cache now holds exactly these keys. */
+    kv_p11_lock();
+    kv_p11_cache_invalidate(slot);
+    for (i = 0; i < nkds; i++)
+        kv_p11_cache_put(slot, kds[i]);
+    kv_p11_unlock();
+    *out = kds;
+    *n = nkds;
+    kds = NULL;
+    nkds = 0;
+
+done:
+    kv_p11_kdata_list_free(kds, nkds);
+    kv_key_list_free(keys, nkeys);
+    return rv;
+}

@@ -1,0 +1,341 @@
+#!/bin/bash
+# test_pkcs11.sh - the PKCS#11 face of kvault.so with the real pkcs11-tool against a dev
+# vaultd: slot/token listing, mechanisms, key objects and their attributes, searches by
+# CKA_ID and CKA_LABEL, public key export, signing with every mechanism (each signature
+# checked by openssl with the exported public key), local C_Verify, pkcs11-tool --test,
+# error paths (unknown key, wrong key type, bad PSS parameters), forked processes, and a
+# stopped vault (CKR_DEVICE_ERROR quickly, no hang, no crash).
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+if ! start_vaultd; then
+    not_ok "vaultd starts"
+    finish
+    exit 1
+fi
+CA="$VAULTD_STATE/ca.pem"
+URL=$(conf_get url)
+O="$T_TMP/p11"
+mkdir -p "$O"
+P11=(timeout 120 pkcs11-tool --module "$KV_SO")
+
+# pkcs11-tool 0.23 selects keys for --sign/--verify/--read-object by --id (it ignores --label
+# there). kvault's CKA_ID is the first 16 bytes of SHA-256("<vault>/<key name>").
+kid() { printf 'dev/%s' "$1" | openssl dgst -sha256 -binary | head -c 16 | xxd -p; }
+
+# p11py: runs a python3 script from stdin with `p11`, a small ctypes binding of kvault.so.
+cat >"$O/p11.py" <<'PYEOF'
+import ctypes, sys
+from ctypes import c_ulong, c_void_p, c_char_p, byref, POINTER, Structure, CFUNCTYPE
+lib = ctypes.CDLL(sys.argv[1])
+class Attr(Structure):
+    _fields_ = [("type", c_ulong), ("pValue", c_void_p), ("ulValueLen", c_ulong)]
+class Mech(Structure):
+    _fields_ = [("mechanism", c_ulong), ("pParameter", c_void_p), ("ulParameterLen", c_ulong)]
+_fl = c_void_p()
+assert lib.C_GetFunctionList(byref(_fl)) == 0
+_table = ctypes.cast(_fl, POINTER(c_void_p))
+def _fn(index, *args):  # CK_FUNCTION_LIST: CK_VERSION (padded to 8 bytes), then pointers
+    return CFUNCTYPE(c_ulong, *args)(_table[1 + index])
+C_Initialize = _fn(0, c_void_p); C_Finalize = _fn(1, c_void_p)
+C_OpenSession = _fn(12, c_ulong, c_ulong, c_void_p, c_void_p, POINTER(c_ulong))
+C_GetAttributeValue = _fn(24, c_ulong, c_ulong, POINTER(Attr), c_ulong)
+C_FindObjectsInit = _fn(26, c_ulong, POINTER(Attr), c_ulong)
+C_FindObjects = _fn(27, c_ulong, POINTER(c_ulong), c_ulong, POINTER(c_ulong))
+C_FindObjectsFinal = _fn(28, c_ulong)
+C_SignInit = _fn(42, c_ulong, POINTER(Mech), c_ulong)
+C_Sign = _fn(43, c_ulong, c_char_p, c_ulong, c_char_p, POINTER(c_ulong))
+CKA_CLASS, CKA_LABEL, CKA_PUBLIC_KEY_INFO = 0x0, 0x3, 0x129
+CKO_PUBLIC_KEY, CKO_PRIVATE_KEY = 2, 3
+def session():
+    h = c_ulong(); assert C_OpenSession(0, 4, None, None, byref(h)) == 0; return h.value
+def find(h, label, cls=None):
+    lb = ctypes.create_string_buffer(label.encode(), len(label))
+    attrs = [Attr(CKA_LABEL, ctypes.cast(lb, c_void_p), len(label))]
+    c = c_ulong(cls if cls is not None else 0)
+    if cls is not None:
+        attrs.append(Attr(CKA_CLASS, ctypes.cast(byref(c), c_void_p), ctypes.sizeof(c)))
+    t = (Attr * len(attrs))(*attrs)
+    rv = C_FindObjectsInit(h, t, len(attrs)); assert rv == 0, hex(rv)
+    objs = (c_ulong * 8)(); n = c_ulong()
+    assert C_FindObjects(h, objs, 8, byref(n)) == 0
+    assert C_FindObjectsFinal(h) == 0
+    return list(objs[:n.value])
+def attr(h, obj, t):
+    a = Attr(t, None, 0)
+    assert C_GetAttributeValue(h, obj, byref(a), 1) == 0
+    buf = ctypes.create_string_buffer(a.ulValueLen); a.pValue = ctypes.cast(buf, c_void_p)
+    assert C_GetAttributeValue(h, obj, byref(a), 1) == 0
+    return buf.raw[:a.ulValueLen]
+def sign_ecdsa(h, label):
+    k = find(h, label, CKO_PRIVATE_KEY); assert len(k) == 1, k
+    m = Mech(0x1041, None, 0)
+    assert C_SignInit(h, byref(m), k[0]) == 0
+    sig = ctypes.create_string_buffer(64); sl = c_ulong(64)
+    rv = C_Sign(h, b"\x01" * 32, 32, sig, byref(sl))
+    assert rv == 0 and sl.value == 64, hex(rv)
+PYEOF
+p11py() { PYTHONPATH="$O" timeout 120 python3 - "$KV_SO"; }
+
+# create_key NAME JSON: creates a key through the vault REST API.
+create_key() {
+    curl -sf --cacert "$CA" -H "Authorization: Bearer $TOKEN" \
+        -H 'Content-Type: application/json' -X POST \
+        "$URL/keys/$1/create?api-version=7.4" -d "$2" >"$O/create-$1.json"
+}
+
+TOKEN=$(get_token)
+check "create RSA-2048 key p11rsa" create_key p11rsa '{"kty":"RSA","key_size":2048}'
+check "create EC P-256 key p11ec" create_key p11ec '{"kty":"EC","crv":"P-256"}'
+check "create EC P-384 key p11ec384" create_key p11ec384 '{"kty":"EC","crv":"P-384"}'
+check "create EC P-521 key p11ec521" create_key p11ec521 '{"kty":"EC","crv":"P-521"}'
+
+# ---- slots, token, mechanisms, objects ----
+check "pkcs11-tool -I" "${P11[@]}" -I
+grep -q "Cryptoki version 3.0" "$T_TMP/last.out" && grep -q "kvault" "$T_TMP/last.out" &&
+    ok "-I shows Cryptoki 3.0 and manufacturer kvault" || not_ok "-I shows Cryptoki 3.0 and kvault"
+
+check "pkcs11-tool -L" "${P11[@]}" -L
+grep -Eq "token label +: dev$" "$T_TMP/last.out" && ok "-L: token label dev" ||
+    not_ok "-L: token label dev"
+grep -q "token manufacturer : kvault" "$T_TMP/last.out" && ok "-L: manufacturer kvault" ||
+    not_ok "-L: manufacturer kvault"
+
+check "pkcs11-tool -M" "${P11[@]}" -M
+for m in RSA-PKCS SHA256-RSA-PKCS RSA-PKCS-PSS SHA512-RSA-PKCS-PSS ECDSA ECDSA-SHA384; do
+    grep -Eq "^  $m, .*hw, sign, verify" "$T_TMP/last.out" && ok "-M lists $m (hw, sign, verify)" ||
+        not_ok "-M lists $m (hw, sign, verify)"
+done
+
+check "pkcs11-tool -O" "${P11[@]}" -O
+cp "$T_TMP/last.out" "$O/objects.txt"
+for k in p11rsa p11ec p11ec384 p11ec521; do
+    n=$(grep -c "label: *$k\$" "$O/objects.txt")
+    [ "$n" -eq 2 ] && ok "-O: private and public object for $k" ||
+        not_ok "-O: private and public object for $k (found $n)"
+done
+grep -q "Private Key Object; RSA" "$O/objects.txt" && grep -q "Public Key Object; RSA 2048 bits" \
+    "$O/objects.txt" && ok "-O: RSA private + 2048-bit public object" ||
+    not_ok "-O: RSA private + 2048-bit public object"
+grep -q "sensitive, always sensitive, never extractable, local" "$O/objects.txt" &&
+    ok "-O: private keys are sensitive and never extractable" ||
+    not_ok "-O: private keys are sensitive and never extractable"
+if grep -qi "CKR_ATTRIBUTE_TYPE_INVALID\|warning" "$O/objects.txt"; then
+    not_ok "-O prints no attribute warnings"; grep -i "invalid\|warning" "$O/objects.txt" | head
+else ok "-O prints no attribute warnings"; fi
+
+# searches: by type, by CKA_LABEL (one vault read), for a label that does not exist
+for k in p11rsa p11ec; do
+    [ "$(grep -c "ID: *$(kid $k)\$" "$O/objects.txt")" -eq 2 ] &&
+        ok "-O: CKA_ID of $k = SHA-256(dev/$k)[:16] on both objects" ||
+        not_ok "-O: CKA_ID of $k = SHA-256(dev/$k)[:16] on both objects"
+done
+check "-O --type cert (none, no error)" "${P11[@]}" -O --type cert
+check "CKA_LABEL search: the key's objects; unknown or invalid label: none" p11py <<'PYEOF'
+from p11 import *
+assert C_Initialize(None) == 0
+h = session()
+assert len(find(h, "p11ec")) == 2
+assert len(find(h, "p11ec", CKO_PRIVATE_KEY)) == 1
+assert find(h, "nosuchkey") == [] and find(h, "bad name!") == []
+assert C_Finalize(None) == 0
+PYEOF
+
+# ---- public keys ----
+# (pkcs11-tool 0.23 cannot rebuild P-384 public keys, with any module: see CKA_PUBLIC_KEY_INFO)
+for k in p11rsa p11ec p11ec521; do
+    check "read-object pubkey $k" "${P11[@]}" --read-object --type pubkey --id "$(kid $k)" \
+        -o "$O/$k.der"
+done
+check "CKA_PUBLIC_KEY_INFO of every key (same on both objects)" p11py <<PYEOF
+from p11 import *
+assert C_Initialize(None) == 0
+h = session()
+for k in ("p11rsa", "p11ec", "p11ec384", "p11ec521"):
+    priv, = find(h, k, CKO_PRIVATE_KEY); pub, = find(h, k, CKO_PUBLIC_KEY)
+    spki = attr(h, pub, CKA_PUBLIC_KEY_INFO)
+    assert spki == attr(h, priv, CKA_PUBLIC_KEY_INFO)
+    open("$O/%s.spki" % k, "wb").write(spki)
+assert C_Finalize(None) == 0
+PYEOF
+for k in p11rsa p11ec p11ec521; do
+    check "$k: read-object DER = CKA_PUBLIC_KEY_INFO" cmp "$O/$k.der" "$O/$k.spki"
+done
+for k in p11rsa p11ec p11ec384 p11ec521; do
+    check "$k public key is valid SPKI DER" openssl pkey -pubin -inform DER -in "$O/$k.spki" \
+        -out "$O/$k.pem"
+done
+check "EC public keys are on their curves" sh -c "
+    openssl pkey -pubin -in '$O/p11ec.pem' -text -noout | grep -q 'NIST CURVE: P-256' &&
+    openssl pkey -pubin -in '$O/p11ec384.pem' -text -noout | grep -q 'NIST CURVE: P-384' &&
+    openssl pkey -pubin -in '$O/p11ec521.pem' -text -noout | grep -q 'NIST CURVE: P-521'"
+check "RSA public key matches the vault's modulus" python3 - "$O/create-p11rsa.json" \
+    "$O/p11rsa.der" <<'PYEOF'
+import base64, json, subprocess, sys
+n = json.load(open(sys.argv[1]))["key"]["n"]
+n = int.from_bytes(base64.urlsafe_b64decode(n + "=" * (-len(n) % 4)), "big")
+out = subprocess.run(["openssl", "pkey", "-pubin", "-inform", "DER", "-in", sys.argv[2],
+                      "-noout", "-text"], capture_output=True, text=True).stdout
+mod = "".join(l.strip() for l in out.split("Modulus:")[1].split("Exponent")[0].splitlines())
+sys.exit(0 if int(mod.replace(":", ""), 16) == n else 1)
+PYEOF
+
+# ---- signatures ----
+head -c 1000 /dev/urandom >"$O/data"
+openssl dgst -sha256 -binary "$O/data" >"$O/data.sha256"
+openssl dgst -sha384 -binary "$O/data" >"$O/data.sha384"
+# DigestInfo(SHA-256) for CKM_RSA_PKCS
+{ printf '\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00\x04\x20'
+  cat "$O/data.sha256"; } >"$O/data.di256"
+head -c 40 /dev/urandom >"$O/raw40"
+
+sign() { # sign NAME KEY MECH INPUT [extra pkcs11-tool args]
+    local name=$1 key=$2 mech=$3 in=$4; shift 4
+    check "sign $name ($mech)" "${P11[@]}" --sign --id "$(kid "$key")" -m "$mech" -i "$in" \
+        -o "$O/$name.sig" "$@"
+}
+
+sign rsa-pkcs p11rsa RSA-PKCS "$O/data.di256"
+check "verify RSA-PKCS (DigestInfo) with openssl dgst" openssl dgst -sha256 \
+    -verify "$O/p11rsa.pem" -signature "$O/rsa-pkcs.sig" "$O/data"
+sign rsa-pkcs-raw p11rsa RSA-PKCS "$O/raw40"
+check "verify RSA-PKCS (raw input, RSNULL) with openssl pkeyutl" openssl pkeyutl -verify \
+    -pubin -inkey "$O/p11rsa.pem" -in "$O/raw40" -sigfile "$O/rsa-pkcs-raw.sig"
+for h in 256 384 512; do
+    sign "sha$h-rsa" p11rsa "SHA$h-RSA-PKCS" "$O/data"
+    check "verify SHA$h-RSA-PKCS with openssl dgst" openssl dgst "-sha$h" \
+        -verify "$O/p11rsa.pem" -signature "$O/sha$h-rsa.sig" "$O/data"
+done
+sign rsa-pss p11rsa RSA-PKCS-PSS "$O/data.sha256" --hash-algorithm SHA256 --mgf MGF1-SHA256 \
+    --salt-len 32
+check "verify RSA-PKCS-PSS with openssl pkeyutl" openssl pkeyutl -verify -pubin \
+    -inkey "$O/p11rsa.pem" -in "$O/data.sha256" -sigfile "$O/rsa-pss.sig" \
+    -pkeyopt rsa_padding_mode:pss -pkeyopt digest:sha256 -pkeyopt rsa_pss_saltlen:32 \
+    -pkeyopt rsa_mgf1_md:sha256
+for h in 256 384 512; do
+    sign "sha$h-rsa-pss" p11rsa "SHA$h-RSA-PKCS-PSS" "$O/data" --mgf "MGF1-SHA$h" \
+        --salt-len $((h / 8))
+    check "verify SHA$h-RSA-PKCS-PSS with openssl dgst" openssl dgst "-sha$h" \
+        -sigopt rsa_padding_mode:pss -sigopt "rsa_pss_saltlen:$((h / 8))" \
+        -verify "$O/p11rsa.pem" -signature "$O/sha$h-rsa-pss.sig" "$O/data"
+done
+
+sign ecdsa p11ec ECDSA "$O/data.sha256" --signature-format openssl
+check "verify ECDSA (P-256) with openssl pkeyutl" openssl pkeyutl -verify -pubin \
+    -inkey "$O/p11ec.pem" -in "$O/data.sha256" -sigfile "$O/ecdsa.sig"
+sign ecdsa-raw p11ec ECDSA "$O/data.sha256"
+[ "$(stat -c %s "$O/ecdsa-raw.sig")" -eq 64 ] && ok "ECDSA P-256 raw signature is 64 bytes r||s" ||
+    not_ok "ECDSA P-256 raw signature is 64 bytes r||s"
+for h in 256 384 512; do
+    sign "ecdsa-sha$h" p11ec "ECDSA-SHA$h" "$O/data" --signature-format openssl
+    check "verify ECDSA-SHA$h (P-256) with openssl dgst" openssl dgst "-sha$h" \
+        -verify "$O/p11ec.pem" -signature "$O/ecdsa-sha$h.sig" "$O/data"
+done
+sign ecdsa384 p11ec384 ECDSA "$O/data.sha384" --signature-format openssl
+check "verify ECDSA (P-384, SHA-384 digest)" openssl pkeyutl -verify -pubin \
+    -inkey "$O/p11ec384.pem" -in "$O/data.sha384" -sigfile "$O/ecdsa384.sig"
+sign ecdsa384-256 p11ec384 ECDSA "$O/data.sha256" --signature-format openssl
+check "verify ECDSA (P-384, shorter SHA-256 digest)" openssl pkeyutl -verify -pubin \
+    -inkey "$O/p11ec384.pem" -in "$O/data.sha256" -sigfile "$O/ecdsa384-256.sig"
+sign ecdsa521 p11ec521 ECDSA-SHA512 "$O/data" --signature-format openssl
+check "verify ECDSA-SHA512 (P-521)" openssl dgst -sha512 -verify "$O/p11ec521.pem" \
+    -signature "$O/ecdsa521.sig" "$O/data"
+sign ecdsa521-256 p11ec521 ECDSA-SHA256 "$O/data" --signature-format openssl
+check "verify ECDSA-SHA256 (P-521)" openssl dgst -sha256 -verify "$O/p11ec521.pem" \
+    -signature "$O/ecdsa521-256.sig" "$O/data"
+
+# ---- local verification (C_Verify) ----
+check "pkcs11-tool --verify SHA256-RSA-PKCS" "${P11[@]}" --verify --id "$(kid p11rsa)" \
+    -m SHA256-RSA-PKCS -i "$O/data" --signature-file "$O/sha256-rsa.sig"
+check "pkcs11-tool --verify SHA256-RSA-PKCS-PSS" "${P11[@]}" --verify --id "$(kid p11rsa)" \
+    -m SHA256-RSA-PKCS-PSS --mgf MGF1-SHA256 --salt-len 32 -i "$O/data" \
+    --signature-file "$O/sha256-rsa-pss.sig"
+check "pkcs11-tool --verify ECDSA-SHA256" "${P11[@]}" --verify --id "$(kid p11ec)" \
+    -m ECDSA-SHA256 -i "$O/data" --signature-file "$O/ecdsa-sha256.sig" --signature-format openssl
+"${P11[@]}" --verify --id "$(kid p11rsa)" -m SHA384-RSA-PKCS -i "$O/data" \
+    --signature-file "$O/sha256-rsa.sig" >"$O/badverify.out" 2>&1 # pkcs11-tool exits 0 here
+grep -q "Invalid signature" "$O/badverify.out" && ok "pkcs11-tool --verify rejects a wrong signature" ||
+    not_ok "pkcs11-tool --verify rejects a wrong signature"
+
+# ---- pkcs11-tool --test (its signature tests run because the mechanisms carry CKF_HW) ----
+check "pkcs11-tool --test" "${P11[@]}" --test
+if grep -Eq "Signatures.*not implemented" "$T_TMP/last.out"; then
+    not_ok "--test runs the signature tests"
+else ok "--test runs the signature tests"; fi
+
+# ---- errors ----
+check_fails_with "unknown key: clean error" "not found" \
+    "${P11[@]}" --sign --id "$(kid nosuchkey)" -m SHA256-RSA-PKCS -i "$O/data" -o "$O/x.sig"
+check_fails_with "RSA mechanism on an EC key: CKR_KEY_TYPE_INCONSISTENT" \
+    "CKR_KEY_TYPE_INCONSISTENT" \
+    "${P11[@]}" --sign --id "$(kid p11ec)" -m SHA256-RSA-PKCS -i "$O/data" -o "$O/x.sig"
+check_fails_with "RSA-PKCS-PSS with a salt the vault cannot do: CKR_MECHANISM_PARAM_INVALID" \
+    "CKR_MECHANISM_PARAM_INVALID" "${P11[@]}" --sign --id "$(kid p11rsa)" -m RSA-PKCS-PSS \
+    -i "$O/data.sha256" -o "$O/x.sig" --hash-algorithm SHA256 --mgf MGF1-SHA256 --salt-len 20
+
+# ---- threads: own sessions in parallel; a find and a sign in parallel on one session ----
+check "6 threads sign in parallel; a find and a sign share a session" p11py <<'PYEOF'
+import ctypes, threading
+from p11 import *
+assert C_Initialize(None) == 0
+errors = []
+def run(fn):
+    try: fn()
+    except BaseException as e: errors.append(repr(e))
+def signer():
+    h = session()
+    for _ in range(10): sign_ecdsa(h, "p11ec")
+ts = [threading.Thread(target=run, args=(signer,)) for _ in range(6)]
+[t.start() for t in ts]; [t.join() for t in ts]
+assert not errors, errors
+h = session(); priv, = find(h, "p11ec", CKO_PRIVATE_KEY)
+def finder():
+    for _ in range(20): assert len(find(h, "p11rsa")) == 2
+def signer_shared():
+    for _ in range(10):
+        m = Mech(0x1041, None, 0)
+        assert C_SignInit(h, ctypes.byref(m), priv) == 0
+        sig = ctypes.create_string_buffer(64); sl = ctypes.c_ulong(64)
+        assert C_Sign(h, b"\x02" * 32, 32, sig, ctypes.byref(sl)) == 0
+ts = [threading.Thread(target=run, args=(f,)) for f in (finder, signer_shared)]
+[t.start() for t in ts]; [t.join() for t in ts]
+assert not errors, errors
+assert C_Finalize(None) == 0
+PYEOF
+
+# ---- forked processes keep signing ----
+check "sign in the parent and in forked children (with and without C_Initialize)" \
+    p11py <<'PYEOF'
+import os
+from p11 import *
+assert C_Initialize(None) == 0
+h = session(); sign_ecdsa(h, "p11ec")
+for reinit in (False, True):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if reinit:
+                assert C_Initialize(None) == 0
+                sign_ecdsa(session(), "p11ec")
+            else:
+                sign_ecdsa(h, "p11ec")
+            assert C_Finalize(None) == 0
+            os._exit(0)
+        except BaseException as e:
+            print("child failed:", repr(e)); os._exit(1)
+    _, st = os.waitpid(pid, 0)
+    assert os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0, st
+sign_ecdsa(h, "p11ec")
+assert C_Finalize(None) == 0
+PYEOF
+
+# ---- the vault goes away ----
+stop_vaultd
+start=$(date +%s)
+check_fails_with "vault stopped: --sign fails with CKR_DEVICE_ERROR" "CKR_DEVICE_ERROR" \
+    "${P11[@]}" --sign --id "$(kid p11rsa)" -m SHA256-RSA-PKCS -i "$O/data" -o "$O/x.sig"
+check_fails_with "vault stopped: -O fails with CKR_DEVICE_ERROR" "CKR_DEVICE_ERROR" "${P11[@]}" -O
+[ $(($(date +%s) - start)) -lt 60 ] && ok "vault stopped: errors come quickly" ||
+    not_ok "vault stopped: errors come quickly"
+check "vault stopped: -L still works (no vault call)" "${P11[@]}" -L
+
+finish
