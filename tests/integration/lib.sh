@@ -12,17 +12,26 @@ VAULTD="$KV_BUILD_DIR/vaultd/vaultd"
 KVAULT="$KV_BUILD_DIR/tools/kvault"
 export OPENSSL_MODULES="$KV_BUILD_DIR"   # so that '-provider kvault' finds kvault.so
 
+T_TMP=$(mktemp -d /tmp/kvtest.XXXXXX)
+
 # In a sanitizer build, kvault.so needs the ASan/UBSan runtimes loaded first into the
-# uninstrumented tools (openssl, pkcs11-tool, ...) that dlopen it.
+# uninstrumented tools that dlopen it. Wrappers early in PATH preload them for exactly those
+# tools (curl and python3 are left alone: they do not load kvault.so, and Debian's curl
+# deadlocks at start with ASan preloaded).
 if ldd "$KV_SO" 2>/dev/null | grep -q libasan; then
-    LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
-    export LD_PRELOAD
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:halt_on_error=1}
+    mkdir -p "$T_TMP/asan-bin"
+    for tool in openssl pkcs11-tool p11tool ssh-keygen ssh nginx apache2; do
+        real=$(command -v "$tool") || continue
+        printf '#!/bin/sh\nLD_PRELOAD="%s:%s" exec %s "$@"\n' "$(gcc -print-file-name=libasan.so)" \
+            "$(gcc -print-file-name=libubsan.so)" "$real" >"$T_TMP/asan-bin/$tool"
+        chmod +x "$T_TMP/asan-bin/$tool"
+    done
+    export PATH="$T_TMP/asan-bin:$PATH"
 fi
 
 T_PASS=0
 T_FAIL=0
-T_TMP=$(mktemp -d /tmp/kvtest.XXXXXX)
 VAULTD_PID=""
 
 kv_cleanup() {
