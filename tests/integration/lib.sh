@@ -18,7 +18,9 @@ T_TMP=$(mktemp -d /tmp/kvtest.XXXXXX)
 # uninstrumented tools that dlopen it. Wrappers early in PATH preload them for exactly those
 # tools (curl and python3 are left alone: they do not load kvault.so, and Debian's curl
 # deadlocks at start with ASan preloaded).
+KV_ASAN_PRELOAD=""
 if ldd "$KV_SO" 2>/dev/null | grep -q libasan; then
+    KV_ASAN_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:halt_on_error=1}
     mkdir -p "$T_TMP/asan-bin"
     for tool in openssl pkcs11-tool p11tool ssh-keygen ssh nginx apache2; do

@@ -74,7 +74,7 @@ def sign_ecdsa(h, label):
     rv = C_Sign(h, b"\x01" * 32, 32, sig, byref(sl))
     assert rv == 0 and sl.value == 64, hex(rv)
 PYEOF
-p11py() { PYTHONPATH="$O" timeout 120 python3 - "$KV_SO"; }
+p11py() { PYTHONPATH="$O" LD_PRELOAD="$KV_ASAN_PRELOAD" timeout 120 python3 - "$KV_SO"; }
 
 # create_key NAME JSON: creates a key through the vault REST API.
 create_key() {
@@ -142,9 +142,18 @@ PYEOF
 
 # ---- public keys ----
 # (pkcs11-tool 0.23 cannot rebuild P-384 public keys, with any module: see CKA_PUBLIC_KEY_INFO)
+# Under ASan, pkcs11-tool 0.23's own EC read-object path reads freed memory (it frees the
+# curve name before EVP_PKEY_fromdata uses it; reproduced with SoftHSMv2 alone), so there the
+# EC exports run without halting on ASan reports. kvault's side of that path
+# (C_GetAttributeValue) is covered under ASan by the CKA_PUBLIC_KEY_INFO checks below.
 for k in p11rsa p11ec p11ec521; do
-    check "read-object pubkey $k" "${P11[@]}" --read-object --type pubkey --id "$(kid $k)" \
-        -o "$O/$k.der"
+    if [ -n "$KV_ASAN_PRELOAD" ] && [ "$k" != p11rsa ]; then
+        check "read-object pubkey $k" env ASAN_OPTIONS=detect_leaks=0:halt_on_error=0 \
+            "${P11[@]}" --read-object --type pubkey --id "$(kid $k)" -o "$O/$k.der"
+    else
+        check "read-object pubkey $k" "${P11[@]}" --read-object --type pubkey --id "$(kid $k)" \
+            -o "$O/$k.der"
+    fi
 done
 check "CKA_PUBLIC_KEY_INFO of every key (same on both objects)" p11py <<PYEOF
 from p11 import *
