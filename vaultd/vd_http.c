@@ -317,7 +317,7 @@ static void vd_log_request(const vd_req *r)
     size_t i;
     int n;
 
-    for (i = 0; p[i] != '\0' && i < sizeof(path) - 1; i++)
+    for (i = 0; i < sizeof(path) - 1 && p[i] != '\0'; i++)
         path[i] = isprint((unsigned char)p[i]) && p[i] != ' ' ? p[i] : '?';
     path[i] = '\0';
     gmtime_r(&now, &tm);

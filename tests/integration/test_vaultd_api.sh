@@ -503,18 +503,19 @@ t_rbac() {
 check "no role assignment -> 403 ForbiddenByRbac" t_rbac
 stop_vaultd
 
-# ---- expired token: a second vaultd with 1-second tokens ----
+# ---- expired token: a second vaultd with 3-second tokens (at least 2 s of validity, as
+# expiry is checked in whole seconds) ----
 
 VAULTD_STATE=$T_TMP/state-short
 VAULTD_PORT=$(free_port)
-start_vaultd --token-lifetime 1 || not_ok "short-token vaultd starts"
+start_vaultd --token-lifetime 3 || not_ok "short-token vaultd starts"
 URL="https://dev.vault.localhost:$VAULTD_PORT"
 CA="$VAULTD_STATE/ca.pem"
 
 t_expired() {
     TOKEN=$(get_token) || return 1
     [ "$(api GET "$URL/keys?api-version=7.4")" = 200 ] || return 1
-    sleep 2.2
+    sleep 4.2
     [ "$(api GET "$URL/keys?api-version=7.4")" = 401 ] &&
         grep -q 'Token expired' "$T_TMP/resp.json"
 }
