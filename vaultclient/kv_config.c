@@ -15,7 +15,7 @@
 
 #include "kv_log.h"
 
-#define KV_CONF_MAX_SIZE (1024 * 1024)
+#define KV_CONF_MAX_SIZE ((off_t)1024 * 1024)
 #define KV_CONF_MAX_VAULTS 256
 
 static void vault_conf_clear(kv_vault_conf *v)

@@ -17,7 +17,7 @@
 #include "kv_log.h"
 
 #define KV_HTTP_POOL_MAX 64
-#define KV_HTTP_MAX_BODY (16 * 1024 * 1024)
+#define KV_HTTP_MAX_BODY ((size_t)16 * 1024 * 1024)
 
 struct kv_http {
     pthread_mutex_t mu;

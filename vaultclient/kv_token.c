@@ -145,7 +145,7 @@ static kv_rv fetch_client_secret(kv_token_src *ts, char **token, long long *expi
     {
         json_t *e = json_object_get(j, "expires_in");
         *expires_in = json_is_integer(e)  ? (long long)json_integer_value(e)
-                      : json_is_string(e) ? atoll(json_string_value(e))
+                      : json_is_string(e) ? strtoll(json_string_value(e), NULL, 10)
                                           : 3600;
     }
     rv = KV_OK;
