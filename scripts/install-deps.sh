@@ -10,10 +10,19 @@ missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# Node.js and npm run the Azure SDK test (tests/sdk); the machine image may already have them.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 if [ -n "$missing" ]; then
     export DEBIAN_FRONTEND=noninteractive
-    if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
     $SUDO apt-get update -qq
     # shellcheck disable=SC2086
     $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+# The Azure SDKs need Node.js >= 20 and Debian 12's nodejs is 18: then npm installs node 20 from
+# the npm registry (the package node-linux-<arch> ships the official binary) as /usr/local/bin/node.
+if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+    case "$(uname -m)" in aarch64) node_arch=arm64 ;; *) node_arch=x64 ;; esac
+    $SUDO npm install -g --no-audit --no-fund "node-linux-$node_arch@20.20.2"
+    hash -r
 fi

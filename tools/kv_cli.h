@@ -46,12 +46,20 @@ typedef struct kv_cli_group {
 extern const kv_cli_group kv_cli_key_group;      /* kv_cli_key.c */
 extern const kv_cli_group kv_cli_keyvault_group; /* kv_cli_keyvault.c */
 extern const kv_cli_group kv_cli_account_group;  /* kv_cli_account.c */
+/* Groups may share a name (their commands are merged); verbs may be two words
+ * ("rotation-policy show"). */
+extern const kv_cli_group kv_cli_key_lifecycle_group; /* kv_cli_key_lifecycle.c ("key") */
+extern const kv_cli_group kv_cli_secret_group;        /* kv_cli_secret.c */
+extern const kv_cli_group kv_cli_certificate_group;   /* kv_cli_certificate.c */
+/* kv_cli_vault_admin.c: keyvault create/delete/list (before kv_cli_keyvault_group), hsm */
+extern const kv_cli_group kv_cli_vault_admin_group;
+extern const kv_cli_group kv_cli_hsm_group;
 
 #define KV_NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* kv_cli_key_crypto.c: key sign / key verify (listed in the key group of kv_cli_key.c) */
-#define KV_CLI_KEY_SIGN_NSPECS 6
-#define KV_CLI_KEY_VERIFY_NSPECS 7
+#define KV_CLI_KEY_SIGN_NSPECS 7
+#define KV_CLI_KEY_VERIFY_NSPECS 8
 extern const kv_arg_spec kv_cli_key_sign_specs[KV_CLI_KEY_SIGN_NSPECS];
 extern const kv_arg_spec kv_cli_key_verify_specs[KV_CLI_KEY_VERIFY_NSPECS];
 int kv_cli_key_sign(kv_cli *cli, const kv_args *args);
@@ -88,6 +96,13 @@ typedef struct kv_cli_target {
 int kv_cli_target_resolve(kv_cli *cli, const kv_args *args, bool want_version, kv_cli_target *t);
 /* Validates a key name (1-127 of [0-9A-Za-z-]); prints a usage error. */
 int kv_cli_check_key_name(const char *name);
+/* The same for any collection ("keys", "secrets", "certificates"), and an object of that
+ * collection from --id (also /deletedCOLL/NAME) or --vault-name (or --hsm-name), --name and
+ * --version. */
+int kv_cli_check_name(const char *coll, const char *name);
+const char *kv_cli_noun(const char *coll); /* "key", "secret", "certificate" */
+int kv_cli_target_resolve_in(kv_cli *cli, const kv_args *args, const char *coll, bool want_version,
+                             kv_cli_target *t);
 /* Splits an absolute vault URL (id or nextLink) into the configured vault it belongs to and
  * the path after the vault URL. Returns false if no configured vault serves that URL. */
 bool kv_cli_url_split(kv_ctx *ctx, const char *url, kv_vault **v, const char **rest);

@@ -10,16 +10,14 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "kv_cli_dataplane.h"
 #include "kv_cli_time.h"
 
 #define KV_SPEC_VAULT                                                                              \
     {                                                                                              \
         "--vault-name", NULL, KV_ARG_VALUE, 0, "VAULT", "Name of the vault."                       \
     }
-#define KV_SPEC_VAULT_REQ                                                                          \
-    {                                                                                              \
-        "--vault-name", NULL, KV_ARG_VALUE, KV_ARG_REQUIRED, "VAULT", "Name of the vault."         \
-    }
+#define KV_SPEC_VAULT_REQ KV_SPEC_VAULT, KV_DP_SPEC_HSM /* one of them is required */
 #define KV_SPEC_NAME                                                                               \
     {                                                                                              \
         "--name", "-n", KV_ARG_VALUE, 0, "NAME", "Name of the key."                                \
@@ -80,7 +78,8 @@ static int kv_key_create_body(const kv_args *args, json_t **out)
     const kv_arg_val *ops = kv_args_val(args, "--ops"), *tags = kv_args_val(args, "--tags");
     json_t *body = json_object(), *attrs = json_object(), *jops = NULL, *jtags = NULL;
     char ktybuf[16];
-    bool hsm = false, disabled = false, enabled = true, is_ec, is_rsa;
+    bool hsm = kv_args_get(args, "--hsm-name") != NULL; /* a managed HSM pool: -HSM kinds */
+    bool disabled = false, enabled = true, is_ec, is_rsa;
     long size = 0;
     long long t;
     size_t i;
@@ -213,7 +212,7 @@ static int kv_key_create(kv_cli *cli, const kv_args *args)
     if (rc == KV_EXIT_OK)
         rc = kv_key_create_body(args, &body);
     if (rc == KV_EXIT_OK)
-        rc = kv_cli_vault(cli, kv_args_get(args, "--vault-name"), &v);
+        rc = kv_cli_vault_arg(cli, args, &v);
     if (rc != KV_EXIT_OK)
         goto done;
     snprintf(path, sizeof(path), "/keys/%s/create", name);
@@ -230,7 +229,7 @@ done:
 
 /* ---- key show ---- */
 
-static const kv_arg_spec kv_key_show_specs[] = {KV_SPEC_VAULT, KV_SPEC_NAME, KV_SPEC_VERSION,
+static const kv_arg_spec kv_key_show_specs[] = {KV_SPEC_VAULT_REQ, KV_SPEC_NAME, KV_SPEC_VERSION,
                                                 KV_SPEC_ID};
 
 static int kv_key_show(kv_cli *cli, const kv_args *args)
@@ -263,7 +262,7 @@ static const kv_arg_spec kv_key_list_specs[] = {
      "Include managed keys (keys backing certificates)."},
 };
 
-static const kv_arg_spec kv_key_versions_specs[] = {KV_SPEC_VAULT, KV_SPEC_NAME, KV_SPEC_ID,
+static const kv_arg_spec kv_key_versions_specs[] = {KV_SPEC_VAULT_REQ, KV_SPEC_NAME, KV_SPEC_ID,
                                                     KV_SPEC_MAXRESULTS};
 
 /* az adds "name" (parsed from kid) to each KeyItem; also drops managed keys unless asked. */
@@ -325,7 +324,7 @@ static int kv_key_list(kv_cli *cli, const kv_args *args)
 
     rc = kv_args_bool(args, "--include-managed", false, &managed);
     if (rc == KV_EXIT_OK)
-        rc = kv_cli_vault(cli, kv_args_get(args, "--vault-name"), &v);
+        rc = kv_cli_vault_arg(cli, args, &v);
     if (rc == KV_EXIT_OK)
         rc = kv_key_list_common(cli, v, "/keys", args, managed);
     return rc;
@@ -346,7 +345,7 @@ static int kv_key_list_versions(kv_cli *cli, const kv_args *args)
 
 /* ---- key delete ---- */
 
-static const kv_arg_spec kv_key_delete_specs[] = {KV_SPEC_VAULT, KV_SPEC_NAME, KV_SPEC_ID};
+static const kv_arg_spec kv_key_delete_specs[] = {KV_SPEC_VAULT_REQ, KV_SPEC_NAME, KV_SPEC_ID};
 
 static int kv_key_delete(kv_cli *cli, const kv_args *args)
 {
@@ -372,7 +371,7 @@ done:
 /* ---- key download (public key as PEM or DER) ---- */
 
 static const kv_arg_spec kv_key_download_specs[] = {
-    KV_SPEC_VAULT,
+    KV_SPEC_VAULT_REQ,
     KV_SPEC_NAME,
     KV_SPEC_VERSION,
     KV_SPEC_ID,

@@ -9,19 +9,20 @@
 
 #include "kv_b64.h"
 
-#define KV_SPEC_KEY_COMMON                                                                         \
-    {"--vault-name", NULL, KV_ARG_VALUE, 0, "VAULT", "Name of the vault."},                        \
-        {"--name", "-n", KV_ARG_VALUE, 0, "NAME", "Name of the key."},                             \
-        {"--version", "-v",      KV_ARG_VALUE,                                                     \
-         0,           "VERSION", "The key version. If omitted, uses the latest version."},         \
-        {"--id", NULL, KV_ARG_VALUE,                                                               \
-         0,      "ID", "Id of the key. If given, omit --vault-name/--name/--version."},            \
-        {"--algorithm", "-a",                                                                      \
-         KV_ARG_VALUE,  KV_ARG_REQUIRED,                                                           \
-         "ALG",         "RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES256K ES384 ES512 RSNULL"},    \
-    {                                                                                              \
-        "--digest", NULL, KV_ARG_VALUE, KV_ARG_REQUIRED, "B64",                                    \
-            "The digest (hash of the message), base64 encoded."                                    \
+#define KV_SPEC_KEY_COMMON                                                                          \
+    {"--vault-name", NULL, KV_ARG_VALUE, 0, "VAULT", "Name of the vault."},                         \
+        {"--hsm-name", NULL, KV_ARG_VALUE, 0, "HSM", "Name of the HSM (instead of --vault-name)."}, \
+        {"--name", "-n", KV_ARG_VALUE, 0, "NAME", "Name of the key."},                              \
+        {"--version", "-v",      KV_ARG_VALUE,                                                      \
+         0,           "VERSION", "The key version. If omitted, uses the latest version."},          \
+        {"--id", NULL, KV_ARG_VALUE,                                                                \
+         0,      "ID", "Id of the key. If given, omit --vault-name/--name/--version."},             \
+        {"--algorithm", "-a",                                                                       \
+         KV_ARG_VALUE,  KV_ARG_REQUIRED,                                                            \
+         "ALG",         "RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES256K ES384 ES512 RSNULL"},     \
+    {                                                                                               \
+        "--digest", NULL, KV_ARG_VALUE, KV_ARG_REQUIRED, "B64",                                     \
+            "The digest (hash of the message), base64 encoded."                                     \
     }
 
 const kv_arg_spec kv_cli_key_sign_specs[KV_CLI_KEY_SIGN_NSPECS] = {KV_SPEC_KEY_COMMON};
@@ -30,7 +31,7 @@ const kv_arg_spec kv_cli_key_verify_specs[KV_CLI_KEY_VERIFY_NSPECS] = {
     {"--signature", NULL, KV_ARG_VALUE, KV_ARG_REQUIRED, "B64",
      "The signature to verify, base64 encoded."},
 };
-_Static_assert(KV_CLI_KEY_SIGN_NSPECS == 6 && KV_CLI_KEY_VERIFY_NSPECS == 7,
+_Static_assert(KV_CLI_KEY_SIGN_NSPECS == 7 && KV_CLI_KEY_VERIFY_NSPECS == 8,
                "sign/verify spec counts");
 
 static const char *const kv_alg_choices[] = {"ES256", "ES256K", "ES384", "ES512", "PS256",  "PS384",

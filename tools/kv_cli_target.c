@@ -109,13 +109,28 @@ static bool kv_cli_name_ok(const char *s, size_t max, bool dash)
     return true;
 }
 
+/* The noun of a collection for messages: "key", "secret", "certificate". */
+const char *kv_cli_noun(const char *coll)
+{
+    if (strcmp(coll, "secrets") == 0)
+        return "secret";
+    if (strcmp(coll, "certificates") == 0)
+        return "certificate";
+    return "key";
+}
+
 int kv_cli_check_key_name(const char *name)
+{
+    return kv_cli_check_name("keys", name);
+}
+
+int kv_cli_check_name(const char *coll, const char *name)
 {
     if (kv_cli_name_ok(name, 127, true))
         return KV_EXIT_OK;
-    return kv_args_usage_error("argument --name/-n: '%s' is not a valid key name (1-127 "
+    return kv_args_usage_error("argument --name/-n: '%s' is not a valid %s name (1-127 "
                                "characters 0-9, a-z, A-Z and '-')",
-                               name);
+                               name, kv_cli_noun(coll));
 }
 
 static int kv_cli_check_version(const char *version)
@@ -125,15 +140,22 @@ static int kv_cli_check_version(const char *version)
     return kv_args_usage_error("argument --version/-v: '%s' is not a valid key version", version);
 }
 
-/* "/keys/NAME[/VERSION][/]" -> t->name, t->version. */
-static int kv_cli_target_from_path(const char *id, const char *path, kv_cli_target *t)
+/* "/COLL/NAME[/VERSION][/]" or "/deletedCOLL/NAME" -> t->name, t->version. */
+static int kv_cli_target_from_path(const char *id, const char *path, const char *coll,
+                                   kv_cli_target *t)
 {
     const char *p, *slash;
-    size_t n;
+    size_t n, clen = strlen(coll);
 
-    if (strncmp(path, "/keys/", 6) != 0)
+    p = path;
+    if (p[0] != '/')
         goto bad;
-    p = path + 6;
+    p++;
+    if (strncmp(p, "deleted", 7) == 0)
+        p += 7;
+    if (strncmp(p, coll, clen) != 0 || p[clen] != '/')
+        goto bad;
+    p += clen + 1;
     slash = strchr(p, '/');
     n = slash ? (size_t)(slash - p) : strlen(p);
     if (n == 0 || n >= sizeof(t->name))
@@ -151,31 +173,42 @@ static int kv_cli_target_from_path(const char *id, const char *path, kv_cli_targ
     }
     return KV_EXIT_OK;
 bad:
-    return kv_args_usage_error("argument --id: '%s' is not a key identifier "
-                               "(https://VAULT/keys/NAME[/VERSION])",
-                               id);
+    return kv_args_usage_error("argument --id: '%s' is not a %s identifier "
+                               "(https://VAULT/%s/NAME[/VERSION])",
+                               id, kv_cli_noun(coll), coll);
 }
 
 int kv_cli_target_resolve(kv_cli *cli, const kv_args *args, bool want_version, kv_cli_target *t)
 {
+    return kv_cli_target_resolve_in(cli, args, "keys", want_version, t);
+}
+
+int kv_cli_target_resolve_in(kv_cli *cli, const kv_args *args, const char *coll, bool want_version,
+                             kv_cli_target *t)
+{
     const char *id = kv_args_get(args, "--id");
     const char *vname = kv_args_get(args, "--vault-name");
+    const char *hname = kv_args_get(args, "--hsm-name");
     const char *name = kv_args_get(args, "--name");
     const char *version = kv_args_get(args, "--version");
     const char *rest = NULL;
     int rc;
 
     memset(t, 0, sizeof(*t));
+    if (vname != NULL && hname != NULL)
+        return kv_args_usage_error("usage error: --vault-name VAULT | --hsm-name HSM");
+    if (vname == NULL)
+        vname = hname; /* a managed HSM pool is configured as a vault section too */
     if (id != NULL) {
         if (vname != NULL || name != NULL || version != NULL)
             return kv_args_usage_error("usage error: --id | --name/-n --vault-name");
         if (kv_uri_is_kvault(id)) {
             kv_uri u;
             kv_err err = {0};
-            if (kv_uri_parse(id, &u, &err) != KV_OK || strcmp(u.collection, "keys") != 0)
-                return kv_args_usage_error("argument --id: %s",
-                                           err.message[0] ? err.message
-                                                          : "not a kvault://VAULT/keys/ URI");
+            if (kv_uri_parse(id, &u, &err) != KV_OK || strcmp(u.collection, coll) != 0)
+                return kv_args_usage_error("argument --id: %s%s/ URI",
+                                           err.message[0] ? err.message : "not a kvault://VAULT/",
+                                           err.message[0] ? "" : coll);
             rc = kv_cli_vault(cli, u.vault, &t->vault);
             if (rc != KV_EXIT_OK)
                 return rc;
@@ -194,19 +227,20 @@ int kv_cli_target_resolve(kv_cli *cli, const kv_args *args, bool want_version, k
                         id);
                 return KV_EXIT_ERROR;
             }
-            rc = kv_cli_target_from_path(id, rest, t);
+            rc = kv_cli_target_from_path(id, rest, coll, t);
             if (rc != KV_EXIT_OK)
                 return rc;
         }
         if (!want_version && t->version[0] != '\0')
-            return kv_args_usage_error("argument --id: this command takes a key identifier "
-                                       "without a version");
+            return kv_args_usage_error("argument --id: this command takes a %s identifier "
+                                       "without a version",
+                                       kv_cli_noun(coll));
     } else {
         if (name == NULL || vname == NULL)
             return kv_args_usage_error("the following arguments are required: %s%s%s",
                                        name ? "" : "--name/-n", name || vname ? "" : ", ",
                                        vname ? "" : "--vault-name");
-        rc = kv_cli_check_key_name(name);
+        rc = kv_cli_check_name(coll, name);
         if (rc == KV_EXIT_OK && version != NULL)
             rc = kv_cli_check_version(version);
         if (rc != KV_EXIT_OK)
@@ -218,7 +252,7 @@ int kv_cli_target_resolve(kv_cli *cli, const kv_args *args, bool want_version, k
         if (version != NULL)
             snprintf(t->version, sizeof(t->version), "%s", version);
     }
-    rc = kv_cli_check_key_name(t->name);
+    rc = kv_cli_check_name(coll, t->name);
     if (rc == KV_EXIT_OK)
         rc = kv_cli_check_version(t->version);
     return rc;

@@ -23,8 +23,38 @@ static const kv_arg_spec kv_global_specs[] = {
     {"--help", "-h", KV_ARG_FLAG, 0, NULL, "Show this help message and exit."},
 };
 
-static const kv_cli_group *const kv_groups[] = {&kv_cli_account_group, &kv_cli_key_group,
-                                                &kv_cli_keyvault_group};
+static const kv_cli_group *const kv_groups[] = {
+    &kv_cli_account_group,  &kv_cli_key_group,         &kv_cli_vault_admin_group,
+    &kv_cli_keyvault_group, &kv_cli_hsm_group,         &kv_cli_key_lifecycle_group,
+    &kv_cli_secret_group,   &kv_cli_certificate_group,
+};
+
+/* Groups of one name are one group to the user (e.g. "key" = kv_cli_key.c +
+ * kv_cli_key_lifecycle.c): true if an earlier entry of kv_groups has g's name. */
+static bool kv_group_is_dup(size_t i)
+{
+    size_t j;
+
+    for (j = 0; j < i; j++)
+        if (strcmp(kv_groups[j]->name, kv_groups[i]->name) == 0)
+            return true;
+    return false;
+}
+
+/* Words of argv that a (possibly two-word, "rotation-policy show") verb takes; 0 = no match. */
+static int kv_verb_match(const char *verb, int argc, char **argv)
+{
+    const char *sp = strchr(verb, ' ');
+
+    if (argc < 1)
+        return 0;
+    if (sp == NULL)
+        return strcmp(verb, argv[0]) == 0 ? 1 : 0;
+    if (argc < 2 || strlen(argv[0]) != (size_t)(sp - verb) ||
+        strncmp(verb, argv[0], (size_t)(sp - verb)) != 0 || strcmp(sp + 1, argv[1]) != 0)
+        return 0;
+    return 2;
+}
 
 /* JSON may hold tokens and key material: every jansson buffer is zeroised when freed. */
 static void *kv_json_malloc(size_t n)
@@ -57,7 +87,8 @@ static void kv_help_top(void)
            "compatible)\n             from the command line, with az-style verbs and output.\n"
            "\nSubgroups:\n");
     for (i = 0; i < KV_NELEM(kv_groups); i++)
-        printf("    %-18s : %s\n", kv_groups[i]->name, kv_groups[i]->summary);
+        if (!kv_group_is_dup(i))
+            printf("    %-18s : %s\n", kv_groups[i]->name, kv_groups[i]->summary);
     printf("\nCommands:\n    %-18s : %s\n", "version",
            "Show the versions of kvault and its libraries.");
     printf("\nThe configuration is read from $KVAULT_CONF, else /etc/kvault/kvault.conf (the same "
@@ -66,11 +97,21 @@ static void kv_help_top(void)
 
 static void kv_help_group(const kv_cli_group *g)
 {
-    size_t i;
+    const kv_cli_cmd *last = NULL, *next;
+    size_t i, k;
 
     printf("\nGroup\n    kvault %s : %s\n\nCommands:\n", g->name, g->summary);
-    for (i = 0; i < g->ncmds; i++)
-        printf("    %-18s : %s\n", g->cmds[i].verb, g->cmds[i].summary);
+    do { /* the commands of every group of this name, sorted by verb */
+        next = NULL;
+        for (k = 0; k < KV_NELEM(kv_groups); k++)
+            for (i = 0; strcmp(kv_groups[k]->name, g->name) == 0 && i < kv_groups[k]->ncmds; i++)
+                if ((last == NULL || strcmp(kv_groups[k]->cmds[i].verb, last->verb) > 0) &&
+                    (next == NULL || strcmp(kv_groups[k]->cmds[i].verb, next->verb) < 0))
+                    next = &kv_groups[k]->cmds[i];
+        if (next != NULL)
+            printf("    %-22s : %s\n", next->verb, next->summary);
+        last = next;
+    } while (next != NULL);
     printf("\nFor more specific examples, use: kvault %s COMMAND --help\n", g->name);
 }
 
@@ -136,8 +177,8 @@ done:
 static int kv_main(kv_cli *cli, int argc, char **argv)
 {
     const kv_cli_group *g = NULL;
-    size_t i;
-    int k = 1;
+    size_t i, j;
+    int k = 1, w;
 
     if (argc < 2 || kv_is_help(argv[1])) {
         kv_help_top();
@@ -149,9 +190,11 @@ static int kv_main(kv_cli *cli, int argc, char **argv)
         return kv_version(cli);
     }
     /* az muscle memory: `kvault keyvault key show ...` == `kvault key show ...` */
-    if (argc > 2 && strcmp(argv[1], "keyvault") == 0 && strcmp(argv[2], "key") == 0)
+    if (argc > 2 && strcmp(argv[1], "keyvault") == 0 &&
+        (strcmp(argv[2], "key") == 0 || strcmp(argv[2], "secret") == 0 ||
+         strcmp(argv[2], "certificate") == 0))
         k = 2;
-    for (i = 0; i < KV_NELEM(kv_groups); i++)
+    for (i = 0; i < KV_NELEM(kv_groups) && g == NULL; i++) /* the first names the group */
         if (strcmp(argv[k], kv_groups[i]->name) == 0)
             g = kv_groups[i];
     if (g == NULL) {
@@ -166,9 +209,16 @@ static int kv_main(kv_cli *cli, int argc, char **argv)
         kv_help_group(g);
         return KV_EXIT_OK;
     }
-    for (i = 0; i < g->ncmds; i++)
-        if (strcmp(argv[k], g->cmds[i].verb) == 0)
-            return kv_run_cmd(cli, g, &g->cmds[i], argc - k - 1, argv + k + 1);
+    for (j = 0; j < KV_NELEM(kv_groups); j++) {
+        if (strcmp(kv_groups[j]->name, g->name) != 0)
+            continue;
+        for (i = 0; i < kv_groups[j]->ncmds; i++) {
+            w = kv_verb_match(kv_groups[j]->cmds[i].verb, argc - k, argv + k);
+            if (w > 0)
+                return kv_run_cmd(cli, kv_groups[j], &kv_groups[j]->cmds[i], argc - k - w,
+                                  argv + k + w);
+        }
+    }
     fprintf(stderr,
             "ERROR: 'kvault %s': '%s' is not in the 'kvault %s' command group. See 'kvault %s "
             "--help'.\n",

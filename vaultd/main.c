@@ -15,8 +15,10 @@
 
 #include "vd_ctx.h"
 #include "vd_dev.h"
+#include "vd_hsm.h"
 #include "vd_identity.h"
 #include "vd_keycache.h"
+#include "vd_keys_lifecycle.h"
 #include "vd_server.h"
 
 static void vd_usage(FILE *f)
@@ -28,7 +30,13 @@ static void vd_usage(FILE *f)
                "  --state DIR         state directory (reused on restart)\n"
                "  --listen ADDR:PORT  address to serve HTTPS on (default 127.0.0.1:8443)\n"
                "  --token-lifetime S  access-token lifetime in seconds (default 3600)\n"
-               "  --threads N         worker threads (default: number of CPUs)\n");
+               "  --threads N         worker threads (default: number of CPUs)\n"
+               "  --hsm-config FILE   local HSM pool (PKCS#11 tokens) for -HSM keys and the KEK "
+               "(--dev default: DIR/hsm.conf with a SoftHSMv2 token)\n"
+               "  --kek-location L    file|hsm: where a new state keeps its KEK (default: the "
+               "HSM pool if usable)\n"
+               "  --rotation-interval S  seconds between key maintenance runs: due policy "
+               "rotations, purge of expired deleted keys (default 60)\n");
 }
 
 static long vd_parse_long(const char *s, long min, long max, const char *what)
@@ -85,6 +93,10 @@ int main(int argc, char **argv)
         {"listen", required_argument, NULL, 'l'},
         {"token-lifetime", required_argument, NULL, 't'},
         {"threads", required_argument, NULL, 'n'},
+        {"rotation-interval", required_argument, NULL, 'R'},
+        {"dev-short-rotation-policy", no_argument, NULL, 'S'}, /* hidden: tests only */
+        {"hsm-config", required_argument, NULL, 'H'},
+        {"kek-location", required_argument, NULL, 'K'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -128,6 +140,25 @@ int main(int argc, char **argv)
                 goto done;
             ctx->cfg.threads = (int)v;
             break;
+        case 'R':
+            v = vd_parse_long(optarg, 1, 86400, "--rotation-interval");
+            if (v < 0)
+                goto done;
+            ctx->cfg.rotation_interval = v;
+            break;
+        case 'S':
+            ctx->cfg.dev_short_rotation = true;
+            break;
+        case 'H': /* local HSM pool (vd_hsm.c) */
+            snprintf(ctx->cfg.hsm_config, sizeof(ctx->cfg.hsm_config), "%s", optarg);
+            break;
+        case 'K':
+            if (strcmp(optarg, "file") != 0 && strcmp(optarg, "hsm") != 0) {
+                fprintf(stderr, "vaultd: --kek-location must be file or hsm\n");
+                goto done;
+            }
+            snprintf(ctx->cfg.kek_location, sizeof(ctx->cfg.kek_location), "%s", optarg);
+            break;
         case 'h':
             vd_usage(stdout);
             status = 0;
@@ -148,14 +179,22 @@ int main(int argc, char **argv)
         goto done;
     if (vd_dev_bootstrap(ctx) != KV_OK || vd_server_tls_init(ctx) != KV_OK)
         goto done;
+    if (ctx->cfg.dev_short_rotation && !ctx->cfg.dev) {
+        fprintf(stderr, "vaultd: --dev-short-rotation-policy needs --dev\n");
+        goto done;
+    }
+    if (vd_keys_maintenance_start(ctx) != KV_OK)
+        goto done;
     if (vd_server_run(ctx) != KV_OK)
         goto done;
     status = 0;
 done:
+    vd_keys_maintenance_stop(ctx);
     SSL_CTX_free(ctx->ssl_ctx);
     EVP_PKEY_free(ctx->token_key);
     vd_keycache_free(ctx->keycache);
     vd_secretcache_free(ctx->secretcache);
+    vd_hsm_free(ctx); /* C_Finalize before OpenSSL's exit-time cleanup */
     OPENSSL_cleanse(ctx->kek, sizeof(ctx->kek));
     free(ctx);
     return status;

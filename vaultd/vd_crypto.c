@@ -2,17 +2,23 @@
  * vault's RSA / ECDSA signature algorithms over caller-supplied digests. */
 #include "vd_crypto.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/kdf.h>
 #include <openssl/objects.h>
+#include <openssl/param_build.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "kv_b64.h"
 #include "kv_ecdsa.h"
 #include "kv_jwk.h"
 #include "vd_util.h"
@@ -371,5 +377,353 @@ kv_rv vd_crypto_verify(EVP_PKEY *pkey, const vd_alg *alg, const uint8_t *in, siz
 done:
     EVP_PKEY_CTX_free(pc);
     free(der);
+    return rv;
+}
+
+/* ---- key lifecycle additions: RSA encryption, JWK import, backup blobs ---- */
+
+bool vd_enc_alg_by_name(const char *name, vd_enc_alg *out)
+{
+    if (name == NULL || out == NULL)
+        return false;
+    if (strcmp(name, "RSA1_5") == 0)
+        *out = VD_ENC_RSA1_5;
+    else if (strcmp(name, "RSA-OAEP") == 0)
+        *out = VD_ENC_RSA_OAEP;
+    else if (strcmp(name, "RSA-OAEP-256") == 0)
+        *out = VD_ENC_RSA_OAEP_256;
+    else
+        return false;
+    return true;
+}
+
+size_t vd_crypto_enc_max(const EVP_PKEY *pkey, vd_enc_alg alg)
+{
+    size_t k = pkey ? (size_t)EVP_PKEY_get_size(pkey) : 0, over;
+
+    over = alg == VD_ENC_RSA1_5 ? 11 : alg == VD_ENC_RSA_OAEP ? 42 : 66;
+    return k > over ? k - over : 0;
+}
+
+static EVP_PKEY_CTX *vd_enc_ctx(EVP_PKEY *pkey, vd_enc_alg alg, int enc)
+{
+    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+    int ok;
+
+    if (c == NULL)
+        return NULL;
+    ok = (enc ? EVP_PKEY_encrypt_init(c) : EVP_PKEY_decrypt_init(c)) == 1;
+    if (ok && alg == VD_ENC_RSA1_5)
+        ok = EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PADDING) == 1;
+    if (ok && alg != VD_ENC_RSA1_5)
+        ok = EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_OAEP_PADDING) == 1;
+    if (ok && alg == VD_ENC_RSA_OAEP_256)
+        ok = EVP_PKEY_CTX_set_rsa_oaep_md_name(c, "SHA256", NULL) == 1 &&
+             EVP_PKEY_CTX_set_rsa_mgf1_md_name(c, "SHA256", NULL) == 1;
+    if (ok && alg == VD_ENC_RSA_OAEP)
+        ok = EVP_PKEY_CTX_set_rsa_oaep_md_name(c, "SHA1", NULL) == 1 &&
+             EVP_PKEY_CTX_set_rsa_mgf1_md_name(c, "SHA1", NULL) == 1;
+    if (!ok) {
+        EVP_PKEY_CTX_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static kv_rv vd_enc_run(EVP_PKEY *pkey, vd_enc_alg alg, int enc, const uint8_t *in, size_t inlen,
+                        uint8_t **out, size_t *outlen)
+{
+    EVP_PKEY_CTX *c = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    kv_rv rv = KV_ERR_INTERNAL;
+
+    if (pkey == NULL || in == NULL || out == NULL || outlen == NULL || !EVP_PKEY_is_a(pkey, "RSA"))
+        return KV_ERR_INVALID_ARG;
+    if (enc && inlen > vd_crypto_enc_max(pkey, alg))
+        return KV_ERR_INVALID_ARG;
+    if (!enc && inlen != (size_t)EVP_PKEY_get_size(pkey))
+        return KV_ERR_INVALID_ARG;
+    c = vd_enc_ctx(pkey, alg, enc);
+    if (c == NULL)
+        goto done;
+    cap = (size_t)EVP_PKEY_get_size(pkey);
+    buf = malloc(cap);
+    if (buf == NULL) {
+        rv = KV_ERR_NOMEM;
+        goto done;
+    }
+    len = cap;
+    if ((enc ? EVP_PKEY_encrypt(c, buf, &len, in, inlen)
+             : EVP_PKEY_decrypt(c, buf, &len, in, inlen)) != 1) {
+        rv = enc ? KV_ERR_INTERNAL : KV_ERR_INVALID_ARG;
+        goto done;
+    }
+    *out = buf;
+    *outlen = len;
+    buf = NULL;
+    rv = KV_OK;
+done:
+    if (buf != NULL)
+        vd_free_secret(buf, cap);
+    EVP_PKEY_CTX_free(c);
+    return rv;
+}
+
+kv_rv vd_crypto_encrypt(EVP_PKEY *pkey, vd_enc_alg alg, const uint8_t *in, size_t inlen,
+                        uint8_t **out, size_t *outlen)
+{
+    return vd_enc_run(pkey, alg, 1, in, inlen, out, outlen);
+}
+
+kv_rv vd_crypto_decrypt(EVP_PKEY *pkey, vd_enc_alg alg, const uint8_t *in, size_t inlen,
+                        uint8_t **out, size_t *outlen)
+{
+    return vd_enc_run(pkey, alg, 0, in, inlen, out, outlen);
+}
+
+/* A base64url JWK member as a BIGNUM (NULL if missing or malformed). */
+static BIGNUM *vd_jwk_bn(const json_t *jwk, const char *member)
+{
+    const json_t *v = json_object_get(jwk, member);
+    uint8_t *raw = NULL;
+    size_t len = 0;
+    BIGNUM *bn = NULL;
+
+    if (!json_is_string(v) || kv_b64_decode(json_string_value(v), &raw, &len) != KV_OK || len == 0)
+        goto done;
+    bn = BN_secure_new();
+    if (bn != NULL && BN_bin2bn(raw, (int)len, bn) == NULL) {
+        BN_clear_free(bn);
+        bn = NULL;
+    }
+done:
+    vd_free_secret(raw, len);
+    return bn;
+}
+
+static kv_rv vd_import_rsa(const json_t *jwk, OSSL_PARAM_BLD *bld, BIGNUM **bns, char *why,
+                           size_t whylen)
+{
+    static const char *const members[] = {"n", "e", "d", "p", "q", "dp", "dq", "qi"};
+    static const char *const params[] = {
+        OSSL_PKEY_PARAM_RSA_N,         OSSL_PKEY_PARAM_RSA_E,
+        OSSL_PKEY_PARAM_RSA_D,         OSSL_PKEY_PARAM_RSA_FACTOR1,
+        OSSL_PKEY_PARAM_RSA_FACTOR2,   OSSL_PKEY_PARAM_RSA_EXPONENT1,
+        OSSL_PKEY_PARAM_RSA_EXPONENT2, OSSL_PKEY_PARAM_RSA_COEFFICIENT1};
+    size_t i;
+
+    for (i = 0; i < 8; i++) {
+        bns[i] = vd_jwk_bn(jwk, members[i]);
+        if (bns[i] == NULL) {
+            snprintf(why, whylen,
+                     "The RSA key is missing the parameter %s (n, e, d, p, q, dp, dq and qi are "
+                     "required).",
+                     members[i]);
+            return KV_ERR_INVALID_ARG;
+        }
+        if (OSSL_PARAM_BLD_push_BN(bld, params[i], bns[i]) != 1)
+            return KV_ERR_INTERNAL;
+    }
+    return KV_OK;
+}
+
+static kv_rv vd_import_ec(const json_t *jwk, OSSL_PARAM_BLD *bld, BIGNUM **bns, uint8_t *pt,
+                          char *why, size_t whylen)
+{
+    const json_t *crv = json_object_get(jwk, "crv");
+    const char *group;
+    uint8_t *x = NULL, *y = NULL;
+    size_t xl = 0, yl = 0, fl;
+    int nid;
+    kv_rv rv = KV_ERR_INVALID_ARG;
+
+    nid = json_is_string(crv) ? kv_curve_nid_from_name(json_string_value(crv)) : NID_undef;
+    group = nid != NID_undef ? kv_curve_group_from_nid(nid) : NULL;
+    if (group == NULL || kv_curve_name_from_nid(nid) == NULL ||
+        strcmp(kv_curve_name_from_nid(nid), json_string_value(crv)) != 0) {
+        snprintf(why, whylen, "Invalid crv: use P-256, P-256K, P-384 or P-521.");
+        goto done;
+    }
+    fl = nid == NID_secp521r1 ? 66 : nid == NID_secp384r1 ? 48 : 32;
+    if (!json_is_string(json_object_get(jwk, "x")) || !json_is_string(json_object_get(jwk, "y")) ||
+        kv_b64_decode(json_string_value(json_object_get(jwk, "x")), &x, &xl) != KV_OK ||
+        kv_b64_decode(json_string_value(json_object_get(jwk, "y")), &y, &yl) != KV_OK || xl != fl ||
+        yl != fl) {
+        snprintf(why, whylen, "The EC key's x and y must be %zu-byte base64url values.", fl);
+        goto done;
+    }
+    bns[0] = vd_jwk_bn(jwk, "d");
+    if (bns[0] == NULL) {
+        snprintf(why, whylen, "The EC key is missing its private part d.");
+        goto done;
+    }
+    pt[0] = 4;
+    memcpy(pt + 1, x, fl);
+    memcpy(pt + 1 + fl, y, fl);
+    rv = KV_ERR_INTERNAL;
+    if (OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) != 1 ||
+        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt, 1 + 2 * fl) != 1 ||
+        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, bns[0]) != 1)
+        goto done;
+    rv = KV_OK;
+done:
+    free(x);
+    free(y);
+    return rv;
+}
+
+kv_rv vd_crypto_import_jwk(const json_t *jwk, EVP_PKEY **out, char *why, size_t whylen)
+{
+    const json_t *ktyj = json_object_get(jwk, "kty");
+    const char *kty = json_is_string(ktyj) ? json_string_value(ktyj) : "";
+    bool rsa = strcmp(kty, "RSA") == 0 || strcmp(kty, "RSA-HSM") == 0;
+    bool ec = strcmp(kty, "EC") == 0 || strcmp(kty, "EC-HSM") == 0;
+    OSSL_PARAM_BLD *bld = NULL;
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY_CTX *c = NULL;
+    EVP_PKEY *pkey = NULL;
+    BIGNUM *bns[8] = {0};
+    uint8_t pt[1 + 2 * 66];
+    size_t i;
+    int bits;
+    kv_rv rv = KV_ERR_INVALID_ARG;
+
+    if (jwk == NULL || out == NULL || why == NULL || whylen == 0)
+        return KV_ERR_INVALID_ARG;
+    why[0] = '\0';
+    *out = NULL;
+    if (!json_is_object(jwk)) {
+        snprintf(why, whylen, "The parameter key must be a JSON Web Key object.");
+        goto done;
+    }
+    if (!rsa && !ec) {
+        snprintf(why, whylen,
+                 "Key type %.20s cannot be imported here: use RSA, RSA-HSM, EC or "
+                 "EC-HSM.",
+                 kty);
+        goto done;
+    }
+    bld = OSSL_PARAM_BLD_new();
+    if (bld == NULL) {
+        rv = KV_ERR_NOMEM;
+        goto done;
+    }
+    rv = rsa ? vd_import_rsa(jwk, bld, bns, why, whylen)
+             : vd_import_ec(jwk, bld, bns, pt, why, whylen);
+    if (rv != KV_OK)
+        goto done;
+    rv = KV_ERR_INTERNAL;
+    params = OSSL_PARAM_BLD_to_param(bld);
+    c = EVP_PKEY_CTX_new_from_name(NULL, rsa ? "RSA" : "EC", NULL);
+    if (params == NULL || c == NULL || EVP_PKEY_fromdata_init(c) != 1)
+        goto done;
+    rv = KV_ERR_INVALID_ARG;
+    if (EVP_PKEY_fromdata(c, &pkey, EVP_PKEY_KEYPAIR, params) != 1 || pkey == NULL) {
+        snprintf(why, whylen, "The key parameters do not form a valid %s key.", rsa ? "RSA" : "EC");
+        goto done;
+    }
+    bits = EVP_PKEY_get_bits(pkey);
+    if (rsa && bits != 2048 && bits != 3072 && bits != 4096) {
+        snprintf(why, whylen, "Invalid RSA key size %d: the key must be 2048, 3072 or 4096 bits.",
+                 bits);
+        goto done;
+    }
+    EVP_PKEY_CTX_free(c);
+    c = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+    if (c == NULL || EVP_PKEY_check(c) != 1) {
+        snprintf(why, whylen,
+                 "The key's public and private parts are not consistent (key check failed).");
+        goto done;
+    }
+    *out = pkey;
+    pkey = NULL;
+    rv = KV_OK;
+done:
+    ERR_clear_error();
+    EVP_PKEY_free(pkey);
+    EVP_PKEY_CTX_free(c);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    for (i = 0; i < 8; i++)
+        BN_clear_free(bns[i]);
+    OPENSSL_cleanse(pt, sizeof(pt));
+    return rv;
+}
+
+#define VD_BACKUP_MAGIC "KVB1"
+#define VD_BACKUP_AAD "kvault vaultd key backup v1"
+
+/* The instance backup key: HKDF-SHA256(KEK, salt "kvault-backup", info VD_BACKUP_AAD). */
+static kv_rv vd_backup_key(const uint8_t kek[VD_KEK_LEN], uint8_t key[32])
+{
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    EVP_KDF_CTX *kc = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+    OSSL_PARAM p[5];
+    kv_rv rv = KV_ERR_INTERNAL;
+
+    if (kc == NULL)
+        goto done;
+    p[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
+    p[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)kek, VD_KEK_LEN);
+    p[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)"kvault-backup", 13);
+    p[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)VD_BACKUP_AAD,
+                                             strlen(VD_BACKUP_AAD));
+    p[4] = OSSL_PARAM_construct_end();
+    if (EVP_KDF_derive(kc, key, 32, p) == 1)
+        rv = KV_OK;
+done:
+    EVP_KDF_CTX_free(kc);
+    EVP_KDF_free(kdf);
+    return rv;
+}
+
+kv_rv vd_crypto_backup_seal(const uint8_t kek[VD_KEK_LEN], const uint8_t *in, size_t inlen,
+                            uint8_t **out, size_t *outlen)
+{
+    uint8_t key[32], iv[12], *ct = NULL, *buf = NULL;
+    size_t ctlen = 0;
+    kv_rv rv;
+
+    if (kek == NULL || in == NULL || out == NULL || outlen == NULL)
+        return KV_ERR_INVALID_ARG;
+    rv = vd_backup_key(kek, key);
+    if (rv != KV_OK)
+        goto done;
+    rv = KV_ERR_INTERNAL;
+    if (RAND_bytes(iv, sizeof(iv)) != 1 ||
+        vd_gcm(1, key, iv, VD_BACKUP_AAD, in, inlen, &ct, &ctlen) != KV_OK)
+        goto done;
+    buf = malloc(4 + sizeof(iv) + ctlen);
+    if (buf == NULL) {
+        rv = KV_ERR_NOMEM;
+        goto done;
+    }
+    memcpy(buf, VD_BACKUP_MAGIC, 4);
+    memcpy(buf + 4, iv, sizeof(iv));
+    memcpy(buf + 4 + sizeof(iv), ct, ctlen);
+    *out = buf;
+    *outlen = 4 + sizeof(iv) + ctlen;
+    rv = KV_OK;
+done:
+    OPENSSL_cleanse(key, sizeof(key));
+    free(ct);
+    return rv;
+}
+
+kv_rv vd_crypto_backup_open(const uint8_t kek[VD_KEK_LEN], const uint8_t *in, size_t inlen,
+                            uint8_t **out, size_t *outlen)
+{
+    uint8_t key[32];
+    kv_rv rv;
+
+    if (kek == NULL || in == NULL || out == NULL || outlen == NULL)
+        return KV_ERR_INVALID_ARG;
+    if (inlen < 4 + 12 + VD_GCM_TAG_LEN || memcmp(in, VD_BACKUP_MAGIC, 4) != 0)
+        return KV_ERR_INVALID_ARG;
+    rv = vd_backup_key(kek, key);
+    if (rv == KV_OK)
+        rv = vd_gcm(0, key, in + 4, VD_BACKUP_AAD, in + 16, inlen - 16, out, outlen);
+    OPENSSL_cleanse(key, sizeof(key));
     return rv;
 }

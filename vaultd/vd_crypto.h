@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
 #include <openssl/evp.h>
 
 #include "kv_status.h"
@@ -54,5 +55,32 @@ kv_rv vd_crypto_sign(EVP_PKEY *pkey, const vd_alg *alg, const uint8_t *in, size_
 /* *ok = whether sig is a valid alg signature of in under pkey (malformed = false). */
 kv_rv vd_crypto_verify(EVP_PKEY *pkey, const vd_alg *alg, const uint8_t *in, size_t inlen,
                        const uint8_t *sig, size_t siglen, bool *ok);
+
+/* ---- key lifecycle additions (H1) ---- */
+
+/* RSA encryption algorithms of the vault (encrypt/decrypt/wrapKey/unwrapKey). */
+typedef enum { VD_ENC_RSA1_5, VD_ENC_RSA_OAEP, VD_ENC_RSA_OAEP_256 } vd_enc_alg;
+/* false if name is not an RSA encryption algorithm. */
+bool vd_enc_alg_by_name(const char *name, vd_enc_alg *out);
+/* Largest plaintext alg can encrypt under pkey. */
+size_t vd_crypto_enc_max(const EVP_PKEY *pkey, vd_enc_alg alg);
+/* RSA encryption; KV_ERR_INVALID_ARG on bad input (too long / undecryptable). */
+kv_rv vd_crypto_encrypt(EVP_PKEY *pkey, vd_enc_alg alg, const uint8_t *in, size_t inlen,
+                        uint8_t **out, size_t *outlen);
+kv_rv vd_crypto_decrypt(EVP_PKEY *pkey, vd_enc_alg alg, const uint8_t *in, size_t inlen,
+                        uint8_t **out, size_t *outlen);
+
+/* A private key from a JWK with private parts (RSA n,e,d,p,q,dp,dq,qi / EC crv,x,y,d), checked
+ * for consistency and for the vault's sizes and curves. KV_ERR_INVALID_ARG with a reason in
+ * why otherwise. */
+kv_rv vd_crypto_import_jwk(const json_t *jwk, EVP_PKEY **out, char *why, size_t whylen);
+
+/* Backup blobs: AES-256-GCM under a key derived (HKDF-SHA256, own label) from the instance KEK,
+ * so only this vaultd instance can open them. open: KV_ERR_INVALID_ARG if the blob is not
+ * ours or was altered. */
+kv_rv vd_crypto_backup_seal(const uint8_t kek[VD_KEK_LEN], const uint8_t *in, size_t inlen,
+                            uint8_t **out, size_t *outlen);
+kv_rv vd_crypto_backup_open(const uint8_t kek[VD_KEK_LEN], const uint8_t *in, size_t inlen,
+                            uint8_t **out, size_t *outlen);
 
 #endif

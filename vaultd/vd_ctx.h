@@ -29,6 +29,10 @@ typedef struct vd_config {
     int port;                 /* port part of --listen */
     long token_lifetime;      /* seconds */
     int threads;              /* worker threads */
+    char hsm_config[PATH_MAX]; /* --hsm-config FILE (vd_hsm.c), "" = none / dev default */
+    char kek_location[8];      /* --kek-location file|hsm|"" (first start only, vd_hsm.c) */
+    long rotation_interval;   /* seconds between key maintenance runs (purge sweep, rotation) */
+    bool dev_short_rotation;  /* hidden dev option: rotation-policy durations below 7 days */
 } vd_config;
 
 typedef struct vd_ctx {
@@ -42,6 +46,8 @@ typedef struct vd_ctx {
     SSL_CTX *ssl_ctx;              /* server TLS context (shared by all workers) */
     vd_keycache *keycache;         /* decrypted private keys by vault/version */
     vd_secretcache *secretcache;   /* recently verified client secrets */
+    struct vd_hsm *hsm;            /* the local HSM pool (vd_hsm.c); NULL when none configured */
+    struct vd_keys_maint *keys_maint; /* key maintenance thread (vd_rotation.c) */
 } vd_ctx;
 
 #endif

@@ -18,6 +18,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "vd_hsm.h"
+#include "vd_hsm_keys.h"
 #include "vd_identity.h"
 #include "vd_store.h"
 #include "vd_util.h"
@@ -290,9 +292,14 @@ static kv_rv vd_write_client_conf(const vd_ctx *ctx, const char *tenant, const c
     n = snprintf(text, sizeof(text),
                  "[kvault]\ntimeout = 10\n\n[vault %s]\nurl = https://%s.vault.localhost:%d\n"
                  "ca_file = %s/ca.pem\nauth = client_secret\ntenant_id = %s\nclient_id = %s\n"
-                 "client_secret = %s\nauthority = %s\nresource = %s\n",
+                 "client_secret = %s\nauthority = %s\nresource = %s\n"
+                 "\n[vault %s]\nurl = https://%s.managedhsm.localhost:%d\nca_file = %s/ca.pem\n"
+                 "auth = client_secret\ntenant_id = %s\nclient_id = %s\nclient_secret = %s\n"
+                 "authority = %s\nresource = %s\n",
                  ctx->default_vault, ctx->default_vault, ctx->cfg.port, ctx->cfg.state_dir, tenant,
-                 client_id, secret, ctx->authority, VD_VAULT_RESOURCE);
+                 client_id, secret, ctx->authority, VD_VAULT_RESOURCE, VD_HSM_DEV_POOL,
+                 VD_HSM_DEV_POOL, ctx->cfg.port, ctx->cfg.state_dir, tenant, client_id, secret,
+                 ctx->authority, VD_MHSM_RESOURCE);
     rv = n > 0 && (size_t)n < sizeof(text) ? vd_write_file(path, text, (size_t)n, 0600)
                                            : KV_ERR_INTERNAL;
     OPENSSL_cleanse(text, sizeof(text));
@@ -491,7 +498,9 @@ static kv_rv vd_create_dev_state(vd_ctx *ctx, vd_store *st)
         goto done;
     }
     snprintf(ctx->default_vault, sizeof(ctx->default_vault), "%s", v.name);
-    rv = vd_write_client_conf(ctx, tenant, p.client_id, secret);
+    rv = vd_hsm_dev_managed_pool(st, tenant, p.client_id); /* managed HSM devhsm */
+    if (rv == KV_OK)
+        rv = vd_write_client_conf(ctx, tenant, p.client_id, secret);
     if (rv == KV_OK)
         (void)vd_identity_check_secret(ctx, &p, secret); /* primes the verified-secret cache */
 done:
@@ -563,8 +572,11 @@ kv_rv vd_dev_bootstrap(vd_ctx *ctx)
         return KV_ERR_CONFIG;
     }
     snprintf(ctx->authority, sizeof(ctx->authority), "https://localhost:%d", ctx->cfg.port);
+    if ((rv = vd_hsm_setup(ctx)) != KV_OK) /* the local HSM pool (vd_hsm.c) */
+        return rv;
     if ((rv = vd_ensure_certs(ctx)) != KV_OK || (rv = vd_ensure_token_key(ctx)) != KV_OK ||
-        (rv = vd_ensure_kek(ctx)) != KV_OK || (rv = vd_ensure_db(ctx)) != KV_OK)
+        (rv = vd_hsm_kek_in_pool(ctx) ? vd_hsm_load_kek(ctx) : vd_ensure_kek(ctx)) != KV_OK ||
+        (rv = vd_ensure_db(ctx)) != KV_OK)
         return rv;
     return KV_OK;
 }

@@ -508,7 +508,8 @@ static bool vd_tenant_ok(vd_req *r, const char *tenant)
  * NULL if vaultd serves no such resource. */
 static const char *vd_known_resource(const char *s, bool v2)
 {
-    static const char *const known[] = {VD_VAULT_RESOURCE, VD_MHSM_RESOURCE};
+    static const char *const known[] = {VD_VAULT_RESOURCE, VD_MHSM_RESOURCE,
+                                        "https://management.azure.com"};
     char buf[256];
     size_t len, i;
 

@@ -2,6 +2,7 @@
  * versions with paging, and sign / verify over digests. Private material never leaves here
  * except wrapped under the KEK into the store. */
 #include "vd_keys.h"
+#include "vd_keys_int.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "kv_b64.h"
 #include "kv_jwk.h"
 #include "vd_crypto.h"
+#include "vd_store_certs.h"
 #include "vd_keycache.h"
 #include "vd_util.h"
 
@@ -27,7 +29,7 @@ static const char *const vd_all_ops[] = {"encrypt", "decrypt",   "sign",   "veri
 
 /* ---- helpers ---- */
 
-static bool vd_key_name_ok(const char *name)
+bool vd_key_name_ok(const char *name)
 {
     size_t i, len = name ? strlen(name) : 0;
 
@@ -40,7 +42,7 @@ static bool vd_key_name_ok(const char *name)
 }
 
 /* "https://HOST" as the client addressed us. */
-static void vd_base_url(const vd_req *r, char *out, size_t outlen)
+void vd_base_url(const vd_req *r, char *out, size_t outlen)
 {
     if (r->host[0] != '\0')
         snprintf(out, outlen, "https://%s", r->host);
@@ -48,7 +50,7 @@ static void vd_base_url(const vd_req *r, char *out, size_t outlen)
         snprintf(out, outlen, "https://%s.vault.localhost:%d", r->vault.name, r->ctx->cfg.port);
 }
 
-static void vd_kid(const vd_req *r, const vd_key_row *row, bool versioned, char *out, size_t outlen)
+void vd_kid(const vd_req *r, const vd_key_row *row, bool versioned, char *out, size_t outlen)
 {
     char base[300];
 
@@ -60,7 +62,7 @@ static void vd_kid(const vd_req *r, const vd_key_row *row, bool versioned, char 
 }
 
 /* AAD binding wrapped key material to its place: vault|name|version, lower case. */
-static void vd_key_aad(const vd_key_row *row, char *out, size_t outlen)
+void vd_key_aad(const vd_key_row *row, char *out, size_t outlen)
 {
     size_t i;
 
@@ -69,7 +71,7 @@ static void vd_key_aad(const vd_key_row *row, char *out, size_t outlen)
         out[i] = (char)tolower((unsigned char)out[i]);
 }
 
-static void vd_key_not_found(vd_req *r, const char *name, const char *version)
+void vd_key_not_found(vd_req *r, const char *name, const char *version)
 {
     bool v = version != NULL && version[0] != '\0';
 
@@ -82,7 +84,7 @@ static void vd_key_not_found(vd_req *r, const char *name, const char *version)
 }
 
 /* Loads a key version, answering 404 / 500 itself on failure. */
-static bool vd_key_load(vd_req *r, const char *name, const char *version, vd_key_row *row)
+bool vd_key_load(vd_req *r, const char *name, const char *version, vd_key_row *row)
 {
     kv_rv rv;
 
@@ -102,9 +104,11 @@ static bool vd_key_load(vd_req *r, const char *name, const char *version, vd_key
     return true;
 }
 
-static json_t *vd_key_attributes(const vd_key_row *row)
+json_t *vd_key_attributes(const vd_req *r, const vd_key_row *row)
 {
     json_t *a = json_pack("{s:b}", "enabled", row->enabled);
+    char level[64];
+    int days = 90;
 
     if (a == NULL)
         return NULL;
@@ -114,8 +118,9 @@ static json_t *vd_key_attributes(const vd_key_row *row)
         json_object_set_new(a, "exp", json_integer(row->exp));
     json_object_set_new(a, "created", json_integer(row->created));
     json_object_set_new(a, "updated", json_integer(row->updated));
-    json_object_set_new(a, "recoveryLevel", json_string("Recoverable+Purgeable"));
-    json_object_set_new(a, "recoverableDays", json_integer(90));
+    vd_key_recovery_level(r, level, sizeof(level), &days);
+    json_object_set_new(a, "recoveryLevel", json_string(level));
+    json_object_set_new(a, "recoverableDays", json_integer(days));
     json_object_set_new(a, "exportable", json_false());
     return a;
 }
@@ -134,15 +139,18 @@ static void vd_set_tags(json_t *obj, const vd_key_row *row)
 }
 
 /* KeyBundle: public JWK (kid, kty, key_ops, n/e or crv/x/y), attributes, tags. */
-static json_t *vd_key_bundle(const vd_req *r, const vd_key_row *row)
+json_t *vd_key_bundle(const vd_req *r, const vd_key_row *row)
 {
     EVP_PKEY *pub = NULL;
     json_t *jwk = NULL, *bundle = NULL, *ops;
     char kid[600];
 
-    if (vd_crypto_pub_from_der(row->pub_der, row->pub_len, &pub) != KV_OK)
+    if (strcmp(row->kty, "oct") == 0) /* oct-HSM (vd_hsm_keys.c): no public part */
+        jwk = json_pack("{s:s}", "kty", "oct-HSM");
+    else if (vd_crypto_pub_from_der(row->pub_der, row->pub_len, &pub) != KV_OK)
         return NULL;
-    jwk = kv_jwk_from_public_pkey(pub, row->hsm);
+    else
+        jwk = kv_jwk_from_public_pkey(pub, row->hsm);
     EVP_PKEY_free(pub);
     ops = json_loads(row->key_ops, 0, NULL);
     if (jwk == NULL || ops == NULL) {
@@ -153,25 +161,29 @@ static json_t *vd_key_bundle(const vd_req *r, const vd_key_row *row)
     vd_kid(r, row, true, kid, sizeof(kid));
     json_object_set_new(jwk, "kid", json_string(kid));
     json_object_set_new(jwk, "key_ops", ops);
-    bundle = json_pack("{s:o, s:o}", "key", jwk, "attributes", vd_key_attributes(row));
+    bundle = json_pack("{s:o, s:o}", "key", jwk, "attributes", vd_key_attributes(r, row));
     if (bundle != NULL)
         vd_set_tags(bundle, row);
+    if (bundle != NULL && vd_store_key_is_managed(r->store, row->vault, row->name, row->version))
+        json_object_set_new(bundle, "managed", json_true()); /* backs a certificate (vd_certs.c) */
     return bundle;
 }
 
-static json_t *vd_key_item(const vd_req *r, const vd_key_row *row, bool versioned)
+json_t *vd_key_item(const vd_req *r, const vd_key_row *row, bool versioned)
 {
     json_t *item;
     char kid[600];
 
     vd_kid(r, row, versioned, kid, sizeof(kid));
-    item = json_pack("{s:s, s:o}", "kid", kid, "attributes", vd_key_attributes(row));
+    item = json_pack("{s:s, s:o}", "kid", kid, "attributes", vd_key_attributes(r, row));
     if (item != NULL)
         vd_set_tags(item, row);
+    if (item != NULL && vd_store_key_is_managed(r->store, row->vault, row->name, row->version))
+        json_object_set_new(item, "managed", json_true());
     return item;
 }
 
-static void vd_reply_bundle(vd_req *r, const vd_key_row *row)
+void vd_reply_bundle(vd_req *r, const vd_key_row *row)
 {
     json_t *b = vd_key_bundle(r, row);
 
@@ -184,7 +196,7 @@ static void vd_reply_bundle(vd_req *r, const vd_key_row *row)
 /* ---- create ---- */
 
 /* Validates key_ops (array of known operation names); returns its JSON text or NULL. */
-static char *vd_parse_key_ops(vd_req *r, const json_t *ops, const char *kty)
+char *vd_parse_key_ops(vd_req *r, const json_t *ops, const char *kty)
 {
     json_t *v;
     size_t i, j;
@@ -214,7 +226,7 @@ static char *vd_parse_key_ops(vd_req *r, const json_t *ops, const char *kty)
 }
 
 /* Validates attributes into row; false after answering 400. */
-static bool vd_parse_attributes(vd_req *r, const json_t *attrs, vd_key_row *row)
+bool vd_parse_attributes(vd_req *r, const json_t *attrs, vd_key_row *row)
 {
     const json_t *v;
 
@@ -261,7 +273,7 @@ static bool vd_parse_attributes(vd_req *r, const json_t *attrs, vd_key_row *row)
 }
 
 /* Validates tags into row->tags; false after answering 400. */
-static bool vd_parse_tags(vd_req *r, const json_t *tags, vd_key_row *row)
+bool vd_parse_tags(vd_req *r, const json_t *tags, vd_key_row *row)
 {
     const char *k;
     json_t *v;
@@ -303,7 +315,7 @@ void vd_keys_create(vd_req *r, const char *name, const char *version)
         goto done;
     }
     body = vd_req_json_body(r);
-    if (body == NULL)
+    if (body == NULL || !vd_key_name_not_deleted(r, name))
         goto done;
     v = json_object_get(body, "kty");
     kty_in = json_is_string(v) ? json_string_value(v) : NULL;
@@ -397,7 +409,7 @@ void vd_keys_get(vd_req *r, const char *name, const char *version)
 }
 
 /* maxresults (1..25, default 25); false after answering 400. */
-static bool vd_max_results(vd_req *r, size_t *out)
+bool vd_max_results(vd_req *r, size_t *out)
 {
     const char *s = vd_req_param(r, "maxresults");
     char *end;
@@ -417,7 +429,7 @@ static bool vd_max_results(vd_req *r, size_t *out)
 }
 
 /* Decodes $skiptoken ("<prefix><value>" in base64url) into out; "" when absent. */
-static bool vd_skiptoken(vd_req *r, char prefix, char *out, size_t outlen)
+bool vd_skiptoken(vd_req *r, char prefix, char *out, size_t outlen)
 {
     const char *s = vd_req_param(r, "$skiptoken");
     uint8_t *raw = NULL;
@@ -440,8 +452,8 @@ static bool vd_skiptoken(vd_req *r, char prefix, char *out, size_t outlen)
 }
 
 /* Sets nextLink (absolute, on the request's Host) or null. */
-static void vd_set_next_link(vd_req *r, json_t *page, const char *path, char prefix,
-                             const char *after, size_t max)
+void vd_set_next_link(vd_req *r, json_t *page, const char *path, char prefix, const char *after,
+                      size_t max)
 {
     const char *api = vd_req_param(r, "api-version");
     char base[300], link[1200], tok[200], *t64, *api_enc = NULL;
@@ -540,7 +552,7 @@ void vd_keys_versions(vd_req *r, const char *name, const char *version)
 
 /* ---- sign / verify ---- */
 
-static bool vd_has_op(const vd_key_row *row, const char *op)
+bool vd_has_op(const vd_key_row *row, const char *op)
 {
     json_t *ops = json_loads(row->key_ops, 0, NULL), *v;
     bool found = false;
@@ -553,7 +565,7 @@ static bool vd_has_op(const vd_key_row *row, const char *op)
 }
 
 /* Checks the key state for op: enabled, key_ops, and (when check_dates) nbf/exp. */
-static bool vd_key_allows(vd_req *r, const vd_key_row *row, const char *op, bool check_dates)
+bool vd_key_allows(vd_req *r, const vd_key_row *row, const char *op, bool check_dates)
 {
     long long now = vd_now();
 
@@ -629,7 +641,7 @@ static bool vd_alg_checks(vd_req *r, const vd_alg *alg, EVP_PKEY *pub, size_t in
 }
 
 /* The private key of row, from the cache or decrypted from the store. */
-static EVP_PKEY *vd_private_key(vd_req *r, const vd_key_row *row)
+EVP_PKEY *vd_private_key(vd_req *r, const vd_key_row *row)
 {
     EVP_PKEY *pkey = vd_keycache_get(r->ctx->keycache, row->vault, row->version);
     char aad[300];

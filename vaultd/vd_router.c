@@ -6,14 +6,57 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "vd_admin.h"
+#include "vd_hsm_keys.h"
 #include "vd_identity.h"
 #include "vd_keys.h"
+#include "vd_keys_lifecycle.h"
+#include "vd_certs.h"
+#include "vd_secrets.h"
 
 /* The route table. Order matters: literals before captures of the same shape. */
 static const vd_route vd_routes[] = {
+    /* HSM keys, managed HSM pools, /rng (vd_hsm_keys.c): these wrappers take -HSM keys and
+     * pass software keys on to the handlers listed further down */
+    {"POST", "keys/{n}/create", vd_hsm_keys_create, "keys/create/action"},
+    {"PUT", "keys/{n}", vd_hsm_keys_import, "keys/import/action"},
+    {"POST", "keys/{n}/sign", vd_hsm_keys_sign, "keys/sign/action"},
+    {"POST", "keys/{n}/{v}/sign", vd_hsm_keys_sign, "keys/sign/action"},
+    {"POST", "keys/{n}/encrypt", vd_hsm_keys_encrypt, "keys/encrypt/action"},
+    {"POST", "keys/{n}/{v}/encrypt", vd_hsm_keys_encrypt, "keys/encrypt/action"},
+    {"POST", "keys/{n}/decrypt", vd_hsm_keys_decrypt, "keys/decrypt/action"},
+    {"POST", "keys/{n}/{v}/decrypt", vd_hsm_keys_decrypt, "keys/decrypt/action"},
+    {"POST", "keys/{n}/wrapkey", vd_hsm_keys_wrap, "keys/wrap/action"},
+    {"POST", "keys/{n}/{v}/wrapkey", vd_hsm_keys_wrap, "keys/wrap/action"},
+    {"POST", "keys/{n}/unwrapkey", vd_hsm_keys_unwrap, "keys/unwrap/action"},
+    {"POST", "keys/{n}/{v}/unwrapkey", vd_hsm_keys_unwrap, "keys/unwrap/action"},
+    {"POST", "rng", vd_hsm_rng, "rng/action"},
     {"GET", "keys", vd_keys_list, "keys/read"},
     {"GET", "keys/", vd_keys_list, "keys/read"},
     {"GET", "keys/{n}/versions", vd_keys_versions, "keys/read"},
+    /* key lifecycle (vd_keys_lifecycle.c, vd_keys_crypto.c, vd_backup.c, vd_rotation.c) */
+    {"POST", "keys/restore", vd_keys_restore, "keys/restore/action"},
+    {"PUT", "keys/{n}", vd_keys_import, "keys/import/action"},
+    {"PATCH", "keys/{n}", vd_keys_update, "keys/update/action"},
+    {"PATCH", "keys/{n}/{v}", vd_keys_update, "keys/update/action"},
+    {"DELETE", "keys/{n}", vd_keys_delete, "keys/delete"},
+    {"POST", "keys/{n}/backup", vd_keys_backup, "keys/backup/action"},
+    {"POST", "keys/{n}/rotate", vd_keys_rotate, "keys/rotate/action"},
+    {"GET", "keys/{n}/rotationpolicy", vd_keys_policy_get, "keyrotationpolicies/read"},
+    {"PUT", "keys/{n}/rotationpolicy", vd_keys_policy_put, "keyrotationpolicies/write"},
+    {"POST", "keys/{n}/encrypt", vd_keys_encrypt, "keys/encrypt/action"},
+    {"POST", "keys/{n}/{v}/encrypt", vd_keys_encrypt, "keys/encrypt/action"},
+    {"POST", "keys/{n}/decrypt", vd_keys_decrypt, "keys/decrypt/action"},
+    {"POST", "keys/{n}/{v}/decrypt", vd_keys_decrypt, "keys/decrypt/action"},
+    {"POST", "keys/{n}/wrapkey", vd_keys_wrap, "keys/wrap/action"},
+    {"POST", "keys/{n}/{v}/wrapkey", vd_keys_wrap, "keys/wrap/action"},
+    {"POST", "keys/{n}/unwrapkey", vd_keys_unwrap, "keys/unwrap/action"},
+    {"POST", "keys/{n}/{v}/unwrapkey", vd_keys_unwrap, "keys/unwrap/action"},
+    {"GET", "deletedkeys", vd_keys_deleted_list, "keys/read"},
+    {"GET", "deletedkeys/", vd_keys_deleted_list, "keys/read"},
+    {"GET", "deletedkeys/{n}", vd_keys_deleted_get, "keys/read"},
+    {"POST", "deletedkeys/{n}/recover", vd_keys_recover, "keys/recover/action"},
+    {"DELETE", "deletedkeys/{n}", vd_keys_purge, "keys/purge/action"},
     {"POST", "keys/{n}/create", vd_keys_create, "keys/create/action"},
     {"POST", "keys/{n}/sign", vd_keys_sign, "keys/sign/action"},
     {"POST", "keys/{n}/{v}/sign", vd_keys_sign, "keys/sign/action"},
@@ -21,6 +64,46 @@ static const vd_route vd_routes[] = {
     {"POST", "keys/{n}/{v}/verify", vd_keys_verify, "keys/verify/action"},
     {"GET", "keys/{n}", vd_keys_get, "keys/read"},
     {"GET", "keys/{n}/{v}", vd_keys_get, "keys/read"},
+    /* secrets (vd_secrets.c) */
+    {"GET", "secrets", vd_secrets_list, "secrets/readMetadata/action"},
+    {"GET", "secrets/", vd_secrets_list, "secrets/readMetadata/action"},
+    {"POST", "secrets/restore", vd_secrets_restore, "secrets/restore/action"},
+    {"GET", "secrets/{n}/versions", vd_secrets_versions, "secrets/readMetadata/action"},
+    {"POST", "secrets/{n}/backup", vd_secrets_backup, "secrets/backup/action"},
+    {"PUT", "secrets/{n}", vd_secrets_set, "secrets/setSecret/action"},
+    {"GET", "secrets/{n}", vd_secrets_get, "secrets/getSecret/action"},
+    {"GET", "secrets/{n}/{v}", vd_secrets_get, "secrets/getSecret/action"},
+    {"PATCH", "secrets/{n}", vd_secrets_update, "secrets/update/action"},
+    {"PATCH", "secrets/{n}/{v}", vd_secrets_update, "secrets/update/action"},
+    {"DELETE", "secrets/{n}", vd_secrets_delete, "secrets/delete"},
+    {"GET", "deletedsecrets", vd_secrets_deleted_list, "deletedsecrets/read"},
+    {"GET", "deletedsecrets/", vd_secrets_deleted_list, "deletedsecrets/read"},
+    {"GET", "deletedsecrets/{n}", vd_secrets_deleted_get, "deletedsecrets/read"},
+    {"POST", "deletedsecrets/{n}/recover", vd_secrets_recover, "deletedsecrets/recover/action"},
+    {"DELETE", "deletedsecrets/{n}", vd_secrets_purge, "deletedsecrets/delete"},
+    /* certificates (vd_certs.c) */
+    {"GET", "certificates", vd_certs_list, "certificates/read"},
+    {"GET", "certificates/", vd_certs_list, "certificates/read"},
+    {"GET", "certificates/{n}/versions", vd_certs_versions, "certificates/read"},
+    {"GET", "certificates/{n}/policy", vd_certs_policy_get, "certificates/read"},
+    {"PATCH", "certificates/{n}/policy", vd_certs_policy_update, "certificates/update/action"},
+    {"GET", "certificates/{n}/pending", vd_certs_pending_get, "certificates/read"},
+    {"DELETE", "certificates/{n}/pending", vd_certs_pending_delete, "certificates/update/action"},
+    {"PATCH", "certificates/{n}/pending", vd_certs_pending_cancel, "certificates/update/action"},
+    {"POST", "certificates/{n}/pending/merge", vd_certs_merge, "certificates/update/action"},
+    {"POST", "certificates/{n}/create", vd_certs_create, "certificates/create/action"},
+    {"POST", "certificates/{n}/import", vd_certs_import, "certificates/import/action"},
+    {"GET", "certificates/{n}", vd_certs_get, "certificates/read"},
+    {"GET", "certificates/{n}/{v}", vd_certs_get, "certificates/read"},
+    {"PATCH", "certificates/{n}", vd_certs_update, "certificates/update/action"},
+    {"PATCH", "certificates/{n}/{v}", vd_certs_update, "certificates/update/action"},
+    {"DELETE", "certificates/{n}", vd_certs_delete, "certificates/delete"},
+    {"GET", "deletedcertificates", vd_certs_deleted_list, "deletedcertificates/read"},
+    {"GET", "deletedcertificates/", vd_certs_deleted_list, "deletedcertificates/read"},
+    {"GET", "deletedcertificates/{n}", vd_certs_deleted_get, "deletedcertificates/read"},
+    {"POST", "deletedcertificates/{n}/recover", vd_certs_recover,
+     "deletedcertificates/recover/action"},
+    {"DELETE", "deletedcertificates/{n}", vd_certs_purge, "deletedcertificates/delete"},
 };
 
 /* Collections Key Vault has; a request for one of them that no route takes is 501 (not yet
@@ -133,6 +216,8 @@ static void vd_vault_request(vd_req *r)
         vd_challenge(r, why);
         return;
     }
+    if (!vd_hsm_route_allowed(r)) /* managed HSM pools: keys only */
+        return;
     for (i = 0; i < sizeof(vd_routes) / sizeof(vd_routes[0]) && route == NULL; i++)
         if (strcmp(vd_routes[i].method, r->method) == 0 &&
             vd_route_match(r, vd_routes[i].pattern, &name, &version))
@@ -175,6 +260,10 @@ void vd_router_dispatch(vd_req *r)
             vd_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
         else
             vd_reply_error(r, 405, "MethodNotAllowed", NULL, "Use GET.");
+        return;
+    }
+    if (vd_admin_is_admin_path(r)) {
+        vd_admin_handle(r);
         return;
     }
     if (!vd_is_collection(r->segs[0]) && vd_identity_is_identity_path(r)) {

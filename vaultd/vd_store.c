@@ -8,6 +8,11 @@
 
 #include <sqlite3.h>
 
+#include "vd_store_admin.h"
+#include "vd_hsm.h"
+#include "vd_store_certs.h"
+#include "vd_store_keys.h"
+#include "vd_store_secrets.h"
 #include "vd_util.h"
 
 struct vd_store {
@@ -44,9 +49,9 @@ static const char vd_schema[] =
     "  UNIQUE (vault, name, version));"
     "CREATE INDEX IF NOT EXISTS keys_by_name ON keys(vault, name, seq);";
 
-static const char vd_key_cols[] =
+const char vd_key_cols[] =
     "seq, vault, name, version, kty, hsm, created, updated, enabled, nbf, exp, key_ops, tags,"
-    " public_der, wrapped_key, iv";
+    " public_der, wrapped_key, iv, hsm_ref";
 
 kv_rv vd_store_open(const char *path, vd_store **out)
 {
@@ -103,9 +108,27 @@ static kv_rv vd_exec(vd_store *st, const char *sql)
 
 kv_rv vd_store_init_schema(vd_store *st)
 {
+    kv_rv rv;
+
     if (st == NULL)
         return KV_ERR_INVALID_ARG;
-    return vd_exec(st, vd_schema);
+    rv = vd_exec(st, vd_schema);
+    if (rv == KV_OK)
+        rv = vd_store_secrets_migrate(st);
+    if (rv == KV_OK)
+        rv = vd_store_certs_migrate(st);
+    if (rv == KV_OK)
+        rv = vd_store_keys_migrate(st);
+    if (rv == KV_OK)
+        rv = vd_store_admin_migrate(st);
+    if (rv == KV_OK)
+        rv = vd_store_hsm_migrate(st);
+    return rv;
+}
+
+struct sqlite3 *vd_store_sqlite(vd_store *st)
+{
+    return st != NULL ? st->db : NULL;
 }
 
 kv_rv vd_store_begin(vd_store *st)
@@ -435,6 +458,7 @@ void vd_key_row_clear(vd_key_row *row)
     free(row->tags);
     free(row->pub_der);
     free(row->wrapped);
+    free(row->hsm_ref);
     memset(row, 0, sizeof(*row));
 }
 
@@ -474,7 +498,7 @@ static uint8_t *vd_dup_blob(sqlite3_stmt *stmt, int col, size_t *len)
 }
 
 /* Fills row from the current result row (columns in vd_key_cols order). */
-static kv_rv vd_key_row_from_stmt(sqlite3_stmt *stmt, vd_key_row *row)
+kv_rv vd_key_row_from_stmt(sqlite3_stmt *stmt, vd_key_row *row)
 {
     memset(row, 0, sizeof(*row));
     row->seq = sqlite3_column_int64(stmt, 0);
@@ -494,7 +518,9 @@ static kv_rv vd_key_row_from_stmt(sqlite3_stmt *stmt, vd_key_row *row)
     row->tags = vd_dup_text(stmt, 12);
     row->pub_der = vd_dup_blob(stmt, 13, &row->pub_len);
     row->wrapped = vd_dup_blob(stmt, 14, &row->wrapped_len);
-    if (row->key_ops == NULL || row->pub_der == NULL || row->wrapped == NULL ||
+    row->hsm_ref = vd_dup_text(stmt, 16); /* HSM keys (vd_hsm_keys.c): no wrapped material */
+    if (row->key_ops == NULL || (row->pub_der == NULL && strcmp(row->kty, "oct") != 0) ||
+        (row->wrapped == NULL && row->hsm_ref == NULL) ||
         vd_copy_blob(row->iv, VD_IV_LEN, stmt, 15) != KV_OK) {
         vd_key_row_clear(row);
         return KV_ERR_INTERNAL;
@@ -509,8 +535,9 @@ kv_rv vd_store_key_insert(vd_store *st, vd_key_row *row)
     kv_rv rv;
     int rc;
 
-    if (st == NULL || row == NULL || row->key_ops == NULL || row->pub_der == NULL ||
-        row->wrapped == NULL)
+    if (st == NULL || row == NULL || row->key_ops == NULL ||
+        (row->pub_der == NULL && strcmp(row->kty, "oct") != 0) ||
+        (row->wrapped == NULL && row->hsm_ref == NULL))
         return KV_ERR_INVALID_ARG;
     rv = vd_store_begin(st);
     if (rv != KV_OK)
@@ -532,7 +559,7 @@ kv_rv vd_store_key_insert(vd_store *st, vd_key_row *row)
     }
     snprintf(sql, sizeof(sql),
              "INSERT INTO keys (%s) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
-             " ?12, ?13, ?14, ?15)",
+             " ?12, ?13, ?14, ?15, ?16)",
              vd_key_cols);
     rv = vd_prepare(st, sql, &stmt);
     if (rv != KV_OK)
@@ -552,9 +579,17 @@ kv_rv vd_store_key_insert(vd_store *st, vd_key_row *row)
     sqlite3_bind_text(stmt, 11, row->key_ops, -1, SQLITE_TRANSIENT);
     if (row->tags != NULL)
         sqlite3_bind_text(stmt, 12, row->tags, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_blob(stmt, 13, row->pub_der, (int)row->pub_len, SQLITE_TRANSIENT);
-    sqlite3_bind_blob(stmt, 14, row->wrapped, (int)row->wrapped_len, SQLITE_TRANSIENT);
+    if (row->pub_der != NULL)
+        sqlite3_bind_blob(stmt, 13, row->pub_der, (int)row->pub_len, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_zeroblob(stmt, 13, 0); /* oct-HSM: no public part */
+    if (row->wrapped != NULL)
+        sqlite3_bind_blob(stmt, 14, row->wrapped, (int)row->wrapped_len, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_zeroblob(stmt, 14, 0); /* HSM key: material stays in the pool */
     sqlite3_bind_blob(stmt, 15, row->iv, VD_IV_LEN, SQLITE_TRANSIENT);
+    if (row->hsm_ref != NULL)
+        sqlite3_bind_text(stmt, 16, row->hsm_ref, -1, SQLITE_TRANSIENT);
     rv = vd_step_done(st, stmt);
     if (rv != KV_OK)
         goto done;
@@ -578,9 +613,10 @@ kv_rv vd_store_key_get(vd_store *st, const char *vault, const char *name, const 
     if (st == NULL || vault == NULL || name == NULL || out == NULL)
         return KV_ERR_INVALID_ARG;
     snprintf(sql, sizeof(sql),
-             latest ? "SELECT %s FROM keys WHERE vault = ?1 AND name = ?2 ORDER BY seq DESC"
-                      " LIMIT 1"
-                    : "SELECT %s FROM keys WHERE vault = ?1 AND name = ?2 AND version = ?3",
+             latest ? "SELECT %s FROM keys WHERE vault = ?1 AND name = ?2 AND deleted = 0"
+                      " ORDER BY seq DESC LIMIT 1"
+                    : "SELECT %s FROM keys WHERE vault = ?1 AND name = ?2 AND version = ?3"
+                      " AND deleted = 0",
              vd_key_cols);
     rv = vd_prepare(st, sql, &stmt);
     if (rv != KV_OK)
@@ -637,7 +673,8 @@ kv_rv vd_store_key_list(vd_store *st, const char *vault, const char *after, size
     if (st == NULL || vault == NULL || rows == NULL || n == NULL)
         return KV_ERR_INVALID_ARG;
     snprintf(sql, sizeof(sql),
-             "SELECT %s FROM keys k WHERE vault = ?1 AND (?2 IS NULL OR name > ?2) AND"
+             "SELECT %s FROM keys k WHERE vault = ?1 AND deleted = 0 AND"
+             " (?2 IS NULL OR name > ?2) AND"
              " seq = (SELECT MAX(seq) FROM keys k2 WHERE k2.vault = k.vault AND"
              " k2.name = k.name) ORDER BY name LIMIT ?3",
              vd_key_cols);
@@ -664,7 +701,7 @@ kv_rv vd_store_key_versions(vd_store *st, const char *vault, const char *name, l
         return KV_ERR_INVALID_ARG;
     snprintf(sql, sizeof(sql),
              "SELECT %s FROM keys WHERE vault = ?1 AND name = ?2 AND seq > ?3"
-             " ORDER BY seq LIMIT ?4",
+             " AND deleted = 0 ORDER BY seq LIMIT ?4",
              vd_key_cols);
     rv = vd_prepare(st, sql, &stmt);
     if (rv != KV_OK)

@@ -49,12 +49,15 @@ typedef struct vd_key_row {
     uint8_t *wrapped; /* AES-256-GCM(PKCS#8) ciphertext || tag */
     size_t wrapped_len;
     uint8_t iv[VD_IV_LEN];
+    char *hsm_ref; /* HSM keys: kv_hsm reference in the pool (wrapped is then NULL), else NULL */
 } vd_key_row;
 
 kv_rv vd_store_open(const char *path, vd_store **out);
 void vd_store_close(vd_store *st);
 /* Creates the tables if missing. */
 kv_rv vd_store_init_schema(vd_store *st);
+/* The connection, for the per-object store files (vd_store_secrets.c, ...). */
+struct sqlite3 *vd_store_sqlite(vd_store *st);
 
 kv_rv vd_store_begin(vd_store *st); /* BEGIN IMMEDIATE */
 kv_rv vd_store_commit(vd_store *st);
@@ -96,6 +99,10 @@ kv_rv vd_store_key_list(vd_store *st, const char *vault, const char *after, size
 kv_rv vd_store_key_versions(vd_store *st, const char *vault, const char *name, long long after_seq,
                             size_t limit, vd_key_row **rows, size_t *n);
 void vd_key_row_clear(vd_key_row *row);
+/* For store files that query keys themselves (vd_store_keys.c): */
+struct sqlite3_stmt;
+extern const char vd_key_cols[]; /* the columns vd_key_row_from_stmt reads, in order */
+kv_rv vd_key_row_from_stmt(struct sqlite3_stmt *stmt, vd_key_row *row);
 void vd_key_rows_free(vd_key_row *rows, size_t n);
 
 #endif

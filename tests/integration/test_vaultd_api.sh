@@ -438,9 +438,15 @@ check "access log has method/path/status/latency and no secrets or tokens" t_no_
 
 t_modes() {
     [ "$(stat -c %a "$VAULTD_STATE")" = 700 ] &&
-        for f in ca.key server.key token-signing.key kek.bin client.conf vaultd.db; do
+        for f in ca.key server.key token-signing.key client.conf vaultd.db; do
             [ "$(stat -c %a "$VAULTD_STATE/$f")" = 600 ] || { echo "$f"; return 1; }
-        done && [ "$(stat -c %s "$VAULTD_STATE/kek.bin")" = 32 ]
+        done || return 1
+    # the KEK: in the dev HSM pool (kek.hsm, when SoftHSMv2 is installed) or in kek.bin
+    if [ -f "$VAULTD_STATE/kek.hsm" ]; then
+        [ "$(stat -c %a "$VAULTD_STATE/kek.hsm")" = 600 ] && [ ! -e "$VAULTD_STATE/kek.bin" ]
+    else
+        [ "$(stat -c %a "$VAULTD_STATE/kek.bin")" = 600 ] && [ "$(stat -c %s "$VAULTD_STATE/kek.bin")" = 32 ]
+    fi
 }
 check "state dir 0700, private files 0600" t_modes
 

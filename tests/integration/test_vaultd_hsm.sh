@@ -1,0 +1,497 @@
+#!/usr/bin/env bash
+# test_vaultd_hsm.sh - HSM-protected keys and managed HSM pools in vaultd: the --dev SoftHSMv2
+# pool and KEK, RSA-HSM / EC-HSM keys in vault dev and in managed HSM pool devhsm (objects shown
+# in the SoftHSMv2 token with pkcs11-tool: sensitive, never extractable), signatures checked
+# with openssl, RSA-HSM decryption, oct-HSM AES-GCM / CBC / CBCPAD / KW round trips (a
+# tampered GCM tag fails), /rng, software key types and secrets refused in the pool, and the
+# pool made unavailable (token directory moved away; a wrong PIN at restart): HSM key
+# operations answer 503 ServiceUnavailable naming the pool while software keys keep working.
+source "$(dirname "$0")/lib.sh"
+
+SOFTHSM_MODULE=""
+for m in /usr/lib/softhsm/libsofthsm2.so /usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so; do
+    [ -r "$m" ] && SOFTHSM_MODULE=$m && break
+done
+if [ -z "$SOFTHSM_MODULE" ] || ! command -v softhsm2-util >/dev/null; then
+    echo "SKIP: SoftHSMv2 is not installed"; exit 77
+fi
+
+start_vaultd || { not_ok "vaultd starts"; finish; exit 1; }
+ok "vaultd starts"
+
+CA="$VAULTD_STATE/ca.pem"
+URL="https://dev.vault.localhost:$VAULTD_PORT"
+MURL="https://devhsm.managedhsm.localhost:$VAULTD_PORT"
+API="api-version=7.5"
+POOL_MSG="HSM pool 'dev-softhsm' unavailable"
+
+jget() {
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+# token_for RESOURCE: a client-credentials token for the dev principal.
+token_for() {
+    curl -s --cacert "$CA" "$(conf_get authority)/$(conf_get tenant_id)/oauth2/v2.0/token" \
+        --data-urlencode grant_type=client_credentials \
+        --data-urlencode "client_id=$(conf_get client_id)" \
+        --data-urlencode "client_secret=$(conf_get client_secret)" \
+        --data-urlencode "scope=$1/.default" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
+}
+# api METHOD URL [JSON] [TOKEN]: body to $T_TMP/resp.json, prints the status.
+api() {
+    local m=$1 p=$2 body=${3:-} tok=${4:-$TOKEN}
+    local args=(-s -o "$T_TMP/resp.json" -w '%{http_code}' --cacert "$CA" -X "$m"
+        -D "$T_TMP/resp.hdr" -H "Authorization: Bearer $tok")
+    [ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data "$body")
+    curl "${args[@]}" "$p"
+}
+b64url_file() {
+    python3 -c 'import base64,sys; print(base64.urlsafe_b64encode(open(sys.argv[1],"rb").read()).decode().rstrip("="))' "$1"
+}
+b64url_decode_to() { # b64url_decode_to STRING FILE
+    python3 -c 'import base64,sys; s=sys.argv[1]; open(sys.argv[2],"wb").write(base64.urlsafe_b64decode(s+"="*(-len(s)%4)))' "$1" "$2"
+}
+# jwk_to_pem JSONFILE PEM: the public key of a KeyBundle as PEM.
+jwk_to_pem() {
+    python3 - "$1" "$T_TMP/pub.der" <<'EOF' && openssl pkey -pubin -inform DER -in "$T_TMP/pub.der" -out "$2"
+import base64, json, sys
+k = json.load(open(sys.argv[1]))["key"]
+def b(s): return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+def ln(n): return bytes([n]) if n < 128 else (lambda x: bytes([0x80 | len(x)]) + x)(n.to_bytes((n.bit_length() + 7) // 8, "big"))
+def tlv(t, v): return bytes([t]) + ln(len(v)) + v
+def dint(v):
+    v = v.lstrip(b"\0") or b"\0"
+    return tlv(2, b"\0" + v if v[0] & 0x80 else v)
+if k["kty"].startswith("RSA"):
+    alg = tlv(0x30, tlv(6, bytes.fromhex("2a864886f70d010101")) + b"\x05\x00")
+    key = tlv(0x30, dint(b(k["n"])) + dint(b(k["e"])))
+else:
+    oid = {"P-256": "2a8648ce3d030107", "P-384": "2b81040022", "P-521": "2b81040023",
+           "P-256K": "2b8104000a"}[k["crv"]]
+    alg = tlv(0x30, tlv(6, bytes.fromhex("2a8648ce3d0201")) + tlv(6, bytes.fromhex(oid)))
+    key = b"\x04" + b(k["x"]) + b(k["y"])
+open(sys.argv[2], "wb").write(tlv(0x30, alg + tlv(3, b"\0" + key)))
+EOF
+}
+raw_to_der() {
+    python3 - "$1" "$2" <<'EOF'
+import sys
+raw = open(sys.argv[1], "rb").read(); n = len(raw) // 2
+def dint(v):
+    v = v.lstrip(b"\0") or b"\0"
+    v = b"\0" + v if v[0] & 0x80 else v
+    return bytes([2, len(v)]) + v
+body = dint(raw[:n]) + dint(raw[n:])
+hdr = bytes([0x30, len(body)]) if len(body) < 128 else bytes([0x30, 0x81, len(body)])
+open(sys.argv[2], "wb").write(hdr + body)
+EOF
+}
+# expect_error STATUS CODE [MESSAGE-REGEX]: checks the last response.
+expect_error() {
+    local got=$1 want=$2 code=$3 pat=${4:-.}
+    [ "$got" = "$want" ] || { echo "status $got, want $want"; cat "$T_TMP/resp.json"; return 1; }
+    [ "$(jget "$T_TMP/resp.json" 'd["error"]["code"]')" = "$code" ] || { cat "$T_TMP/resp.json"; return 1; }
+    grep -Eq -- "$pat" "$T_TMP/resp.json" || { echo "want /$pat/"; cat "$T_TMP/resp.json"; return 1; }
+}
+
+# ---- the dev pool and the KEK ----
+t_dev_pool() {
+    grep -q "HSM pool 'dev-softhsm' ready" "$T_TMP/vaultd.log" &&
+        [ -f "$VAULTD_STATE/hsm.conf" ] && [ -f "$VAULTD_STATE/softhsm/softhsm2.conf" ] &&
+        [ "$(stat -c %a "$VAULTD_STATE/softhsm/user.pin")" = 600 ] &&
+        [ -f "$VAULTD_STATE/kek.hsm" ] && [ ! -e "$VAULTD_STATE/kek.bin" ] &&
+        grep -q "^ref=pkcs11:token=vaultd-dev;id=" "$VAULTD_STATE/kek.hsm"
+}
+check "--dev made a SoftHSMv2 pool in DIR/softhsm and keeps the KEK in it (kek.hsm, no kek.bin)" t_dev_pool
+grep -q '^\[vault devhsm\]' "$KVAULT_CONF" && grep -q "url = $MURL" "$KVAULT_CONF" &&
+    grep -q "resource = https://managedhsm.azure.net" "$KVAULT_CONF" &&
+    ok "client.conf has [vault devhsm] with the managed HSM url and resource" ||
+    not_ok "client.conf has [vault devhsm]"
+
+TOKEN=$(token_for https://vault.azure.net)
+MTOKEN=$(token_for https://managedhsm.azure.net)
+
+t_mhsm_challenge() {
+    local code
+    code=$(curl -s -o /dev/null -D "$T_TMP/c.hdr" -w '%{http_code}' --cacert "$CA" \
+        "$MURL/keys?$API")
+    [ "$code" = 401 ] && grep -qi 'resource="https://managedhsm.azure.net"' "$T_TMP/c.hdr"
+}
+check "devhsm: 401 challenge names resource https://managedhsm.azure.net" t_mhsm_challenge
+t_mhsm_wrong_aud() { [ "$(api GET "$MURL/keys?$API" "" "$TOKEN")" = 401 ]; }
+check "devhsm: a vault.azure.net token is refused (401)" t_mhsm_wrong_aud
+
+# ---- create HSM keys ----
+# create URL NAME JSON KTY: creates and checks kty; bundle kept in $T_TMP/NAME.json
+create() {
+    local code
+    code=$(api POST "$1/keys/$2/create?$API" "$3" "$5")
+    [ "$code" = 200 ] || { echo "status $code"; cat "$T_TMP/resp.json"; return 1; }
+    [ "$(jget "$T_TMP/resp.json" 'd["key"]["kty"]')" = "$4" ] || { cat "$T_TMP/resp.json"; return 1; }
+    cp "$T_TMP/resp.json" "$T_TMP/$2.json"
+}
+check "vault dev: create RSA-HSM 2048 key hrsa" create "$URL" hrsa '{"kty":"RSA-HSM","key_size":2048}' RSA-HSM "$TOKEN"
+check "vault dev: create EC-HSM P-256 key hec" create "$URL" hec '{"kty":"EC-HSM","crv":"P-256"}' EC-HSM "$TOKEN"
+check "vault dev: create software RSA key swrsa" create "$URL" swrsa '{"kty":"RSA","key_size":2048}' RSA "$TOKEN"
+check "devhsm: create RSA-HSM 3072 key mrsa" create "$MURL" mrsa '{"kty":"RSA-HSM","key_size":3072}' RSA-HSM "$MTOKEN"
+check "devhsm: create EC-HSM P-384 key mec" create "$MURL" mec '{"kty":"EC-HSM","crv":"P-384"}' EC-HSM "$MTOKEN"
+check "devhsm: create EC-HSM P-256K key mec256k" create "$MURL" mec256k '{"kty":"EC-HSM","crv":"P-256K"}' EC-HSM "$MTOKEN"
+check "devhsm: create oct-HSM 256 key maes" create "$MURL" maes '{"kty":"oct-HSM","key_size":256}' oct-HSM "$MTOKEN"
+check "devhsm: create oct-HSM 128 key maes128" create "$MURL" maes128 '{"kty":"oct-HSM","key_size":128}' oct-HSM "$MTOKEN"
+t_oct_bundle() {
+    [ "$(api GET "$MURL/keys/maes?$API" "" "$MTOKEN")" = 200 ] &&
+        [ "$(jget "$T_TMP/resp.json" 'sorted(d["key"].keys())')" = "['key_ops', 'kid', 'kty']" ] &&
+        [ "$(jget "$T_TMP/resp.json" 'd["key"]["key_ops"]')" = "['encrypt', 'decrypt', 'wrapKey', 'unwrapKey']" ] &&
+        jget "$T_TMP/resp.json" 'd["key"]["kid"]' | grep -q "^$MURL/keys/maes/[0-9a-f]\{32\}$"
+}
+check "devhsm: GET oct-HSM key shows kty/kid/key_ops only (no k)" t_oct_bundle
+
+t_sw_in_pool() {
+    local code
+    code=$(api POST "$MURL/keys/bad/create?$API" '{"kty":"RSA","key_size":2048}' "$MTOKEN")
+    expect_error "$code" 400 BadParameter "not supported by managed HSM pools" || return 1
+    code=$(api POST "$MURL/keys/bad/create?$API" '{"kty":"EC"}' "$MTOKEN")
+    expect_error "$code" 400 BadParameter
+}
+check "devhsm: software kty RSA / EC refused with 400 BadParameter" t_sw_in_pool
+t_secret_in_pool() {
+    expect_error "$(api PUT "$MURL/secrets/s1?$API" '{"value":"x"}' "$MTOKEN")" 400 BadParameter "keys only"
+}
+check "devhsm: secrets refused with 400 BadParameter" t_secret_in_pool
+t_oct_in_vault() {
+    expect_error "$(api POST "$URL/keys/o1/create?$API" '{"kty":"oct-HSM"}')" 400 BadParameter "only in managed HSM pools"
+}
+check "vault dev: oct-HSM refused (managed HSM pools only)" t_oct_in_vault
+t_bad_oct_size() {
+    expect_error "$(api POST "$MURL/keys/o2/create?$API" '{"kty":"oct-HSM","key_size":512}' "$MTOKEN")" 400 BadParameter
+}
+check "devhsm: oct-HSM key_size 512 refused" t_bad_oct_size
+
+# ---- the objects live in the SoftHSMv2 token ----
+P11=(pkcs11-tool --module "$SOFTHSM_MODULE" --token-label vaultd-dev --login
+    --pin "$(cat "$VAULTD_STATE/softhsm/user.pin")")
+export SOFTHSM2_CONF="$VAULTD_STATE/softhsm/softhsm2.conf"
+t_p11_objects() {
+    "${P11[@]}" -O >"$T_TMP/objs.txt" 2>&1 || { cat "$T_TMP/objs.txt"; return 1; }
+    python3 - "$T_TMP/objs.txt" "$(jget "$T_TMP/hrsa.json" 'd["key"]["kid"].split("/")[-1]')" <<'EOF'
+import re, sys
+text = open(sys.argv[1]).read()
+objs = re.split(r"\n(?=\S)", text)
+def find(kind, label):
+    return [o for o in objs if o.startswith(kind) and re.search(r"label:\s+" + re.escape(label) + r"\s*$", o, re.M)]
+ver = sys.argv[2]
+checks = {
+    ("Private Key Object; RSA", "vaultd/dev/hrsa/" + ver): 1,
+    ("Public Key Object; RSA 2048 bits", "vaultd/dev/hrsa/" + ver): 1,
+}
+for (kind, label), n in checks.items():
+    got = find(kind, label)
+    assert len(got) == n, (kind, label, len(got))
+privs = [o for o in objs if o.startswith("Private Key Object") or o.startswith("Secret Key Object")]
+labels = " ".join(privs)
+for name in ["vaultd/dev/hrsa/", "vaultd/dev/hec/", "vaultd/devhsm/mrsa/", "vaultd/devhsm/mec/",
+             "vaultd/devhsm/mec256k/", "vaultd/devhsm/maes/", "vaultd/devhsm/maes128/", "vaultd/kek"]:
+    assert name in labels, name
+for o in privs:
+    acc = re.search(r"Access:\s+(.*)", o).group(1)
+    assert "sensitive" in acc and "never extractable" in acc, o
+    assert "extractable" not in acc.replace("never extractable", ""), o
+assert "vaultd/dev/swrsa/" not in text, "software key in the token"
+print("ok", len(privs), "private/secret objects, all sensitive and never extractable")
+EOF
+}
+check "pkcs11-tool -O: HSM keys (and the KEK) are SoftHSMv2 objects, sensitive + never extractable; software keys are not" t_p11_objects
+t_p11_aes() {
+    grep -A3 "^Secret Key Object; AES length 32" "$T_TMP/objs.txt" | grep -q "label: *vaultd/devhsm/maes/" &&
+        grep -A3 "^Secret Key Object; AES length 16" "$T_TMP/objs.txt" | grep -q "label: *vaultd/devhsm/maes128/"
+}
+check "pkcs11-tool -O: oct-HSM keys are AES-256 / AES-128 secret key objects" t_p11_aes
+t_db_ref() {
+    python3 - "$VAULTD_STATE/vaultd.db" <<'EOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+rows = {n: (w, r) for n, w, r in db.execute("SELECT name, length(wrapped_key), hsm_ref FROM keys")}
+for n in ["hrsa", "hec", "mrsa", "maes"]:
+    w, r = rows[n]
+    assert w == 0 and r.startswith("pkcs11:token=vaultd-dev;id=%"), (n, w, r)
+w, r = rows["swrsa"]
+assert w > 0 and r is None, ("swrsa", w, r)
+EOF
+}
+check "keys table: HSM keys hold only hsm_ref (no wrapped material); software keys the reverse" t_db_ref
+
+# ---- signatures verified with openssl ----
+# sign_verify BASEURL TOKEN KEY ALG MD [pss|ec]
+sign_verify() {
+    local base=$1 tok=$2 key=$3 alg=$4 md=$5 kind=${6:-} code sig
+    openssl rand 100 >"$T_TMP/msg.bin"
+    openssl dgst "-$md" -binary "$T_TMP/msg.bin" >"$T_TMP/dig.bin"
+    code=$(api POST "$base/keys/$key/sign?$API" "{\"alg\":\"$alg\",\"value\":\"$(b64url_file "$T_TMP/dig.bin")\"}" "$tok")
+    [ "$code" = 200 ] || { echo "status $code"; cat "$T_TMP/resp.json"; return 1; }
+    sig=$(jget "$T_TMP/resp.json" 'd["value"]')
+    b64url_decode_to "$sig" "$T_TMP/sig.bin"
+    jwk_to_pem "$T_TMP/$key.json" "$T_TMP/$key.pem" || return 1
+    case $kind in
+    ec) raw_to_der "$T_TMP/sig.bin" "$T_TMP/sig.der"
+        openssl dgst "-$md" -verify "$T_TMP/$key.pem" -signature "$T_TMP/sig.der" "$T_TMP/msg.bin" ;;
+    pss) openssl dgst "-$md" -verify "$T_TMP/$key.pem" -sigopt rsa_padding_mode:pss \
+            -sigopt rsa_pss_saltlen:digest -signature "$T_TMP/sig.bin" "$T_TMP/msg.bin" ;;
+    *) openssl dgst "-$md" -verify "$T_TMP/$key.pem" -signature "$T_TMP/sig.bin" "$T_TMP/msg.bin" ;;
+    esac
+}
+check "vault dev: RSA-HSM RS256 signature verifies with openssl" sign_verify "$URL" "$TOKEN" hrsa RS256 sha256
+check "vault dev: RSA-HSM PS256 signature verifies with openssl" sign_verify "$URL" "$TOKEN" hrsa PS256 sha256 pss
+check "vault dev: EC-HSM ES256 signature verifies with openssl" sign_verify "$URL" "$TOKEN" hec ES256 sha256 ec
+check "devhsm: RSA-HSM RS384 signature verifies with openssl" sign_verify "$MURL" "$MTOKEN" mrsa RS384 sha384
+check "devhsm: RSA-HSM PS512 signature verifies with openssl" sign_verify "$MURL" "$MTOKEN" mrsa PS512 sha512 pss
+check "devhsm: EC-HSM ES384 signature verifies with openssl" sign_verify "$MURL" "$MTOKEN" mec ES384 sha384 ec
+check "devhsm: EC-HSM ES256K signature verifies with openssl" sign_verify "$MURL" "$MTOKEN" mec256k ES256K sha256 ec
+check "vault dev: software RSA RS256 still signs" sign_verify "$URL" "$TOKEN" swrsa RS256 sha256
+t_verify_hsm() {
+    openssl dgst -sha256 -binary "$T_TMP/msg.bin" >/dev/null
+    sign_verify "$URL" "$TOKEN" hec ES256 sha256 ec || return 1
+    [ "$(api POST "$URL/keys/hec/verify?$API" "{\"alg\":\"ES256\",\"digest\":\"$(b64url_file "$T_TMP/dig.bin")\",\"value\":\"$(b64url_file "$T_TMP/sig.bin")\"}")" = 200 ] &&
+        [ "$(jget "$T_TMP/resp.json" 'd["value"]')" = True ]
+}
+check "vault dev: /verify accepts the EC-HSM signature" t_verify_hsm
+t_sign_wrong_alg() {
+    openssl rand 32 >"$T_TMP/d32.bin"
+    expect_error "$(api POST "$URL/keys/hec/sign?$API" "{\"alg\":\"RS256\",\"value\":\"$(b64url_file "$T_TMP/d32.bin")\"}")" 400 BadParameter
+}
+check "EC-HSM key with RS256: 400 BadParameter" t_sign_wrong_alg
+
+# ---- RSA-HSM decryption ----
+# rsa_dec KEY BASE TOKEN ALG OPENSSL-OPTS...
+rsa_dec() {
+    local key=$1 base=$2 tok=$3 alg=$4 code; shift 4
+    openssl rand 32 >"$T_TMP/pt.bin"
+    openssl pkeyutl -encrypt -pubin -inkey "$T_TMP/$key.pem" "$@" -in "$T_TMP/pt.bin" -out "$T_TMP/ct.bin" || return 1
+    code=$(api POST "$base/keys/$key/decrypt?$API" "{\"alg\":\"$alg\",\"value\":\"$(b64url_file "$T_TMP/ct.bin")\"}" "$tok")
+    [ "$code" = 200 ] || { echo "status $code"; cat "$T_TMP/resp.json"; return 1; }
+    [ "$(jget "$T_TMP/resp.json" 'd["value"]')" = "$(b64url_file "$T_TMP/pt.bin")" ]
+}
+check "vault dev: RSA-HSM decrypt RSA-OAEP-256 (openssl-encrypted)" rsa_dec hrsa "$URL" "$TOKEN" RSA-OAEP-256 -pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256 -pkeyopt rsa_mgf1_md:sha256
+check "vault dev: RSA-HSM decrypt RSA-OAEP" rsa_dec hrsa "$URL" "$TOKEN" RSA-OAEP -pkeyopt rsa_padding_mode:oaep
+check "devhsm: RSA-HSM decrypt RSA1_5" rsa_dec mrsa "$MURL" "$MTOKEN" RSA1_5 -pkeyopt rsa_padding_mode:pkcs1
+t_rsa_unwrap() {
+    local code
+    openssl rand 32 >"$T_TMP/k.bin"
+    code=$(api POST "$URL/keys/hrsa/wrapkey?$API" "{\"alg\":\"RSA-OAEP-256\",\"value\":\"$(b64url_file "$T_TMP/k.bin")\"}")
+    [ "$code" = 200 ] || { cat "$T_TMP/resp.json"; return 1; }
+    code=$(api POST "$URL/keys/hrsa/unwrapkey?$API" "{\"alg\":\"RSA-OAEP-256\",\"value\":\"$(jget "$T_TMP/resp.json" 'd["value"]')\"}")
+    [ "$code" = 200 ] || { cat "$T_TMP/resp.json"; return 1; }
+    [ "$(jget "$T_TMP/resp.json" 'd["value"]')" = "$(b64url_file "$T_TMP/k.bin")" ]
+}
+check "vault dev: RSA-HSM wrapkey (public) / unwrapkey (in the HSM) round trip" t_rsa_unwrap
+t_rsa_bad_ct() {
+    openssl rand 256 >"$T_TMP/junk.bin"
+    expect_error "$(api POST "$URL/keys/hrsa/decrypt?$API" "{\"alg\":\"RSA-OAEP-256\",\"value\":\"$(b64url_file "$T_TMP/junk.bin")\"}")" 400 BadParameter
+}
+check "vault dev: RSA-HSM decrypt of garbage: 400 BadParameter" t_rsa_bad_ct
+
+# ---- oct-HSM AES ----
+t_gcm() {
+    local code c iv tag
+    openssl rand 45 >"$T_TMP/pt.bin"
+    code=$(api POST "$MURL/keys/maes/encrypt?$API" "{\"alg\":\"A256GCM\",\"value\":\"$(b64url_file "$T_TMP/pt.bin")\",\"aad\":\"aGVsbG8\"}" "$MTOKEN")
+    [ "$code" = 200 ] || { cat "$T_TMP/resp.json"; return 1; }
+    c=$(jget "$T_TMP/resp.json" 'd["value"]'); iv=$(jget "$T_TMP/resp.json" 'd["iv"]'); tag=$(jget "$T_TMP/resp.json" 'd["tag"]')
+    [ ${#iv} = 16 ] && [ ${#tag} = 22 ] && [ "$(jget "$T_TMP/resp.json" 'd["aad"]')" = aGVsbG8 ] || { cat "$T_TMP/resp.json"; return 1; }
+    code=$(api POST "$MURL/keys/maes/decrypt?$API" "{\"alg\":\"A256GCM\",\"value\":\"$c\",\"iv\":\"$iv\",\"tag\":\"$tag\",\"aad\":\"aGVsbG8\"}" "$MTOKEN")
+    [ "$code" = 200 ] && [ "$(jget "$T_TMP/resp.json" 'd["value"]')" = "$(b64url_file "$T_TMP/pt.bin")" ] || { cat "$T_TMP/resp.json"; return 1; }
+    # tampered tag, then wrong aad
+    local bad=${tag:0:21}; [ "${tag:21:1}" = A ] && bad+=B || bad+=A
+    code=$(api POST "$MURL/keys/maes/decrypt?$API" "{\"alg\":\"A256GCM\",\"value\":\"$c\",\"iv\":\"$iv\",\"tag\":\"$bad\",\"aad\":\"aGVsbG8\"}" "$MTOKEN")
+    expect_error "$code" 400 BadParameter "AES-GCM decryption failed" || return 1
+    code=$(api POST "$MURL/keys/maes/decrypt?$API" "{\"alg\":\"A256GCM\",\"value\":\"$c\",\"iv\":\"$iv\",\"tag\":\"$tag\",\"aad\":\"aGVsbA\"}" "$MTOKEN")
+    expect_error "$code" 400 BadParameter
+}
+check "devhsm: oct-HSM A256GCM round trip (service IV, aad); tampered tag / aad fail with 400" t_gcm
+t_gcm_128() {
+    local code
+    code=$(api POST "$MURL/keys/maes128/encrypt?$API" '{"alg":"A128GCM","value":"AAECAwQ"}' "$MTOKEN")
+    [ "$code" = 200 ] || { cat "$T_TMP/resp.json"; return 1; }
+    expect_error "$(api POST "$MURL/keys/maes128/encrypt?$API" '{"alg":"A256GCM","value":"AAECAwQ"}' "$MTOKEN")" 400 BadParameter "does not fit"
+}
+check "devhsm: A128GCM on the 128-bit key; A256GCM on it is 400" t_gcm_128
+# cbc ALG LEN
+t_cbc() {
+    local alg=$1 len=$2 code c iv
+    openssl rand "$len" >"$T_TMP/pt.bin"; openssl rand 16 >"$T_TMP/iv.bin"; iv=$(b64url_file "$T_TMP/iv.bin")
+    code=$(api POST "$MURL/keys/maes/encrypt?$API" "{\"alg\":\"$alg\",\"value\":\"$(b64url_file "$T_TMP/pt.bin")\",\"iv\":\"$iv\"}" "$MTOKEN")
+    [ "$code" = 200 ] || { cat "$T_TMP/resp.json"; return 1; }
+    c=$(jget "$T_TMP/resp.json" 'd["value"]')
+    [ "$(jget "$T_TMP/resp.json" 'd["iv"]')" = "$iv" ] || return 1
+    code=$(api POST "$MURL/keys/maes/decrypt?$API" "{\"alg\":\"$alg\",\"value\":\"$c\",\"iv\":\"$iv\"}" "$MTOKEN")
+    [ "$code" = 200 ] && [ "$(jget "$T_TMP/resp.json" 'd["value"]')" = "$(b64url_file "$T_TMP/pt.bin")" ] || { cat "$T_TMP/resp.json"; return 1; }
+}
+check "devhsm: oct-HSM A256CBC round trip (32 bytes)" t_cbc A256CBC 32
+check "devhsm: oct-HSM A256CBCPAD round trip (45 bytes)" t_cbc A256CBCPAD 45
+t_cbc_bad() {
+    expect_error "$(api POST "$MURL/keys/maes/encrypt?$API" '{"alg":"A256CBC","value":"AAECAwQ"}' "$MTOKEN")" 400 BadParameter "16-byte iv" || return 1
+    expect_error "$(api POST "$MURL/keys/maes/encrypt?$API" '{"alg":"A256CBC","value":"AAECAwQ","iv":"AAAAAAAAAAAAAAAAAAAAAA"}' "$MTOKEN")" 400 BadParameter "multiple of 16"
+}
+check "devhsm: A256CBC without iv / with a partial block: 400" t_cbc_bad
+t_kw() {
+    local code w
+    openssl rand 32 >"$T_TMP/k.bin"
+    code=$(api POST "$MURL/keys/maes/wrapkey?$API" "{\"alg\":\"A256KW\",\"value\":\"$(b64url_file "$T_TMP/k.bin")\"}" "$MTOKEN")
+    [ "$code" = 200 ] || { cat "$T_TMP/resp.json"; return 1; }
+    w=$(jget "$T_TMP/resp.json" 'd["value"]')
+    [ ${#w} = 54 ] || { echo "wrapped length ${#w}"; return 1; } # 40 bytes
+    code=$(api POST "$MURL/keys/maes/unwrapkey?$API" "{\"alg\":\"A256KW\",\"value\":\"$w\"}" "$MTOKEN")
+    [ "$code" = 200 ] && [ "$(jget "$T_TMP/resp.json" 'd["value"]')" = "$(b64url_file "$T_TMP/k.bin")" ] || { cat "$T_TMP/resp.json"; return 1; }
+    w="${w:0:10}$( [ "${w:10:1}" = A ] && echo B || echo A)${w:11}"
+    expect_error "$(api POST "$MURL/keys/maes/unwrapkey?$API" "{\"alg\":\"A256KW\",\"value\":\"$w\"}" "$MTOKEN")" 400 BadParameter || return 1
+    expect_error "$(api POST "$MURL/keys/maes/encrypt?$API" "{\"alg\":\"A256KW\",\"value\":\"$w\"}" "$MTOKEN")" 400 BadParameter
+}
+check "devhsm: oct-HSM A256KW wrapkey/unwrapkey (RFC 3394); altered blob 400; KW via /encrypt 400" t_kw
+t_keyops() {
+    local code
+    code=$(api POST "$MURL/keys/maes-ro/create?$API" '{"kty":"oct-HSM","key_size":256,"key_ops":["encrypt"]}' "$MTOKEN")
+    [ "$code" = 200 ] || return 1
+    expect_error "$(api POST "$MURL/keys/maes-ro/wrapkey?$API" '{"alg":"A256KW","value":"AAECAwQFBgcICQoLDA0ODw"}' "$MTOKEN")" 403 Forbidden "not permitted"
+}
+check "devhsm: key_ops enforced on oct-HSM keys (403)" t_keyops
+
+# ---- import (BYOK): the private parts go into the pool ----
+t_import_rsa() {
+    local code
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T_TMP/imp.pem" 2>/dev/null
+    python3 - "$T_TMP/imp.pem" >"$T_TMP/imp.json" <<'EOF2'
+import base64, json, subprocess, sys
+txt = subprocess.run(["openssl", "pkey", "-in", sys.argv[1], "-noout", "-text"], capture_output=True, text=True).stdout
+fields, cur = {}, None
+for line in txt.splitlines():
+    if not line.startswith(" ") and ":" in line:
+        name, _, rest = line.partition(":")
+        cur = name.strip(); fields[cur] = rest.strip()
+    elif cur:
+        fields[cur] += line.strip()
+def b(v):
+    if v.startswith("65537"): n = 65537
+    else: n = int(v.replace(":", ""), 16)
+    return base64.urlsafe_b64encode(n.to_bytes((n.bit_length() + 7) // 8, "big")).decode().rstrip("=")
+m = {"n": "modulus", "e": "publicExponent", "d": "privateExponent", "p": "prime1", "q": "prime2",
+     "dp": "exponent1", "dq": "exponent2", "qi": "coefficient"}
+print(json.dumps({"key": dict({k: b(fields[v]) for k, v in m.items()}, kty="RSA"), "Hsm": True}))
+EOF2
+    code=$(api PUT "$URL/keys/imprsa?$API" "$(cat "$T_TMP/imp.json")")
+    [ "$code" = 200 ] && [ "$(jget "$T_TMP/resp.json" 'd["key"]["kty"]')" = RSA-HSM ] || { cat "$T_TMP/resp.json"; return 1; }
+    cp "$T_TMP/resp.json" "$T_TMP/imprsa.json"
+    openssl rand 64 >"$T_TMP/msg.bin"; openssl dgst -sha256 -binary "$T_TMP/msg.bin" >"$T_TMP/dig.bin"
+    code=$(api POST "$URL/keys/imprsa/sign?$API" "{\"alg\":\"RS256\",\"value\":\"$(b64url_file "$T_TMP/dig.bin")\"}")
+    [ "$code" = 200 ] || return 1
+    b64url_decode_to "$(jget "$T_TMP/resp.json" 'd["value"]')" "$T_TMP/sig.bin"
+    openssl pkey -in "$T_TMP/imp.pem" -pubout -out "$T_TMP/imp.pub.pem" &&
+        openssl dgst -sha256 -verify "$T_TMP/imp.pub.pem" -signature "$T_TMP/sig.bin" "$T_TMP/msg.bin" &&
+        [ "$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT length(wrapped_key) FROM keys WHERE name=\"imprsa\"").fetchone()[0])' "$VAULTD_STATE/vaultd.db")" = 0 ]
+}
+check "vault dev: import RSA with Hsm:true lands in the pool (no wrapped copy); its signature verifies with the original key" t_import_rsa
+t_import_oct() {
+    local code k iv
+    openssl rand 32 >"$T_TMP/aes.key"; openssl rand 16 >"$T_TMP/aes.iv"; openssl rand 32 >"$T_TMP/pt.bin"
+    k=$(b64url_file "$T_TMP/aes.key"); iv=$(b64url_file "$T_TMP/aes.iv")
+    code=$(api PUT "$MURL/keys/impaes?$API" "{\"key\":{\"kty\":\"oct-HSM\",\"k\":\"$k\"}}" "$MTOKEN")
+    [ "$code" = 200 ] && [ "$(jget "$T_TMP/resp.json" 'd["key"]["kty"]')" = oct-HSM ] || { cat "$T_TMP/resp.json"; return 1; }
+    code=$(api POST "$MURL/keys/impaes/encrypt?$API" "{\"alg\":\"A256CBC\",\"value\":\"$(b64url_file "$T_TMP/pt.bin")\",\"iv\":\"$iv\"}" "$MTOKEN")
+    [ "$code" = 200 ] || { cat "$T_TMP/resp.json"; return 1; }
+    openssl enc -aes-256-cbc -nopad -K "$(xxd -p -c 64 "$T_TMP/aes.key")" -iv "$(xxd -p -c 32 "$T_TMP/aes.iv")" \
+        -in "$T_TMP/pt.bin" -out "$T_TMP/ct.ref" &&
+        [ "$(jget "$T_TMP/resp.json" 'd["value"]')" = "$(b64url_file "$T_TMP/ct.ref")" ]
+}
+check "devhsm: import oct-HSM (k); A256CBC in the pool matches openssl's AES-256-CBC" t_import_oct
+t_import_sw_in_pool() {
+    expect_error "$(api PUT "$URL/keys/impoct?$API" '{"key":{"kty":"oct","k":"AAECAwQFBgcICQoLDA0ODw"}}')" 400 BadParameter "oct" || return 1
+    expect_error "$(api PUT "$URL/keys/impoct?$API" '{"key":{"kty":"oct-HSM","k":"AAECAwQFBgcICQoLDA0ODw"}}')" 400 BadParameter "only in managed HSM pools"
+}
+check "vault dev: importing an oct key is refused" t_import_sw_in_pool
+
+# ---- random bytes ----
+t_rng() {
+    local code
+    code=$(api POST "$MURL/rng?$API" '{"count":100}' "$MTOKEN")
+    [ "$code" = 200 ] || { cat "$T_TMP/resp.json"; return 1; }
+    b64url_decode_to "$(jget "$T_TMP/resp.json" 'd["value"]')" "$T_TMP/rng.bin"
+    [ "$(stat -c %s "$T_TMP/rng.bin")" = 100 ] || return 1
+    expect_error "$(api POST "$MURL/rng?$API" '{"count":0}' "$MTOKEN")" 400 BadParameter || return 1
+    expect_error "$(api POST "$MURL/rng?$API" '{"count":129}' "$MTOKEN")" 400 BadParameter
+}
+check "devhsm: POST /rng {count:100} returns 100 bytes; 0 and 129 are 400" t_rng
+
+# ---- the pool becomes unavailable while vaultd runs ----
+openssl rand 32 >"$T_TMP/d32.bin"
+D32=$(b64url_file "$T_TMP/d32.bin")
+mv "$VAULTD_STATE/softhsm/tokens" "$VAULTD_STATE/softhsm/tokens.away"
+t_down_hsm() {
+    expect_error "$(api POST "$URL/keys/hec/sign?$API" "{\"alg\":\"ES256\",\"value\":\"$D32\"}")" 503 ServiceUnavailable "$POOL_MSG" || return 1
+    expect_error "$(api POST "$MURL/keys/maes/encrypt?$API" '{"alg":"A256GCM","value":"AAEC"}' "$MTOKEN")" 503 ServiceUnavailable "$POOL_MSG" || return 1
+    expect_error "$(api POST "$MURL/rng?$API" '{"count":8}' "$MTOKEN")" 503 ServiceUnavailable "$POOL_MSG" || return 1
+    expect_error "$(api POST "$URL/keys/new-hsm/create?$API" '{"kty":"EC-HSM"}')" 503 ServiceUnavailable "$POOL_MSG"
+}
+check "token directory moved away: HSM sign / AES / rng / create answer 503 naming the pool" t_down_hsm
+t_down_sw() {
+    [ "$(api POST "$URL/keys/swrsa/sign?$API" "{\"alg\":\"RS256\",\"value\":\"$D32\"}")" = 200 ] &&
+        [ "$(api POST "$URL/keys/swec/create?$API" '{"kty":"EC"}')" = 200 ] &&
+        [ "$(api POST "$URL/keys/swec/sign?$API" "{\"alg\":\"ES256\",\"value\":\"$D32\"}")" = 200 ] &&
+        [ "$(api GET "$URL/keys/hrsa?$API")" = 200 ]
+}
+check "... while software keys still sign and are created, and HSM key metadata still reads" t_down_sw
+mv "$VAULTD_STATE/softhsm/tokens.away" "$VAULTD_STATE/softhsm/tokens"
+t_back() {
+    local i
+    for i in 1 2 3 4 5 6; do
+        [ "$(api POST "$URL/keys/hec/sign?$API" "{\"alg\":\"ES256\",\"value\":\"$D32\"}")" = 200 ] && return 0
+        sleep 1
+    done
+    cat "$T_TMP/resp.json"; return 1
+}
+check "token directory back: HSM keys sign again without a restart" t_back
+
+# ---- restart: keys persist; KEK in the pool needs the pool ----
+stop_vaultd
+start_vaultd || not_ok "vaultd restarts"
+t_after_restart() {
+    [ "$(api POST "$URL/keys/hec/sign?$API" "{\"alg\":\"ES256\",\"value\":\"$D32\"}")" = 200 ] &&
+        [ "$(api POST "$URL/keys/swrsa/sign?$API" "{\"alg\":\"RS256\",\"value\":\"$D32\"}")" = 200 ] &&
+        sign_verify "$MURL" "$MTOKEN" mrsa PS256 sha256 pss
+}
+check "after a restart HSM and software keys sign again" t_after_restart
+stop_vaultd
+mv "$VAULTD_STATE/softhsm/tokens" "$VAULTD_STATE/softhsm/tokens.away"
+t_kek_needs_pool() {
+    "$VAULTD" --dev --state "$VAULTD_STATE" --listen "127.0.0.1:$VAULTD_PORT" >"$T_TMP/nopool.log" 2>&1 &
+    local pid=$! i
+    for i in $(seq 1 50); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+    if kill -0 $pid 2>/dev/null; then kill $pid; wait $pid; echo "vaultd kept running"; return 1; fi
+    grep -q "key-encryption key lives in the HSM pool, which is unavailable: $POOL_MSG" "$T_TMP/nopool.log" ||
+        { cat "$T_TMP/nopool.log"; return 1; }
+}
+check "KEK in the pool: vaultd refuses to start without the pool, with a clear message" t_kek_needs_pool
+mv "$VAULTD_STATE/softhsm/tokens.away" "$VAULTD_STATE/softhsm/tokens"
+
+# ---- a second instance with the KEK in a file; restart with a wrong PIN ----
+VAULTD_STATE=$T_TMP/state2 VAULTD_PORT=$(free_port)
+start_vaultd --kek-location file || not_ok "second vaultd starts"
+CA="$VAULTD_STATE/ca.pem"
+TOKEN=$(token_for https://vault.azure.net)
+t_file_kek() { [ -f "$VAULTD_STATE/kek.bin" ] && [ ! -e "$VAULTD_STATE/kek.hsm" ]; }
+check "--kek-location file: the KEK is kek.bin although a pool exists" t_file_kek
+URL="https://dev.vault.localhost:$VAULTD_PORT"
+check "state2: create EC-HSM key hec2" create "$URL" hec2 '{"kty":"EC-HSM"}' EC-HSM "$TOKEN"
+check "state2: create software EC key swec2" create "$URL" swec2 '{"kty":"EC"}' EC "$TOKEN"
+stop_vaultd
+echo 0000000000 >"$VAULTD_STATE/softhsm/user.pin"
+start_vaultd || not_ok "vaultd starts with a wrong PIN"
+t_bad_pin() {
+    grep -q "warning: $POOL_MSG: C_Login failed: CKR_PIN_INCORRECT" "$T_TMP/vaultd.log" || { tail -5 "$T_TMP/vaultd.log"; return 1; }
+    expect_error "$(api POST "$URL/keys/hec2/sign?$API" "{\"alg\":\"ES256\",\"value\":\"$D32\"}")" 503 ServiceUnavailable "$POOL_MSG: C_Login failed: CKR_PIN_INCORRECT"
+}
+check "restart with a wrong PIN: HSM sign answers 503 'HSM pool ... unavailable: C_Login failed: CKR_PIN_INCORRECT'" t_bad_pin
+t_bad_pin_sw() {
+    [ "$(api POST "$URL/keys/swec2/sign?$API" "{\"alg\":\"ES256\",\"value\":\"$D32\"}")" = 200 ] &&
+        [ "$(api GET "$URL/keys/hec2?$API")" = 200 ]
+}
+check "... while the software key still signs (KEK in a file)" t_bad_pin_sw
+
+finish

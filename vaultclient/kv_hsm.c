@@ -1,0 +1,1826 @@
+/* kv_hsm.c - the local HSM pool: a PKCS#11 consumer (dlopen'd modules, member tokens found by
+ * label, a bounded set of logged-in sessions per member, fork-aware re-initialisation) and the
+ * key operations vaultd and kvault.so need. See kv_hsm.h for the key reference format. */
+#include "kv_hsm.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/objects.h>
+#include <openssl/param_build.h>
+#include <openssl/x509.h>
+
+/* p11-kit ships the PKCS#11 header; vaultclient does not depend on p11-kit itself. */
+#include <p11-kit/pkcs11.h>
+
+#define KV_HSM_ID_LEN 16
+#define KV_HSM_DEFAULT_SESSIONS 4
+
+typedef struct kv_hsm_member {
+    char *module;
+    char *label;
+    char *pin;
+    void *dl;
+    CK_FUNCTION_LIST_PTR f;
+    bool initialised_by_us; /* C_Initialize returned CKR_OK for us */
+    bool have_slot;
+    CK_SLOT_ID slot;
+    time_t last_rescan;      /* last C_Finalize + C_Initialize to find a returned token */
+    CK_SESSION_HANDLE *idle; /* idle logged-in sessions (max entries) */
+    size_t nidle, nopen;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+} kv_hsm_member;
+
+struct kv_hsm_pool {
+    char *name;
+    kv_hsm_member *m;
+    size_t n;
+    size_t max_sessions;
+    pid_t pid;
+    pthread_mutex_t lock; /* guards next */
+    size_t next;
+};
+
+/* A parsed key reference. */
+typedef struct kv_hsm_ref {
+    char token[33];
+    CK_BYTE id[64];
+    CK_ULONG idlen;
+    CK_OBJECT_CLASS cls; /* CKO_PRIVATE_KEY or CKO_SECRET_KEY */
+} kv_hsm_ref;
+
+/* ---- error mapping ---- */
+
+static const struct {
+    CK_RV rv;
+    const char *name;
+} kv_ckr_names[] = {
+    {CKR_OK, "CKR_OK"},
+    {CKR_CANCEL, "CKR_CANCEL"},
+    {CKR_HOST_MEMORY, "CKR_HOST_MEMORY"},
+    {CKR_SLOT_ID_INVALID, "CKR_SLOT_ID_INVALID"},
+    {CKR_GENERAL_ERROR, "CKR_GENERAL_ERROR"},
+    {CKR_FUNCTION_FAILED, "CKR_FUNCTION_FAILED"},
+    {CKR_ARGUMENTS_BAD, "CKR_ARGUMENTS_BAD"},
+    {CKR_ATTRIBUTE_READ_ONLY, "CKR_ATTRIBUTE_READ_ONLY"},
+    {CKR_ATTRIBUTE_SENSITIVE, "CKR_ATTRIBUTE_SENSITIVE"},
+    {CKR_ATTRIBUTE_TYPE_INVALID, "CKR_ATTRIBUTE_TYPE_INVALID"},
+    {CKR_ATTRIBUTE_VALUE_INVALID, "CKR_ATTRIBUTE_VALUE_INVALID"},
+    {CKR_DATA_INVALID, "CKR_DATA_INVALID"},
+    {CKR_DATA_LEN_RANGE, "CKR_DATA_LEN_RANGE"},
+    {CKR_DEVICE_ERROR, "CKR_DEVICE_ERROR"},
+    {CKR_DEVICE_MEMORY, "CKR_DEVICE_MEMORY"},
+    {CKR_DEVICE_REMOVED, "CKR_DEVICE_REMOVED"},
+    {CKR_ENCRYPTED_DATA_INVALID, "CKR_ENCRYPTED_DATA_INVALID"},
+    {CKR_ENCRYPTED_DATA_LEN_RANGE, "CKR_ENCRYPTED_DATA_LEN_RANGE"},
+    {CKR_KEY_HANDLE_INVALID, "CKR_KEY_HANDLE_INVALID"},
+    {CKR_KEY_SIZE_RANGE, "CKR_KEY_SIZE_RANGE"},
+    {CKR_KEY_TYPE_INCONSISTENT, "CKR_KEY_TYPE_INCONSISTENT"},
+    {CKR_KEY_FUNCTION_NOT_PERMITTED, "CKR_KEY_FUNCTION_NOT_PERMITTED"},
+    {CKR_KEY_NOT_WRAPPABLE, "CKR_KEY_NOT_WRAPPABLE"},
+    {CKR_KEY_UNEXTRACTABLE, "CKR_KEY_UNEXTRACTABLE"},
+    {CKR_MECHANISM_INVALID, "CKR_MECHANISM_INVALID"},
+    {CKR_MECHANISM_PARAM_INVALID, "CKR_MECHANISM_PARAM_INVALID"},
+    {CKR_OBJECT_HANDLE_INVALID, "CKR_OBJECT_HANDLE_INVALID"},
+    {CKR_OPERATION_ACTIVE, "CKR_OPERATION_ACTIVE"},
+    {CKR_OPERATION_NOT_INITIALIZED, "CKR_OPERATION_NOT_INITIALIZED"},
+    {CKR_PIN_INCORRECT, "CKR_PIN_INCORRECT"},
+    {CKR_PIN_LOCKED, "CKR_PIN_LOCKED"},
+    {CKR_SESSION_CLOSED, "CKR_SESSION_CLOSED"},
+    {CKR_SESSION_COUNT, "CKR_SESSION_COUNT"},
+    {CKR_SESSION_HANDLE_INVALID, "CKR_SESSION_HANDLE_INVALID"},
+    {CKR_SIGNATURE_INVALID, "CKR_SIGNATURE_INVALID"},
+    {CKR_TEMPLATE_INCOMPLETE, "CKR_TEMPLATE_INCOMPLETE"},
+    {CKR_TEMPLATE_INCONSISTENT, "CKR_TEMPLATE_INCONSISTENT"},
+    {CKR_TOKEN_NOT_PRESENT, "CKR_TOKEN_NOT_PRESENT"},
+    {CKR_TOKEN_NOT_RECOGNIZED, "CKR_TOKEN_NOT_RECOGNIZED"},
+    {CKR_USER_NOT_LOGGED_IN, "CKR_USER_NOT_LOGGED_IN"},
+    {CKR_USER_PIN_NOT_INITIALIZED, "CKR_USER_PIN_NOT_INITIALIZED"},
+    {CKR_WRAPPED_KEY_INVALID, "CKR_WRAPPED_KEY_INVALID"},
+    {CKR_WRAPPED_KEY_LEN_RANGE, "CKR_WRAPPED_KEY_LEN_RANGE"},
+    {CKR_WRAPPING_KEY_HANDLE_INVALID, "CKR_WRAPPING_KEY_HANDLE_INVALID"},
+    {CKR_RANDOM_NO_RNG, "CKR_RANDOM_NO_RNG"},
+    {CKR_BUFFER_TOO_SMALL, "CKR_BUFFER_TOO_SMALL"},
+    {CKR_CRYPTOKI_NOT_INITIALIZED, "CKR_CRYPTOKI_NOT_INITIALIZED"},
+    {CKR_CRYPTOKI_ALREADY_INITIALIZED, "CKR_CRYPTOKI_ALREADY_INITIALIZED"},
+    {CKR_CURVE_NOT_SUPPORTED, "CKR_CURVE_NOT_SUPPORTED"},
+};
+
+static const char *kv_ckr_name(CK_RV rv)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(kv_ckr_names) / sizeof(kv_ckr_names[0]); i++)
+        if (kv_ckr_names[i].rv == rv)
+            return kv_ckr_names[i].name;
+    return "CKR_VENDOR_OR_UNKNOWN";
+}
+
+/* Errors after which the session (or the whole token connection) is no longer usable. */
+static bool kv_ckr_session_broken(CK_RV rv)
+{
+    return rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED ||
+           rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_DEVICE_ERROR ||
+           rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_CRYPTOKI_NOT_INITIALIZED ||
+           rv == CKR_SLOT_ID_INVALID;
+}
+
+/* Maps a failed call to kv_rv with "HSM pool 'P' ...: FN failed: CKR_X". */
+static kv_rv kv_hsm_fail(const kv_hsm_pool *pool, kv_err *err, const char *fn, CK_RV rv)
+{
+    kv_rv k = KV_ERR_INTERNAL;
+    const char *what = "error";
+
+    if (kv_ckr_session_broken(rv) || rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED ||
+        rv == CKR_TOKEN_NOT_RECOGNIZED || rv == CKR_DEVICE_MEMORY || rv == CKR_SESSION_COUNT ||
+        rv == CKR_USER_PIN_NOT_INITIALIZED) {
+        k = KV_ERR_SERVER;
+        what = "unavailable";
+    } else if (rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_ENCRYPTED_DATA_LEN_RANGE ||
+               rv == CKR_DATA_INVALID || rv == CKR_DATA_LEN_RANGE ||
+               rv == CKR_WRAPPED_KEY_INVALID || rv == CKR_WRAPPED_KEY_LEN_RANGE ||
+               rv == CKR_SIGNATURE_INVALID) {
+        k = KV_ERR_BAD_REQUEST;
+        what = "rejected the input";
+    } else if (rv == CKR_MECHANISM_INVALID || rv == CKR_MECHANISM_PARAM_INVALID ||
+               rv == CKR_KEY_TYPE_INCONSISTENT || rv == CKR_KEY_FUNCTION_NOT_PERMITTED ||
+               rv == CKR_KEY_SIZE_RANGE || rv == CKR_CURVE_NOT_SUPPORTED) {
+        k = KV_ERR_UNSUPPORTED;
+        what = "does not support the operation";
+    } else if (rv == CKR_HOST_MEMORY) {
+        k = KV_ERR_NOMEM;
+    }
+    return kv_err_set(err, k, "HSM pool '%s' %s: %s failed: %s", pool ? pool->name : "?", what, fn,
+                      kv_ckr_name(rv));
+}
+
+/* ---- small helpers ---- */
+
+static char *kv_strdup0(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static kv_rv kv_read_pin_file(const char *path, char **out)
+{
+    FILE *f = fopen(path, "r");
+    char buf[256];
+    size_t len;
+
+    if (f == NULL)
+        return KV_ERR_CONFIG;
+    if (fgets(buf, sizeof(buf), f) == NULL) {
+        fclose(f);
+        return KV_ERR_CONFIG;
+    }
+    fclose(f);
+    len = strcspn(buf, "\r\n");
+    buf[len] = '\0';
+    *out = strdup(buf);
+    OPENSSL_cleanse(buf, sizeof(buf));
+    return *out ? KV_OK : KV_ERR_NOMEM;
+}
+
+/* Token label from CK_TOKEN_INFO (32 bytes, space padded). */
+static void kv_token_label(const CK_TOKEN_INFO *ti, char out[33])
+{
+    size_t n = 32;
+
+    memcpy(out, ti->label, 32);
+    while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '\0'))
+        n--;
+    out[n] = '\0';
+}
+
+/* ---- references ---- */
+
+static void kv_pct_append(char *out, size_t outlen, size_t *o, const uint8_t *s, size_t n, bool all)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i;
+
+    for (i = 0; i < n && *o + 4 < outlen; i++) {
+        unsigned char c = s[i];
+
+        if (!all && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                     c == '-' || c == '.' || c == '_' || c == '~')) {
+            out[(*o)++] = (char)c;
+        } else {
+            out[(*o)++] = '%';
+            out[(*o)++] = hex[c >> 4];
+            out[(*o)++] = hex[c & 15];
+        }
+    }
+    out[*o] = '\0';
+}
+
+static void kv_ref_format(const char *token, const CK_BYTE *id, size_t idlen, CK_OBJECT_CLASS cls,
+                          char out[KV_HSM_REF_MAX])
+{
+    size_t o = 0;
+
+    o = (size_t)snprintf(out, KV_HSM_REF_MAX, "pkcs11:token=");
+    kv_pct_append(out, KV_HSM_REF_MAX, &o, (const uint8_t *)token, strlen(token), false);
+    o += (size_t)snprintf(out + o, KV_HSM_REF_MAX - o, ";id=");
+    kv_pct_append(out, KV_HSM_REF_MAX, &o, id, idlen, true);
+    snprintf(out + o, KV_HSM_REF_MAX - o, ";type=%s",
+             cls == CKO_SECRET_KEY ? "secret-key" : "private");
+}
+
+static int kv_hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes s[0..n) into out (at most max bytes). */
+static bool kv_pct_decode(const char *s, size_t n, uint8_t *out, size_t max, size_t *outlen)
+{
+    size_t i, o = 0;
+
+    for (i = 0; i < n; i++) {
+        int c = (unsigned char)s[i];
+
+        if (c == '%') {
+            int hi, lo;
+
+            if (i + 2 >= n)
+                return false;
+            hi = kv_hexval(s[i + 1]);
+            lo = kv_hexval(s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return false;
+            c = hi * 16 + lo;
+            i += 2;
+        }
+        if (o >= max)
+            return false;
+        out[o++] = (uint8_t)c;
+    }
+    *outlen = o;
+    return true;
+}
+
+static kv_rv kv_ref_parse(const char *s, kv_hsm_ref *ref, kv_err *err)
+{
+    const char *p;
+    bool have_tok = false, have_id = false;
+    size_t len;
+
+    memset(ref, 0, sizeof(*ref));
+    ref->cls = CKO_PRIVATE_KEY;
+    if (s == NULL || strncmp(s, "pkcs11:", 7) != 0)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "invalid HSM key reference");
+    p = s + 7;
+    while (*p != '\0') {
+        const char *end = strchr(p, ';'), *eq = strchr(p, '=');
+        size_t seglen = end ? (size_t)(end - p) : strlen(p);
+
+        if (eq == NULL || eq > p + seglen)
+            return kv_err_set(err, KV_ERR_INVALID_ARG, "invalid HSM key reference");
+        if (strncmp(p, "token=", 6) == 0) {
+            if (!kv_pct_decode(eq + 1, seglen - 6, (uint8_t *)ref->token, 32, &len))
+                return kv_err_set(err, KV_ERR_INVALID_ARG, "invalid token in HSM key reference");
+            ref->token[len] = '\0';
+            have_tok = true;
+        } else if (strncmp(p, "id=", 3) == 0) {
+            if (!kv_pct_decode(eq + 1, seglen - 3, ref->id, sizeof(ref->id), &len) || len == 0)
+                return kv_err_set(err, KV_ERR_INVALID_ARG, "invalid id in HSM key reference");
+            ref->idlen = len;
+            have_id = true;
+        } else if (strncmp(p, "type=secret-key", 15) == 0 && seglen == 15) {
+            ref->cls = CKO_SECRET_KEY;
+        }
+        p += seglen;
+        if (*p == ';')
+            p++;
+    }
+    if (!have_tok || !have_id)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "incomplete HSM key reference");
+    return KV_OK;
+}
+
+/* ---- modules, tokens, sessions ---- */
+
+/* C_Initialize (again after a fork). Caller holds m->lock. */
+static CK_RV kv_member_initialize(kv_hsm_member *m)
+{
+    CK_C_INITIALIZE_ARGS args;
+    CK_RV rv;
+
+    memset(&args, 0, sizeof(args));
+    args.flags = CKF_OS_LOCKING_OK;
+    rv = m->f->C_Initialize(&args);
+    if (rv == CKR_OK)
+        m->initialised_by_us = true;
+    else if (rv == CKR_CRYPTOKI_ALREADY_INITIALIZED)
+        rv = CKR_OK; /* another member (same module) or the host did it */
+    return rv;
+}
+
+/* A token that went away and came back stays invisible until the module re-reads its slots
+ * (SoftHSMv2 does that only in C_Initialize). When this member alone uses the module, we
+ * initialised it and it has no open session, restart the module, at most every 2 seconds.
+ * true if it was restarted (then look again). Caller holds m->lock. */
+static bool kv_member_rescan(kv_hsm_pool *pool, kv_hsm_member *m)
+{
+    time_t now = time(NULL);
+    size_t i;
+
+    if (m->f == NULL || !m->initialised_by_us || m->nopen != 0 || now - m->last_rescan < 2)
+        return false;
+    for (i = 0; i < pool->n; i++)
+        if (&pool->m[i] != m && pool->m[i].f == m->f)
+            return false;
+    m->last_rescan = now;
+    m->f->C_Finalize(NULL);
+    m->initialised_by_us = false;
+    if (kv_member_initialize(m) != CKR_OK) {
+        m->f = NULL;
+        dlclose(m->dl);
+        m->dl = NULL;
+    }
+    return true;
+}
+
+static kv_rv kv_member_connect(kv_hsm_pool *pool, kv_hsm_member *m, kv_err *err);
+
+/* Loads the module and finds the slot of the token. Caller holds m->lock. */
+static kv_rv kv_member_connect(kv_hsm_pool *pool, kv_hsm_member *m, kv_err *err)
+{
+    CK_C_GetFunctionList gfl;
+    CK_SLOT_ID *slots = NULL;
+    CK_ULONG n = 0, i;
+    CK_RV rv;
+    kv_rv k = KV_OK;
+
+    if (m->have_slot)
+        return KV_OK;
+    if (m->dl == NULL) {
+        m->dl = dlopen(m->module, RTLD_NOW | RTLD_LOCAL);
+        if (m->dl == NULL)
+            return kv_err_set(err, KV_ERR_SERVER,
+                              "HSM pool '%s' unavailable: cannot load PKCS#11 module %s",
+                              pool->name, m->module);
+        gfl = (CK_C_GetFunctionList)dlsym(m->dl, "C_GetFunctionList");
+        if (gfl == NULL || gfl(&m->f) != CKR_OK || m->f == NULL) {
+            dlclose(m->dl);
+            m->dl = NULL;
+            m->f = NULL;
+            return kv_err_set(err, KV_ERR_SERVER,
+                              "HSM pool '%s' unavailable: %s has no usable C_GetFunctionList",
+                              pool->name, m->module);
+        }
+        rv = kv_member_initialize(m);
+        if (rv != CKR_OK) {
+            m->f = NULL;
+            dlclose(m->dl);
+            m->dl = NULL;
+            return kv_err_set(err, KV_ERR_SERVER,
+                              "HSM pool '%s' unavailable: C_Initialize failed: %s", pool->name,
+                              kv_ckr_name(rv));
+        }
+    }
+    rv = m->f->C_GetSlotList(CK_TRUE, NULL, &n);
+    if (rv != CKR_OK)
+        return kv_hsm_fail(pool, err, "C_GetSlotList", rv);
+    slots = calloc(n + 1, sizeof(*slots));
+    if (slots == NULL)
+        return kv_err_set(err, KV_ERR_NOMEM, "out of memory");
+    rv = m->f->C_GetSlotList(CK_TRUE, slots, &n);
+    if (rv != CKR_OK) {
+        k = kv_hsm_fail(pool, err, "C_GetSlotList", rv);
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        CK_TOKEN_INFO ti;
+        char label[33];
+
+        if (m->f->C_GetTokenInfo(slots[i], &ti) != CKR_OK)
+            continue;
+        kv_token_label(&ti, label);
+        if (strcmp(label, m->label) == 0) {
+            m->slot = slots[i];
+            m->have_slot = true;
+            break;
+        }
+    }
+    if (!m->have_slot && kv_member_rescan(pool, m)) {
+        free(slots);
+        return kv_member_connect(pool, m, err);
+    }
+    if (!m->have_slot)
+        k = kv_err_set(err, KV_ERR_SERVER,
+                       "HSM pool '%s' unavailable: token '%s' not found (CKR_TOKEN_NOT_PRESENT)",
+                       pool->name, m->label);
+done:
+    free(slots);
+    return k;
+}
+
+/* Re-initialises after fork: the parent's sessions are not ours. */
+static void kv_pool_after_fork(kv_hsm_pool *pool)
+{
+    size_t i;
+
+    pthread_mutex_init(&pool->lock, NULL);
+    for (i = 0; i < pool->n; i++) {
+        kv_hsm_member *m = &pool->m[i];
+
+        pthread_mutex_init(&m->lock, NULL);
+        pthread_cond_init(&m->cond, NULL);
+        m->nidle = m->nopen = 0;
+        m->have_slot = false;
+        m->initialised_by_us = false;
+        if (m->f != NULL) {
+            CK_RV rv = kv_member_initialize(m);
+
+            if (rv == CKR_OK && !m->initialised_by_us) {
+                /* still initialised from the parent's point of view: start afresh */
+                m->f->C_Finalize(NULL);
+                rv = kv_member_initialize(m);
+            }
+            (void)rv;
+        }
+    }
+    pool->pid = getpid();
+}
+
+static void kv_pool_enter(kv_hsm_pool *pool)
+{
+    if (pool->pid != getpid())
+        kv_pool_after_fork(pool);
+}
+
+/* Opens and logs in a new session. Caller holds m->lock. */
+static kv_rv kv_member_open_session(kv_hsm_pool *pool, kv_hsm_member *m, CK_SESSION_HANDLE *out,
+                                    kv_err *err)
+{
+    CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+    CK_RV rv;
+    kv_rv k;
+
+    k = kv_member_connect(pool, m, err);
+    if (k != KV_OK)
+        return k;
+    rv = m->f->C_OpenSession(m->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s);
+    if (rv != CKR_OK) {
+        if (kv_ckr_session_broken(rv))
+            m->have_slot = false;
+        return kv_hsm_fail(pool, err, "C_OpenSession", rv);
+    }
+    rv = m->f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)m->pin, (CK_ULONG)strlen(m->pin));
+    if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
+        m->f->C_CloseSession(s);
+        if (kv_ckr_session_broken(rv))
+            m->have_slot = false;
+        return kv_hsm_fail(pool, err, "C_Login", rv);
+    }
+    *out = s;
+    return KV_OK;
+}
+
+static kv_rv kv_session_get(kv_hsm_pool *pool, kv_hsm_member *m, CK_SESSION_HANDLE *out,
+                            kv_err *err)
+{
+    kv_rv k = KV_OK;
+
+    pthread_mutex_lock(&m->lock);
+    while (m->nidle == 0 && m->nopen >= pool->max_sessions)
+        pthread_cond_wait(&m->cond, &m->lock);
+    if (m->nidle > 0) {
+        *out = m->idle[--m->nidle];
+    } else {
+        k = kv_member_open_session(pool, m, out, err);
+        if (k == KV_OK)
+            m->nopen++;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return k;
+}
+
+#define KV_PUT_OK 0     /* back to the idle list */
+#define KV_PUT_CLOSE 1  /* close this session (an operation may still be active in it) */
+#define KV_PUT_BROKEN 2 /* the token is suspect: close every idle session, re-find the token */
+
+/* Returns a session to its member. */
+static void kv_session_put(kv_hsm_member *m, CK_SESSION_HANDLE s, int how)
+{
+    pthread_mutex_lock(&m->lock);
+    if (how != KV_PUT_OK) {
+        if (m->f != NULL)
+            m->f->C_CloseSession(s);
+        m->nopen--;
+        while (how == KV_PUT_BROKEN && m->nidle > 0) {
+            if (m->f != NULL)
+                m->f->C_CloseSession(m->idle[m->nidle - 1]);
+            m->nidle--;
+            m->nopen--;
+        }
+        if (how == KV_PUT_BROKEN)
+            m->have_slot = false;
+    } else {
+        m->idle[m->nidle++] = s;
+    }
+    pthread_cond_signal(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+}
+
+static kv_hsm_member *kv_member_by_label(kv_hsm_pool *pool, const char *label)
+{
+    size_t i;
+
+    for (i = 0; i < pool->n; i++)
+        if (strcmp(pool->m[i].label, label) == 0)
+            return &pool->m[i];
+    return NULL;
+}
+
+/* ---- pool lifetime ---- */
+
+kv_rv kv_hsm_pool_open(const char *name, const kv_hsm_member_cfg *members, size_t nmembers,
+                       size_t sessions, kv_hsm_pool **out, kv_err *err)
+{
+    kv_hsm_pool *pool = NULL;
+    kv_rv k = KV_OK, any = KV_ERR_SERVER;
+    size_t i;
+
+    kv_err_clear(err);
+    if (name == NULL || members == NULL || nmembers == 0 || out == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "HSM pool: bad arguments");
+    *out = NULL;
+    pool = calloc(1, sizeof(*pool));
+    if (pool == NULL || (pool->name = strdup(name)) == NULL ||
+        (pool->m = calloc(nmembers, sizeof(*pool->m))) == NULL) {
+        k = kv_err_set(err, KV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    pool->max_sessions = sessions ? sessions : KV_HSM_DEFAULT_SESSIONS;
+    pool->pid = getpid();
+    pthread_mutex_init(&pool->lock, NULL);
+    for (i = 0; i < nmembers; i++) {
+        kv_hsm_member *m = &pool->m[i];
+
+        pthread_mutex_init(&m->lock, NULL);
+        pthread_cond_init(&m->cond, NULL);
+        pool->n++;
+        if (members[i].module == NULL || members[i].token_label == NULL ||
+            strlen(members[i].token_label) > 32 ||
+            (members[i].pin == NULL && members[i].pin_file == NULL)) {
+            k = kv_err_set(err, KV_ERR_CONFIG,
+                           "HSM pool '%s': member %zu needs a module, a token label (at most 32 "
+                           "characters) and a PIN or PIN file",
+                           name, i + 1);
+            goto done;
+        }
+        m->module = strdup(members[i].module);
+        m->label = strdup(members[i].token_label);
+        m->idle = calloc(pool->max_sessions, sizeof(*m->idle));
+        if (m->module == NULL || m->label == NULL || m->idle == NULL) {
+            k = kv_err_set(err, KV_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        if (members[i].pin != NULL) {
+            m->pin = kv_strdup0(members[i].pin);
+        } else if (kv_read_pin_file(members[i].pin_file, &m->pin) != KV_OK) {
+            k = kv_err_set(err, KV_ERR_CONFIG, "HSM pool '%s': cannot read PIN file %s", name,
+                           members[i].pin_file);
+            goto done;
+        }
+        if (m->pin == NULL) {
+            k = kv_err_set(err, KV_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+    }
+    /* log in one session per member now, so configuration errors show at start */
+    for (i = 0; i < pool->n; i++) {
+        CK_SESSION_HANDLE s;
+        kv_err e;
+
+        kv_err_clear(&e);
+        if (kv_session_get(pool, &pool->m[i], &s, &e) == KV_OK) {
+            kv_session_put(&pool->m[i], s, KV_PUT_OK);
+            any = KV_OK;
+        } else if (err != NULL && any != KV_OK) {
+            *err = e;
+        }
+    }
+    k = any;
+    if (k == KV_OK)
+        kv_err_clear(err);
+    *out = pool;
+    pool = NULL;
+done:
+    if (pool != NULL && k != KV_OK && *out == NULL)
+        kv_hsm_pool_free(pool);
+    return k;
+}
+
+void kv_hsm_pool_free(kv_hsm_pool *pool)
+{
+    size_t i, j;
+
+    if (pool == NULL)
+        return;
+    for (i = pool->n; i-- > 0;) {
+        kv_hsm_member *m = &pool->m[i];
+
+        if (m->f != NULL && pool->pid == getpid()) {
+            for (j = 0; j < m->nidle; j++)
+                m->f->C_CloseSession(m->idle[j]);
+            if (m->initialised_by_us)
+                m->f->C_Finalize(NULL);
+        }
+        if (m->dl != NULL)
+            dlclose(m->dl);
+        if (m->pin != NULL) {
+            OPENSSL_cleanse(m->pin, strlen(m->pin));
+            free(m->pin);
+        }
+        free(m->module);
+        free(m->label);
+        free(m->idle);
+        pthread_mutex_destroy(&m->lock);
+        pthread_cond_destroy(&m->cond);
+    }
+    pthread_mutex_destroy(&pool->lock);
+    free(pool->m);
+    free(pool->name);
+    free(pool);
+}
+
+const char *kv_hsm_pool_name(const kv_hsm_pool *pool)
+{
+    return pool ? pool->name : NULL;
+}
+
+kv_rv kv_hsm_pool_check(kv_hsm_pool *pool, kv_err *err)
+{
+    kv_rv k = KV_ERR_SERVER;
+    size_t i;
+
+    if (pool == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "no HSM pool");
+    kv_pool_enter(pool);
+    for (i = 0; i < pool->n && k != KV_OK; i++) {
+        CK_SESSION_HANDLE s;
+        CK_SESSION_INFO si;
+        CK_RV rv;
+
+        k = kv_session_get(pool, &pool->m[i], &s, err);
+        if (k != KV_OK)
+            continue;
+        rv = pool->m[i].f->C_GetSessionInfo(s, &si);
+        kv_session_put(&pool->m[i], s, rv != CKR_OK ? KV_PUT_BROKEN : KV_PUT_OK);
+        if (rv != CKR_OK)
+            k = kv_hsm_fail(pool, err, "C_GetSessionInfo", rv);
+    }
+    if (k == KV_OK)
+        kv_err_clear(err);
+    return k;
+}
+
+/* ---- object lookup ---- */
+
+static CK_RV kv_find_one(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls,
+                         const CK_BYTE *id, CK_ULONG idlen, CK_OBJECT_HANDLE *out)
+{
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_ID, (void *)id, idlen},
+    };
+    CK_ULONG n = 0;
+    CK_RV rv, rv2;
+
+    *out = CK_INVALID_HANDLE;
+    rv = f->C_FindObjectsInit(s, t, 2);
+    if (rv != CKR_OK)
+        return rv;
+    rv = f->C_FindObjects(s, out, 1, &n);
+    rv2 = f->C_FindObjectsFinal(s);
+    if (rv == CKR_OK)
+        rv = rv2;
+    if (rv == CKR_OK && n == 0)
+        *out = CK_INVALID_HANDLE;
+    return rv;
+}
+
+/* An operation in progress: the member, a session and the key object. */
+typedef struct kv_hsm_op {
+    kv_hsm_pool *pool;
+    kv_hsm_member *m;
+    CK_FUNCTION_LIST_PTR f;
+    CK_SESSION_HANDLE s;
+    CK_OBJECT_HANDLE key;
+    kv_hsm_ref ref;
+    int broken; /* KV_PUT_* for the session at the end */
+} kv_hsm_op;
+
+/* Parses ref, takes a session of its member and finds the key object (cls 0 = ref's class). */
+static kv_rv kv_op_begin(kv_hsm_pool *pool, const char *ref, CK_OBJECT_CLASS cls, kv_hsm_op *op,
+                         kv_err *err)
+{
+    CK_RV rv;
+    kv_rv k;
+    int attempt;
+
+    memset(op, 0, sizeof(*op));
+    op->pool = pool;
+    kv_err_clear(err);
+    if (pool == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "no HSM pool");
+    kv_pool_enter(pool);
+    k = kv_ref_parse(ref, &op->ref, err);
+    if (k != KV_OK)
+        return k;
+    op->m = kv_member_by_label(pool, op->ref.token);
+    if (op->m == NULL)
+        return kv_err_set(err, KV_ERR_NOT_FOUND,
+                          "HSM pool '%s' has no member token '%s' holding this key", pool->name,
+                          op->ref.token);
+    /* a session taken from the idle list may have died with its token: retry once */
+    for (attempt = 0; attempt < 2; attempt++) {
+        k = kv_session_get(pool, op->m, &op->s, err);
+        if (k != KV_OK)
+            return k;
+        op->f = op->m->f;
+        rv =
+            kv_find_one(op->f, op->s, cls ? cls : op->ref.cls, op->ref.id, op->ref.idlen, &op->key);
+        if (rv == CKR_OK)
+            break;
+        kv_session_put(op->m, op->s, kv_ckr_session_broken(rv) ? KV_PUT_BROKEN : KV_PUT_CLOSE);
+        op->m = kv_member_by_label(pool, op->ref.token);
+        if (!kv_ckr_session_broken(rv) || attempt == 1) {
+            op->f = NULL;
+            return kv_hsm_fail(pool, err, "C_FindObjects", rv);
+        }
+    }
+    if (op->key == CK_INVALID_HANDLE) {
+        CK_TOKEN_INFO ti;
+        char label[33] = "";
+
+        /* an absent object may mean an absent token (SoftHSMv2 shows an empty slot when its
+         * token directory disappears): tell "unavailable" from "not found" */
+        rv = op->f->C_GetTokenInfo(op->m->slot, &ti);
+        if (rv == CKR_OK)
+            kv_token_label(&ti, label);
+        if (rv != CKR_OK || strcmp(label, op->ref.token) != 0 ||
+            (ti.flags & CKF_TOKEN_INITIALIZED) == 0) {
+            kv_session_put(op->m, op->s, KV_PUT_BROKEN);
+            op->f = NULL;
+            return kv_err_set(err, KV_ERR_SERVER,
+                              "HSM pool '%s' unavailable: token '%s' is no longer present "
+                              "(CKR_TOKEN_NOT_PRESENT)",
+                              pool->name, op->ref.token);
+        }
+        kv_session_put(op->m, op->s, KV_PUT_OK);
+        op->f = NULL;
+        return kv_err_set(err, KV_ERR_NOT_FOUND,
+                          "HSM pool '%s': key object not found in token '%s'", pool->name,
+                          op->ref.token);
+    }
+    return KV_OK;
+}
+
+static void kv_op_end(kv_hsm_op *op)
+{
+    if (op->f != NULL)
+        kv_session_put(op->m, op->s, op->broken);
+    op->f = NULL;
+}
+
+/* Records a failed call: any failure after an *Init leaves the session suspect, so it is closed. */
+static kv_rv kv_op_fail(kv_hsm_op *op, kv_err *err, const char *fn, CK_RV rv)
+{
+    op->broken = kv_ckr_session_broken(rv) ? KV_PUT_BROKEN : KV_PUT_CLOSE;
+    return kv_hsm_fail(op->pool, err, fn, rv);
+}
+
+typedef CK_RV (*kv_init_fn)(CK_SESSION_HANDLE, CK_MECHANISM_PTR, CK_OBJECT_HANDLE);
+typedef CK_RV (*kv_run_fn)(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR, CK_ULONG_PTR);
+
+/* One-shot sign/encrypt/decrypt: init, size query, output. */
+static kv_rv kv_op_oneshot(kv_hsm_op *op, CK_MECHANISM *mech, int which, const uint8_t *in,
+                           size_t inlen, uint8_t **out, size_t *outlen, kv_err *err)
+{
+    static const char *const names[][2] = {
+        {"C_SignInit", "C_Sign"}, {"C_EncryptInit", "C_Encrypt"}, {"C_DecryptInit", "C_Decrypt"}};
+    kv_init_fn init = which == 0   ? op->f->C_SignInit
+                      : which == 1 ? op->f->C_EncryptInit
+                                   : op->f->C_DecryptInit;
+    kv_run_fn run = which == 0 ? op->f->C_Sign : which == 1 ? op->f->C_Encrypt : op->f->C_Decrypt;
+    CK_ULONG len = 0;
+    uint8_t *buf = NULL;
+    CK_RV rv;
+
+    *out = NULL;
+    *outlen = 0;
+    rv = init(op->s, mech, op->key);
+    if (rv != CKR_OK)
+        return kv_op_fail(op, err, names[which][0], rv);
+    rv = run(op->s, (CK_BYTE_PTR)in, (CK_ULONG)inlen, NULL, &len);
+    if (rv != CKR_OK)
+        return kv_op_fail(op, err, names[which][1], rv);
+    buf = malloc(len ? len : 1);
+    if (buf == NULL) {
+        op->broken = KV_PUT_CLOSE;
+        return kv_err_set(err, KV_ERR_NOMEM, "out of memory");
+    }
+    rv = run(op->s, (CK_BYTE_PTR)in, (CK_ULONG)inlen, buf, &len);
+    if (rv != CKR_OK) {
+        free(buf);
+        return kv_op_fail(op, err, names[which][1], rv);
+    }
+    *out = buf;
+    *outlen = len;
+    return KV_OK;
+}
+
+/* ---- public key ---- */
+
+static kv_rv kv_get_attr(kv_hsm_op *op, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type, uint8_t **out,
+                         size_t *outlen, kv_err *err)
+{
+    CK_ATTRIBUTE a = {type, NULL, 0};
+    CK_RV rv = op->f->C_GetAttributeValue(op->s, h, &a, 1);
+
+    if (rv != CKR_OK || a.ulValueLen == CK_UNAVAILABLE_INFORMATION)
+        return kv_hsm_fail(op->pool, err, "C_GetAttributeValue",
+                           rv != CKR_OK ? rv : CKR_ATTRIBUTE_TYPE_INVALID);
+    a.pValue = malloc(a.ulValueLen ? a.ulValueLen : 1);
+    if (a.pValue == NULL)
+        return kv_err_set(err, KV_ERR_NOMEM, "out of memory");
+    rv = op->f->C_GetAttributeValue(op->s, h, &a, 1);
+    if (rv != CKR_OK) {
+        free(a.pValue);
+        return kv_hsm_fail(op->pool, err, "C_GetAttributeValue", rv);
+    }
+    *out = a.pValue;
+    *outlen = a.ulValueLen;
+    return KV_OK;
+}
+
+static kv_rv kv_pub_from_op(kv_hsm_op *op, EVP_PKEY **pub, kv_err *err)
+{
+    CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+    CK_KEY_TYPE kt = 0;
+    CK_ATTRIBUTE a = {CKA_KEY_TYPE, &kt, sizeof(kt)};
+    uint8_t *p1 = NULL, *p2 = NULL;
+    size_t l1 = 0, l2 = 0;
+    OSSL_PARAM_BLD *bld = NULL;
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY_CTX *pctx = NULL;
+    BIGNUM *n = NULL, *e = NULL;
+    ASN1_OCTET_STRING *pt = NULL;
+    ASN1_OBJECT *oid = NULL;
+    const unsigned char *cp;
+    kv_rv k = KV_ERR_INTERNAL;
+    CK_RV rv;
+
+    *pub = NULL;
+    rv = kv_find_one(op->f, op->s, CKO_PUBLIC_KEY, op->ref.id, op->ref.idlen, &h);
+    if (rv != CKR_OK)
+        return kv_op_fail(op, err, "C_FindObjects", rv);
+    if (h == CK_INVALID_HANDLE)
+        h = op->key; /* many tokens expose public parts on the private object */
+    rv = op->f->C_GetAttributeValue(op->s, h, &a, 1);
+    if (rv != CKR_OK)
+        return kv_hsm_fail(op->pool, err, "C_GetAttributeValue", rv);
+    bld = OSSL_PARAM_BLD_new();
+    if (bld == NULL)
+        goto done;
+    if (kt == CKK_RSA) {
+        if ((k = kv_get_attr(op, h, CKA_MODULUS, &p1, &l1, err)) != KV_OK ||
+            (k = kv_get_attr(op, h, CKA_PUBLIC_EXPONENT, &p2, &l2, err)) != KV_OK)
+            goto done;
+        k = KV_ERR_INTERNAL;
+        n = BN_bin2bn(p1, (int)l1, NULL);
+        e = BN_bin2bn(p2, (int)l2, NULL);
+        if (n == NULL || e == NULL || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
+            !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e))
+            goto done;
+        pctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+    } else if (kt == CKK_EC) {
+        const char *sn;
+
+        if ((k = kv_get_attr(op, h, CKA_EC_PARAMS, &p1, &l1, err)) != KV_OK ||
+            (k = kv_get_attr(op, h, CKA_EC_POINT, &p2, &l2, err)) != KV_OK)
+            goto done;
+        k = KV_ERR_INTERNAL;
+        cp = p1;
+        oid = d2i_ASN1_OBJECT(NULL, &cp, (long)l1);
+        sn = oid ? OBJ_nid2sn(OBJ_obj2nid(oid)) : NULL;
+        if (sn == NULL || OBJ_obj2nid(oid) == NID_undef) {
+            k = kv_err_set(err, KV_ERR_UNSUPPORTED, "HSM pool '%s': unsupported EC curve",
+                           op->pool->name);
+            goto done;
+        }
+        cp = p2;
+        pt = d2i_ASN1_OCTET_STRING(NULL, &cp, (long)l2);
+        if (!OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, sn, 0) ||
+            !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pt ? pt->data : p2,
+                                              pt ? (size_t)pt->length : l2))
+            goto done;
+        pctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    } else {
+        k = kv_err_set(err, KV_ERR_UNSUPPORTED, "HSM pool '%s': not an RSA or EC key",
+                       op->pool->name);
+        goto done;
+    }
+    params = OSSL_PARAM_BLD_to_param(bld);
+    if (pctx == NULL || params == NULL || EVP_PKEY_fromdata_init(pctx) <= 0 ||
+        EVP_PKEY_fromdata(pctx, pub, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
+        k = kv_err_set(err, KV_ERR_INTERNAL, "HSM pool '%s': public key not decodable",
+                       op->pool->name);
+        goto done;
+    }
+    k = KV_OK;
+done:
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    EVP_PKEY_CTX_free(pctx);
+    BN_free(n);
+    BN_free(e);
+    ASN1_OCTET_STRING_free(pt);
+    ASN1_OBJECT_free(oid);
+    free(p1);
+    free(p2);
+    return k;
+}
+
+kv_rv kv_hsm_get_public(kv_hsm_pool *pool, const char *ref, EVP_PKEY **pub, kv_err *err)
+{
+    kv_hsm_op op;
+    kv_rv k;
+
+    if (pub == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "bad arguments");
+    k = kv_op_begin(pool, ref, CKO_PRIVATE_KEY, &op, err);
+    if (k != KV_OK)
+        return k;
+    k = kv_pub_from_op(&op, pub, err);
+    kv_op_end(&op);
+    return k;
+}
+
+kv_rv kv_hsm_secret_bits(kv_hsm_pool *pool, const char *ref, int *bits, kv_err *err)
+{
+    CK_ULONG vlen = 0;
+    CK_ATTRIBUTE a = {CKA_VALUE_LEN, &vlen, sizeof(vlen)};
+    kv_hsm_op op;
+    kv_rv k;
+    CK_RV rv;
+
+    if (bits == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "bad arguments");
+    k = kv_op_begin(pool, ref, CKO_SECRET_KEY, &op, err);
+    if (k != KV_OK)
+        return k;
+    rv = op.f->C_GetAttributeValue(op.s, op.key, &a, 1);
+    if (rv != CKR_OK)
+        k = kv_op_fail(&op, err, "C_GetAttributeValue", rv);
+    else
+        *bits = (int)(vlen * 8);
+    kv_op_end(&op);
+    return k;
+}
+
+kv_rv kv_hsm_find(kv_hsm_pool *pool, const char *ref, kv_err *err)
+{
+    kv_hsm_op op;
+    kv_rv k = kv_op_begin(pool, ref, 0, &op, err);
+
+    kv_op_end(&op);
+    return k;
+}
+
+/* ---- generation ---- */
+
+/* Picks a member round-robin, skipping unusable ones; returns a session on it. */
+static kv_rv kv_pick_member(kv_hsm_pool *pool, kv_hsm_member **mp, CK_SESSION_HANDLE *s,
+                            kv_err *err)
+{
+    size_t start, i;
+    kv_rv k = KV_ERR_SERVER;
+
+    pthread_mutex_lock(&pool->lock);
+    start = pool->next++;
+    pthread_mutex_unlock(&pool->lock);
+    for (i = 0; i < pool->n; i++) {
+        kv_hsm_member *m = &pool->m[(start + i) % pool->n];
+
+        k = kv_session_get(pool, m, s, err);
+        if (k == KV_OK) {
+            *mp = m;
+            kv_err_clear(err);
+            return KV_OK;
+        }
+    }
+    return k;
+}
+
+kv_rv kv_hsm_generate(kv_hsm_pool *pool, const kv_hsm_keyspec *spec, const char *label,
+                      char ref[KV_HSM_REF_MAX], EVP_PKEY **pub, kv_err *err)
+{
+    static CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    CK_BYTE id[KV_HSM_ID_LEN], exp[] = {1, 0, 1};
+    CK_ULONG bits = 0, vlen = 0;
+    CK_OBJECT_CLASS seccls = CKO_SECRET_KEY;
+    CK_KEY_TYPE aes = CKK_AES;
+    CK_MECHANISM mech = {0, NULL, 0};
+    CK_OBJECT_HANDLE hpub = CK_INVALID_HANDLE, hpriv = CK_INVALID_HANDLE;
+    unsigned char *params = NULL;
+    int plen = 0;
+    kv_hsm_op op;
+    kv_rv k;
+    CK_RV rv;
+
+    memset(&op, 0, sizeof(op));
+    op.pool = pool;
+    kv_err_clear(err);
+    if (pool == NULL || spec == NULL || label == NULL || ref == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "bad arguments");
+    if (pub != NULL)
+        *pub = NULL;
+    kv_pool_enter(pool);
+    switch (spec->type) {
+    case KV_HSM_RSA:
+        if (spec->bits != 2048 && spec->bits != 3072 && spec->bits != 4096)
+            return kv_err_set(err, KV_ERR_INVALID_ARG, "RSA keys are 2048, 3072 or 4096 bits");
+        bits = (CK_ULONG)spec->bits;
+        mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
+        break;
+    case KV_HSM_EC: {
+        ASN1_OBJECT *o = OBJ_nid2obj(spec->curve_nid);
+
+        if (spec->curve_nid != NID_X9_62_prime256v1 && spec->curve_nid != NID_secp384r1 &&
+            spec->curve_nid != NID_secp521r1 && spec->curve_nid != NID_secp256k1)
+            return kv_err_set(err, KV_ERR_INVALID_ARG, "unsupported EC curve");
+        plen = o ? i2d_ASN1_OBJECT(o, &params) : -1;
+        if (plen <= 0)
+            return kv_err_set(err, KV_ERR_INTERNAL, "cannot encode the curve");
+        mech.mechanism = CKM_EC_KEY_PAIR_GEN;
+        break;
+    }
+    case KV_HSM_AES:
+        if (spec->bits != 128 && spec->bits != 192 && spec->bits != 256)
+            return kv_err_set(err, KV_ERR_INVALID_ARG, "AES keys are 128, 192 or 256 bits");
+        vlen = (CK_ULONG)spec->bits / 8;
+        mech.mechanism = CKM_AES_KEY_GEN;
+        break;
+    default:
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "unknown key type");
+    }
+    k = kv_pick_member(pool, &op.m, &op.s, err);
+    if (k != KV_OK)
+        goto done;
+    op.f = op.m->f;
+    rv = op.f->C_GenerateRandom(op.s, id, sizeof(id));
+    if (rv != CKR_OK) {
+        k = kv_op_fail(&op, err, "C_GenerateRandom", rv);
+        goto done;
+    }
+    if (spec->type == KV_HSM_AES) {
+        CK_ATTRIBUTE t[] = {
+            {CKA_CLASS, &seccls, sizeof(seccls)},
+            {CKA_KEY_TYPE, &aes, sizeof(aes)},
+            {CKA_VALUE_LEN, &vlen, sizeof(vlen)},
+            {CKA_TOKEN, &yes, sizeof(yes)},
+            {CKA_PRIVATE, &yes, sizeof(yes)},
+            {CKA_SENSITIVE, &yes, sizeof(yes)},
+            {CKA_EXTRACTABLE, &no, sizeof(no)},
+            {CKA_ENCRYPT, &yes, sizeof(yes)},
+            {CKA_DECRYPT, &yes, sizeof(yes)},
+            {CKA_WRAP, &yes, sizeof(yes)},
+            {CKA_UNWRAP, &yes, sizeof(yes)},
+            {CKA_LABEL, (void *)label, strlen(label)},
+            {CKA_ID, id, sizeof(id)},
+        };
+
+        rv = op.f->C_GenerateKey(op.s, &mech, t, sizeof(t) / sizeof(t[0]), &hpriv);
+        if (rv != CKR_OK) {
+            k = kv_op_fail(&op, err, "C_GenerateKey", rv);
+            goto done;
+        }
+        kv_ref_format(op.m->label, id, sizeof(id), CKO_SECRET_KEY, ref);
+    } else {
+        bool rsa = spec->type == KV_HSM_RSA;
+        CK_ATTRIBUTE tpub[10], tpriv[10];
+        CK_ULONG npub = 0, npriv = 0;
+
+#define KV_ADD(t, n, ty, p, l)                                                                     \
+    (t[n].type = (ty), t[n].pValue = (void *)(p), t[n++].ulValueLen = (l))
+        KV_ADD(tpub, npub, CKA_TOKEN, &yes, sizeof(yes));
+        KV_ADD(tpub, npub, CKA_PRIVATE, &no, sizeof(no));
+        KV_ADD(tpub, npub, CKA_VERIFY, &yes, sizeof(yes));
+        KV_ADD(tpub, npub, CKA_LABEL, label, strlen(label));
+        KV_ADD(tpub, npub, CKA_ID, id, sizeof(id));
+        KV_ADD(tpriv, npriv, CKA_TOKEN, &yes, sizeof(yes));
+        KV_ADD(tpriv, npriv, CKA_PRIVATE, &yes, sizeof(yes));
+        KV_ADD(tpriv, npriv, CKA_SENSITIVE, &yes, sizeof(yes));
+        KV_ADD(tpriv, npriv, CKA_EXTRACTABLE, &no, sizeof(no));
+        KV_ADD(tpriv, npriv, CKA_SIGN, &yes, sizeof(yes));
+        KV_ADD(tpriv, npriv, CKA_LABEL, label, strlen(label));
+        KV_ADD(tpriv, npriv, CKA_ID, id, sizeof(id));
+        if (rsa) {
+            KV_ADD(tpub, npub, CKA_ENCRYPT, &yes, sizeof(yes));
+            KV_ADD(tpub, npub, CKA_WRAP, &yes, sizeof(yes));
+            KV_ADD(tpub, npub, CKA_MODULUS_BITS, &bits, sizeof(bits));
+            KV_ADD(tpub, npub, CKA_PUBLIC_EXPONENT, exp, sizeof(exp));
+            KV_ADD(tpriv, npriv, CKA_DECRYPT, &yes, sizeof(yes));
+            KV_ADD(tpriv, npriv, CKA_UNWRAP, &yes, sizeof(yes));
+        } else {
+            KV_ADD(tpub, npub, CKA_EC_PARAMS, params, (CK_ULONG)plen);
+        }
+#undef KV_ADD
+        rv = op.f->C_GenerateKeyPair(op.s, &mech, tpub, npub, tpriv, npriv, &hpub, &hpriv);
+        if (rv != CKR_OK) {
+            k = kv_op_fail(&op, err, "C_GenerateKeyPair", rv);
+            goto done;
+        }
+        kv_ref_format(op.m->label, id, sizeof(id), CKO_PRIVATE_KEY, ref);
+        if (pub != NULL) {
+            memcpy(op.ref.id, id, sizeof(id));
+            op.ref.idlen = sizeof(id);
+            op.key = hpriv;
+            k = kv_pub_from_op(&op, pub, err);
+            if (k != KV_OK)
+                goto done;
+        }
+    }
+    k = KV_OK;
+done:
+    OPENSSL_free(params);
+    kv_op_end(&op);
+    return k;
+}
+
+/* ---- import ---- */
+
+/* A BIGNUM parameter of pkey as big-endian bytes (malloc'd; secret ones are zeroised later). */
+static bool kv_bn_param(const EVP_PKEY *pkey, const char *name, uint8_t **out, CK_ULONG *len)
+{
+    BIGNUM *bn = NULL;
+    int n;
+
+    *out = NULL;
+    *len = 0;
+    if (EVP_PKEY_get_bn_param(pkey, name, &bn) != 1)
+        return false;
+    n = BN_num_bytes(bn);
+    *out = OPENSSL_malloc(n > 0 ? (size_t)n : 1);
+    if (*out != NULL)
+        *len = (CK_ULONG)BN_bn2bin(bn, *out);
+    BN_clear_free(bn);
+    return *out != NULL;
+}
+
+/* Creates the objects of t (private / secret) and tpub (public, may be empty) on a member. */
+static kv_rv kv_import_objects(kv_hsm_pool *pool, CK_ATTRIBUTE *t, CK_ULONG n, CK_ATTRIBUTE *tpub,
+                               CK_ULONG npub, CK_BYTE *id, CK_OBJECT_CLASS cls,
+                               char ref[KV_HSM_REF_MAX], kv_err *err)
+{
+    CK_OBJECT_HANDLE h = CK_INVALID_HANDLE, hp = CK_INVALID_HANDLE;
+    kv_hsm_op op;
+    kv_rv k;
+    CK_RV rv;
+
+    memset(&op, 0, sizeof(op));
+    op.pool = pool;
+    k = kv_pick_member(pool, &op.m, &op.s, err);
+    if (k != KV_OK)
+        return k;
+    op.f = op.m->f;
+    rv = op.f->C_GenerateRandom(op.s, id, KV_HSM_ID_LEN);
+    if (rv == CKR_OK)
+        rv = op.f->C_CreateObject(op.s, t, n, &h);
+    if (rv == CKR_OK && npub > 0) {
+        rv = op.f->C_CreateObject(op.s, tpub, npub, &hp);
+        if (rv != CKR_OK)
+            op.f->C_DestroyObject(op.s, h);
+    }
+    if (rv != CKR_OK) {
+        k = kv_op_fail(&op, err, "C_CreateObject", rv);
+        if (k == KV_ERR_INTERNAL)
+            k = kv_err_set(err, KV_ERR_BAD_REQUEST, "HSM pool '%s' refused the key: %s", pool->name,
+                           kv_ckr_name(rv));
+    } else {
+        kv_ref_format(op.m->label, id, KV_HSM_ID_LEN, cls, ref);
+    }
+    kv_op_end(&op);
+    return k;
+}
+
+kv_rv kv_hsm_import_pkey(kv_hsm_pool *pool, const EVP_PKEY *pkey, const char *label,
+                         char ref[KV_HSM_REF_MAX], kv_err *err)
+{
+    static CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    static const char *const rsa_names[] = {
+        OSSL_PKEY_PARAM_RSA_N,         OSSL_PKEY_PARAM_RSA_E,
+        OSSL_PKEY_PARAM_RSA_D,         OSSL_PKEY_PARAM_RSA_FACTOR1,
+        OSSL_PKEY_PARAM_RSA_FACTOR2,   OSSL_PKEY_PARAM_RSA_EXPONENT1,
+        OSSL_PKEY_PARAM_RSA_EXPONENT2, OSSL_PKEY_PARAM_RSA_COEFFICIENT1};
+    static const CK_ATTRIBUTE_TYPE rsa_types[] = {
+        CKA_MODULUS, CKA_PUBLIC_EXPONENT, CKA_PRIVATE_EXPONENT, CKA_PRIME_1,
+        CKA_PRIME_2, CKA_EXPONENT_1,      CKA_EXPONENT_2,       CKA_COEFFICIENT};
+    CK_OBJECT_CLASS pcls = CKO_PRIVATE_KEY, ucls = CKO_PUBLIC_KEY;
+    CK_KEY_TYPE kt;
+    CK_BYTE id[KV_HSM_ID_LEN];
+    CK_ATTRIBUTE t[20], tp[12];
+    CK_ULONG n = 0, np = 0, lens[8] = {0};
+    uint8_t *vals[8] = {NULL}, *params = NULL, pubpt[200], *point = NULL;
+    ASN1_OCTET_STRING *os = NULL;
+    char group[64];
+    size_t i, publen = 0;
+    int plen = 0, ptlen = 0;
+    kv_rv k = KV_ERR_INTERNAL;
+
+    kv_err_clear(err);
+    if (pool == NULL || pkey == NULL || label == NULL || ref == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "bad arguments");
+    kv_pool_enter(pool);
+#define KV_ADD(a, c, ty, p, l)                                                                     \
+    (a[c].type = (ty), a[c].pValue = (void *)(p), a[c++].ulValueLen = (l))
+    KV_ADD(t, n, CKA_CLASS, &pcls, sizeof(pcls));
+    KV_ADD(t, n, CKA_KEY_TYPE, &kt, sizeof(kt));
+    KV_ADD(t, n, CKA_TOKEN, &yes, sizeof(yes));
+    KV_ADD(t, n, CKA_PRIVATE, &yes, sizeof(yes));
+    KV_ADD(t, n, CKA_SENSITIVE, &yes, sizeof(yes));
+    KV_ADD(t, n, CKA_EXTRACTABLE, &no, sizeof(no));
+    KV_ADD(t, n, CKA_SIGN, &yes, sizeof(yes));
+    KV_ADD(t, n, CKA_LABEL, label, strlen(label));
+    KV_ADD(t, n, CKA_ID, id, sizeof(id));
+    KV_ADD(tp, np, CKA_CLASS, &ucls, sizeof(ucls));
+    KV_ADD(tp, np, CKA_KEY_TYPE, &kt, sizeof(kt));
+    KV_ADD(tp, np, CKA_TOKEN, &yes, sizeof(yes));
+    KV_ADD(tp, np, CKA_PRIVATE, &no, sizeof(no));
+    KV_ADD(tp, np, CKA_VERIFY, &yes, sizeof(yes));
+    KV_ADD(tp, np, CKA_LABEL, label, strlen(label));
+    KV_ADD(tp, np, CKA_ID, id, sizeof(id));
+    if (EVP_PKEY_is_a(pkey, "RSA")) {
+        kt = CKK_RSA;
+        for (i = 0; i < 8; i++) {
+            if (!kv_bn_param(pkey, rsa_names[i], &vals[i], &lens[i])) {
+                k = kv_err_set(err, KV_ERR_INVALID_ARG, "the RSA key lacks %s", rsa_names[i]);
+                goto done;
+            }
+            KV_ADD(t, n, rsa_types[i], vals[i], lens[i]);
+        }
+        KV_ADD(t, n, CKA_DECRYPT, &yes, sizeof(yes));
+        KV_ADD(t, n, CKA_UNWRAP, &yes, sizeof(yes));
+        KV_ADD(tp, np, CKA_MODULUS, vals[0], lens[0]);
+        KV_ADD(tp, np, CKA_PUBLIC_EXPONENT, vals[1], lens[1]);
+        KV_ADD(tp, np, CKA_ENCRYPT, &yes, sizeof(yes));
+        KV_ADD(tp, np, CKA_WRAP, &yes, sizeof(yes));
+    } else if (EVP_PKEY_is_a(pkey, "EC")) {
+        ASN1_OBJECT *o;
+
+        kt = CKK_EC;
+        if (EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+                                           NULL) != 1 ||
+            (o = OBJ_nid2obj(OBJ_sn2nid(group))) == NULL ||
+            (plen = i2d_ASN1_OBJECT(o, &params)) <= 0 ||
+            !kv_bn_param(pkey, OSSL_PKEY_PARAM_PRIV_KEY, &vals[0], &lens[0]) ||
+            EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_PUB_KEY, pubpt, sizeof(pubpt),
+                                            &publen) != 1) {
+            k = kv_err_set(err, KV_ERR_INVALID_ARG, "unsupported EC key");
+            goto done;
+        }
+        os = ASN1_OCTET_STRING_new();
+        if (os == NULL || !ASN1_OCTET_STRING_set(os, pubpt, (int)publen) ||
+            (ptlen = i2d_ASN1_OCTET_STRING(os, &point)) <= 0)
+            goto done;
+        KV_ADD(t, n, CKA_EC_PARAMS, params, (CK_ULONG)plen);
+        KV_ADD(t, n, CKA_VALUE, vals[0], lens[0]);
+        KV_ADD(t, n, CKA_DERIVE, &no, sizeof(no));
+        KV_ADD(tp, np, CKA_EC_PARAMS, params, (CK_ULONG)plen);
+        KV_ADD(tp, np, CKA_EC_POINT, point, (CK_ULONG)ptlen);
+    } else {
+        k = kv_err_set(err, KV_ERR_UNSUPPORTED, "only RSA and EC keys can be imported");
+        goto done;
+    }
+#undef KV_ADD
+    k = kv_import_objects(pool, t, n, tp, np, id, CKO_PRIVATE_KEY, ref, err);
+done:
+    for (i = 0; i < 8; i++)
+        if (vals[i] != NULL)
+            OPENSSL_clear_free(vals[i], lens[i]);
+    OPENSSL_free(params);
+    OPENSSL_free(point);
+    ASN1_OCTET_STRING_free(os);
+    return k;
+}
+
+kv_rv kv_hsm_import_aes(kv_hsm_pool *pool, const uint8_t *key, size_t len, const char *label,
+                        char ref[KV_HSM_REF_MAX], kv_err *err)
+{
+    static CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE aes = CKK_AES;
+    CK_BYTE id[KV_HSM_ID_LEN];
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_KEY_TYPE, &aes, sizeof(aes)},
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_PRIVATE, &yes, sizeof(yes)},
+        {CKA_SENSITIVE, &yes, sizeof(yes)},
+        {CKA_EXTRACTABLE, &no, sizeof(no)},
+        {CKA_ENCRYPT, &yes, sizeof(yes)},
+        {CKA_DECRYPT, &yes, sizeof(yes)},
+        {CKA_WRAP, &yes, sizeof(yes)},
+        {CKA_UNWRAP, &yes, sizeof(yes)},
+        {CKA_LABEL, (void *)label, label ? strlen(label) : 0},
+        {CKA_ID, id, sizeof(id)},
+        {CKA_VALUE, (void *)key, (CK_ULONG)len},
+    };
+
+    kv_err_clear(err);
+    if (pool == NULL || key == NULL || label == NULL || ref == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "bad arguments");
+    if (len != 16 && len != 24 && len != 32)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "AES keys are 16, 24 or 32 bytes");
+    kv_pool_enter(pool);
+    return kv_import_objects(pool, t, sizeof(t) / sizeof(t[0]), NULL, 0, id, CKO_SECRET_KEY, ref,
+                             err);
+}
+
+kv_rv kv_hsm_destroy(kv_hsm_pool *pool, const char *ref, kv_err *err)
+{
+    CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+    kv_hsm_op op;
+    kv_rv k;
+    CK_RV rv;
+
+    k = kv_op_begin(pool, ref, 0, &op, err);
+    if (k == KV_ERR_NOT_FOUND) {
+        kv_err_clear(err);
+        return KV_OK;
+    }
+    if (k != KV_OK)
+        return k;
+    rv = op.f->C_DestroyObject(op.s, op.key);
+    if (rv != CKR_OK) {
+        k = kv_op_fail(&op, err, "C_DestroyObject", rv);
+        goto done;
+    }
+    if (op.ref.cls == CKO_PRIVATE_KEY &&
+        kv_find_one(op.f, op.s, CKO_PUBLIC_KEY, op.ref.id, op.ref.idlen, &h) == CKR_OK &&
+        h != CK_INVALID_HANDLE)
+        op.f->C_DestroyObject(op.s, h);
+done:
+    kv_op_end(&op);
+    return k;
+}
+
+/* ---- signatures and RSA decryption ---- */
+
+static CK_MECHANISM_TYPE kv_ck_hash(const EVP_MD *md, CK_RSA_PKCS_MGF_TYPE *mgf)
+{
+    switch (md ? EVP_MD_get_type(md) : NID_undef) {
+    case NID_sha1:
+        *mgf = CKG_MGF1_SHA1;
+        return CKM_SHA_1;
+    case NID_sha224:
+        *mgf = CKG_MGF1_SHA224;
+        return CKM_SHA224;
+    case NID_sha256:
+        *mgf = CKG_MGF1_SHA256;
+        return CKM_SHA256;
+    case NID_sha384:
+        *mgf = CKG_MGF1_SHA384;
+        return CKM_SHA384;
+    case NID_sha512:
+        *mgf = CKG_MGF1_SHA512;
+        return CKM_SHA512;
+    default:
+        *mgf = 0;
+        return (CK_MECHANISM_TYPE)-1;
+    }
+}
+
+/* DER DigestInfo { AlgorithmIdentifier(md, NULL), OCTET STRING digest }. */
+static kv_rv kv_digest_info(const EVP_MD *md, const uint8_t *d, size_t dlen, uint8_t **out,
+                            size_t *outlen)
+{
+    X509_SIG *sig = X509_SIG_new();
+    X509_ALGOR *alg = NULL;
+    ASN1_OCTET_STRING *os = NULL;
+    unsigned char *der = NULL;
+    int len;
+    kv_rv k = KV_ERR_INTERNAL;
+
+    if (sig == NULL)
+        return KV_ERR_NOMEM;
+    X509_SIG_getm(sig, &alg, &os);
+    if (!X509_ALGOR_set0(alg, OBJ_nid2obj(EVP_MD_get_type(md)), V_ASN1_NULL, NULL) ||
+        !ASN1_OCTET_STRING_set(os, d, (int)dlen))
+        goto done;
+    len = i2d_X509_SIG(sig, &der);
+    if (len <= 0)
+        goto done;
+    *out = der;
+    *outlen = (size_t)len;
+    k = KV_OK;
+done:
+    X509_SIG_free(sig);
+    return k;
+}
+
+kv_rv kv_hsm_sign(kv_hsm_pool *pool, const char *ref, kv_hsm_sig kind, const EVP_MD *md,
+                  const uint8_t *in, size_t inlen, uint8_t **sig, size_t *siglen, kv_err *err)
+{
+    CK_RSA_PKCS_PSS_PARAMS pss;
+    CK_MECHANISM mech = {CKM_RSA_PKCS, NULL, 0};
+    uint8_t *di = NULL;
+    size_t dilen = 0;
+    kv_hsm_op op;
+    kv_rv k;
+
+    if (in == NULL || sig == NULL || siglen == NULL ||
+        ((kind == KV_HSM_SIG_PKCS1 || kind == KV_HSM_SIG_PSS) &&
+         (md == NULL || (size_t)EVP_MD_get_size(md) != inlen)))
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "bad signature input");
+    k = kv_op_begin(pool, ref, CKO_PRIVATE_KEY, &op, err);
+    if (k != KV_OK)
+        return k;
+    switch (kind) {
+    case KV_HSM_SIG_PKCS1:
+        k = kv_digest_info(md, in, inlen, &di, &dilen);
+        if (k != KV_OK) {
+            kv_err_set(err, k, "cannot encode DigestInfo");
+            goto done;
+        }
+        in = di;
+        inlen = dilen;
+        break;
+    case KV_HSM_SIG_PKCS1_RAW:
+        break;
+    case KV_HSM_SIG_PSS:
+        pss.hashAlg = kv_ck_hash(md, &pss.mgf);
+        pss.sLen = inlen;
+        mech.mechanism = CKM_RSA_PKCS_PSS;
+        mech.pParameter = &pss;
+        mech.ulParameterLen = sizeof(pss);
+        break;
+    case KV_HSM_SIG_ECDSA:
+        mech.mechanism = CKM_ECDSA;
+        break;
+    }
+    k = kv_op_oneshot(&op, &mech, 0, in, inlen, sig, siglen, err);
+done:
+    OPENSSL_free(di);
+    kv_op_end(&op);
+    return k;
+}
+
+/* MGF1 (RFC 8017 B.2.1) of seed into mask (XORed in). */
+static bool kv_mgf1_xor(const EVP_MD *md, const uint8_t *seed, size_t seedlen, uint8_t *out,
+                        size_t outlen)
+{
+    uint8_t h[EVP_MAX_MD_SIZE], cnt[4];
+    size_t hlen = (size_t)EVP_MD_get_size(md), done = 0, i;
+    uint32_t c = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok = ctx != NULL;
+
+    while (ok && done < outlen) {
+        cnt[0] = (uint8_t)(c >> 24);
+        cnt[1] = (uint8_t)(c >> 16);
+        cnt[2] = (uint8_t)(c >> 8);
+        cnt[3] = (uint8_t)c;
+        ok = EVP_DigestInit_ex(ctx, md, NULL) == 1 && EVP_DigestUpdate(ctx, seed, seedlen) == 1 &&
+             EVP_DigestUpdate(ctx, cnt, 4) == 1 && EVP_DigestFinal_ex(ctx, h, NULL) == 1;
+        for (i = 0; ok && i < hlen && done < outlen; i++)
+            out[done++] ^= h[i];
+        c++;
+    }
+    EVP_MD_CTX_free(ctx);
+    OPENSSL_cleanse(h, sizeof(h));
+    return ok;
+}
+
+/* EME-OAEP decoding (RFC 8017 7.1.2, empty label) of em (k bytes). Checks are accumulated
+ * without early exit so that the failure reason does not leak through timing. */
+static bool kv_oaep_decode(const EVP_MD *md, uint8_t *em, size_t k, uint8_t **out, size_t *outlen)
+{
+    uint8_t lhash[EVP_MAX_MD_SIZE];
+    size_t hlen = (size_t)EVP_MD_get_size(md), i, idx = 0;
+    unsigned int bad, found = 0;
+    uint8_t *db;
+
+    if (k < 2 * hlen + 2 || EVP_Digest("", 0, lhash, NULL, md, NULL) != 1)
+        return false;
+    db = em + 1 + hlen;
+    if (!kv_mgf1_xor(md, db, k - hlen - 1, em + 1, hlen) ||
+        !kv_mgf1_xor(md, em + 1, hlen, db, k - hlen - 1))
+        return false;
+    bad = em[0] != 0;
+    bad |= CRYPTO_memcmp(db, lhash, hlen) != 0;
+    for (i = hlen; i < k - hlen - 1; i++) {
+        unsigned int is_one = db[i] == 1, is_zero = db[i] == 0;
+
+        if (!found && is_one)
+            idx = i;
+        bad |= !found && !is_one && !is_zero;
+        found |= is_one;
+    }
+    if (bad || !found)
+        return false;
+    *outlen = k - hlen - 1 - idx - 1;
+    *out = malloc(*outlen ? *outlen : 1);
+    if (*out == NULL)
+        return false;
+    memcpy(*out, db + idx + 1, *outlen);
+    return true;
+}
+
+kv_rv kv_hsm_rsa_decrypt(kv_hsm_pool *pool, const char *ref, kv_hsm_rsa_pad pad, const uint8_t *in,
+                         size_t inlen, uint8_t **out, size_t *outlen, kv_err *err)
+{
+    CK_RSA_PKCS_OAEP_PARAMS oaep;
+    CK_MECHANISM mech = {CKM_RSA_PKCS, NULL, 0};
+    const EVP_MD *md = pad == KV_HSM_PAD_OAEP_SHA1 ? EVP_sha1() : EVP_sha256();
+    uint8_t *em = NULL;
+    size_t emlen = 0;
+    kv_hsm_op op;
+    kv_rv k;
+
+    if (in == NULL || out == NULL || outlen == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "bad arguments");
+    if (pad != KV_HSM_PAD_PKCS1) {
+        memset(&oaep, 0, sizeof(oaep));
+        oaep.hashAlg = kv_ck_hash(md, &oaep.mgf);
+        oaep.source = CKZ_DATA_SPECIFIED;
+        mech.mechanism = CKM_RSA_PKCS_OAEP;
+        mech.pParameter = &oaep;
+        mech.ulParameterLen = sizeof(oaep);
+    }
+    k = kv_op_begin(pool, ref, CKO_PRIVATE_KEY, &op, err);
+    if (k != KV_OK)
+        return k;
+    k = kv_op_oneshot(&op, &mech, 2, in, inlen, out, outlen, err);
+    if (k == KV_ERR_UNSUPPORTED || (k == KV_ERR_INTERNAL && pad == KV_HSM_PAD_OAEP_SHA256)) {
+        /* Tokens without OAEP-SHA-256 (SoftHSMv2 2.6 takes only SHA-1): raw RSA inside the
+         * token, OAEP decoding here. The private key still never leaves the token. */
+        CK_MECHANISM raw = {CKM_RSA_X_509, NULL, 0};
+
+        kv_op_end(&op);
+        k = kv_op_begin(pool, ref, CKO_PRIVATE_KEY, &op, err);
+        if (k != KV_OK)
+            return k;
+        k = kv_op_oneshot(&op, &raw, 2, in, inlen, &em, &emlen, err);
+        if (k == KV_OK && pad != KV_HSM_PAD_PKCS1) {
+            /* C_Decrypt with CKM_RSA_X_509 returns k bytes (some tokens strip leading 0s) */
+            size_t kk = inlen;
+            uint8_t *full = calloc(1, kk);
+
+            if (full == NULL || emlen > kk) {
+                k = kv_err_set(err, KV_ERR_INTERNAL, "HSM pool '%s': raw RSA output", pool->name);
+            } else {
+                memcpy(full + (kk - emlen), em, emlen);
+                if (!kv_oaep_decode(md, full, kk, out, outlen))
+                    k = kv_err_set(err, KV_ERR_BAD_REQUEST,
+                                   "HSM pool '%s': RSA-OAEP decryption failed", pool->name);
+                OPENSSL_cleanse(full, kk);
+            }
+            free(full);
+        } else if (k == KV_OK) {
+            k = kv_err_set(err, KV_ERR_UNSUPPORTED,
+                           "HSM pool '%s': RSA PKCS#1 decryption "
+                           "not supported by the token",
+                           pool->name);
+        }
+    }
+    if (k == KV_ERR_INTERNAL)
+        k = kv_err_set(err, KV_ERR_BAD_REQUEST, "HSM pool '%s': RSA decryption failed", pool->name);
+    if (em != NULL)
+        OPENSSL_clear_free(em, emlen);
+    kv_op_end(&op);
+    return k;
+}
+
+/* ---- AES ---- */
+
+kv_rv kv_hsm_aes_gcm_encrypt(kv_hsm_pool *pool, const char *ref, const uint8_t *aad, size_t aadlen,
+                             const uint8_t *in, size_t inlen, uint8_t iv[12], uint8_t **out,
+                             size_t *outlen, uint8_t tag[16], kv_err *err)
+{
+    CK_GCM_PARAMS gcm;
+    CK_MECHANISM mech = {CKM_AES_GCM, &gcm, sizeof(gcm)};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    kv_hsm_op op;
+    kv_rv k;
+    CK_RV rv;
+
+    if ((in == NULL && inlen > 0) || iv == NULL || out == NULL || outlen == NULL || tag == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "bad arguments");
+    k = kv_op_begin(pool, ref, CKO_SECRET_KEY, &op, err);
+    if (k != KV_OK)
+        return k;
+    rv = op.f->C_GenerateRandom(op.s, iv, 12);
+    if (rv != CKR_OK) {
+        k = kv_op_fail(&op, err, "C_GenerateRandom", rv);
+        goto done;
+    }
+    memset(&gcm, 0, sizeof(gcm));
+    gcm.pIv = iv;
+    gcm.ulIvLen = 12;
+    gcm.ulIvBits = 96;
+    gcm.pAAD = (CK_BYTE_PTR)aad;
+    gcm.ulAADLen = aadlen;
+    gcm.ulTagBits = 128;
+    k = kv_op_oneshot(&op, &mech, 1, in ? in : (const uint8_t *)"", inlen, &buf, &len, err);
+    if (k != KV_OK)
+        goto done;
+    if (len != inlen + 16) {
+        k = kv_err_set(err, KV_ERR_INTERNAL, "HSM pool '%s': unexpected GCM output length",
+                       pool->name);
+        goto done;
+    }
+    memcpy(tag, buf + inlen, 16);
+    *out = buf;
+    *outlen = inlen;
+    buf = NULL;
+done:
+    free(buf);
+    kv_op_end(&op);
+    return k;
+}
+
+kv_rv kv_hsm_aes_gcm_decrypt(kv_hsm_pool *pool, const char *ref, const uint8_t iv[12],
+                             const uint8_t *aad, size_t aadlen, const uint8_t *in, size_t inlen,
+                             const uint8_t tag[16], uint8_t **out, size_t *outlen, kv_err *err)
+{
+    CK_GCM_PARAMS gcm;
+    CK_MECHANISM mech = {CKM_AES_GCM, &gcm, sizeof(gcm)};
+    uint8_t *ct = NULL;
+    kv_hsm_op op;
+    kv_rv k;
+
+    if ((in == NULL && inlen > 0) || iv == NULL || tag == NULL || out == NULL || outlen == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "bad arguments");
+    ct = malloc(inlen + 16);
+    if (ct == NULL)
+        return kv_err_set(err, KV_ERR_NOMEM, "out of memory");
+    if (inlen > 0)
+        memcpy(ct, in, inlen);
+    memcpy(ct + inlen, tag, 16);
+    k = kv_op_begin(pool, ref, CKO_SECRET_KEY, &op, err);
+    if (k != KV_OK)
+        goto done;
+    memset(&gcm, 0, sizeof(gcm));
+    gcm.pIv = (CK_BYTE_PTR)iv;
+    gcm.ulIvLen = 12;
+    gcm.ulIvBits = 96;
+    gcm.pAAD = (CK_BYTE_PTR)aad;
+    gcm.ulAADLen = aadlen;
+    gcm.ulTagBits = 128;
+    k = kv_op_oneshot(&op, &mech, 2, ct, inlen + 16, out, outlen, err);
+    if (k != KV_OK && k != KV_ERR_NOMEM && k != KV_ERR_SERVER && k != KV_ERR_UNSUPPORTED)
+        k = kv_err_set(err, KV_ERR_BAD_REQUEST,
+                       "HSM pool '%s': AES-GCM decryption failed (wrong tag, iv, aad or key)",
+                       pool->name);
+    kv_op_end(&op);
+done:
+    free(ct);
+    return k;
+}
+
+kv_rv kv_hsm_aes_cbc(kv_hsm_pool *pool, const char *ref, bool encrypt, bool pad,
+                     const uint8_t iv[16], const uint8_t *in, size_t inlen, uint8_t **out,
+                     size_t *outlen, kv_err *err)
+{
+    CK_MECHANISM mech = {pad ? CKM_AES_CBC_PAD : CKM_AES_CBC, (void *)iv, 16};
+    kv_hsm_op op;
+    kv_rv k;
+
+    if (iv == NULL || in == NULL || out == NULL || outlen == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "bad arguments");
+    if ((!pad || !encrypt) && (inlen == 0 || inlen % 16 != 0))
+        return kv_err_set(err, KV_ERR_BAD_REQUEST,
+                          "AES-CBC input must be a non-empty multiple of 16 bytes");
+    k = kv_op_begin(pool, ref, CKO_SECRET_KEY, &op, err);
+    if (k != KV_OK)
+        return k;
+    k = kv_op_oneshot(&op, &mech, encrypt ? 1 : 2, in, inlen, out, outlen, err);
+    kv_op_end(&op);
+    return k;
+}
+
+kv_rv kv_hsm_aes_wrap(kv_hsm_pool *pool, const char *ref, bool wrap, bool pad, const uint8_t *in,
+                      size_t inlen, uint8_t **out, size_t *outlen, kv_err *err)
+{
+    static CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE gen = CKK_GENERIC_SECRET;
+    CK_MECHANISM mech = {pad ? CKM_AES_KEY_WRAP_PAD : CKM_AES_KEY_WRAP, NULL, 0};
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_KEY_TYPE, &gen, sizeof(gen)},
+        {CKA_TOKEN, &no, sizeof(no)},
+        {CKA_PRIVATE, &yes, sizeof(yes)},
+        {CKA_SENSITIVE, &no, sizeof(no)},
+        {CKA_EXTRACTABLE, &yes, sizeof(yes)},
+        {CKA_VALUE, (void *)in, (CK_ULONG)inlen},
+    };
+    CK_OBJECT_HANDLE tmp = CK_INVALID_HANDLE;
+    CK_ULONG len = 0;
+    uint8_t *buf = NULL;
+    size_t blen = 0;
+    kv_hsm_op op;
+    kv_rv k;
+    CK_RV rv;
+
+    if (in == NULL || inlen == 0 || out == NULL || outlen == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "bad arguments");
+    if (!pad && (inlen % 8 != 0 || inlen < (wrap ? 16u : 24u)))
+        return kv_err_set(err, KV_ERR_BAD_REQUEST,
+                          "AES key wrap input must be a multiple of 8 bytes, at least %u",
+                          wrap ? 16u : 24u);
+    k = kv_op_begin(pool, ref, CKO_SECRET_KEY, &op, err);
+    if (k != KV_OK)
+        return k;
+    if (wrap) {
+        rv = op.f->C_CreateObject(op.s, t, sizeof(t) / sizeof(t[0]), &tmp);
+        if (rv != CKR_OK) {
+            k = kv_op_fail(&op, err, "C_CreateObject", rv);
+            goto done;
+        }
+        rv = op.f->C_WrapKey(op.s, &mech, op.key, tmp, NULL, &len);
+        if (rv == CKR_OK && (buf = malloc(len ? len : 1)) == NULL) {
+            k = kv_err_set(err, KV_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        if (rv == CKR_OK)
+            rv = op.f->C_WrapKey(op.s, &mech, op.key, tmp, buf, &len);
+        if (rv != CKR_OK) {
+            k = kv_op_fail(&op, err, "C_WrapKey", rv);
+            goto done;
+        }
+        blen = len;
+    } else {
+        rv = op.f->C_UnwrapKey(op.s, &mech, op.key, (CK_BYTE_PTR)in, (CK_ULONG)inlen, t, 6, &tmp);
+        if (rv != CKR_OK) {
+            k = kv_op_fail(&op, err, "C_UnwrapKey", rv);
+            if (k == KV_ERR_INTERNAL || k == KV_ERR_UNSUPPORTED)
+                k = kv_err_set(err, KV_ERR_BAD_REQUEST,
+                               "HSM pool '%s': AES key unwrap failed (integrity check): %s",
+                               pool->name, kv_ckr_name(rv));
+            goto done;
+        }
+        k = kv_get_attr(&op, tmp, CKA_VALUE, &buf, &blen, err);
+        if (k != KV_OK)
+            goto done;
+    }
+    *out = buf;
+    *outlen = blen;
+    buf = NULL;
+    k = KV_OK;
+done:
+    if (tmp != CK_INVALID_HANDLE && op.f != NULL)
+        op.f->C_DestroyObject(op.s, tmp);
+    if (buf != NULL)
+        OPENSSL_clear_free(buf, blen);
+    kv_op_end(&op);
+    return k;
+}
+
+/* ---- random ---- */
+
+kv_rv kv_hsm_random(kv_hsm_pool *pool, uint8_t *out, size_t len, kv_err *err)
+{
+    kv_hsm_member *m = NULL;
+    CK_SESSION_HANDLE s;
+    kv_rv k;
+    CK_RV rv;
+
+    kv_err_clear(err);
+    if (pool == NULL || (out == NULL && len > 0))
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "bad arguments");
+    kv_pool_enter(pool);
+    k = kv_pick_member(pool, &m, &s, err);
+    if (k != KV_OK)
+        return k;
+    rv = m->f->C_GenerateRandom(s, out, (CK_ULONG)len);
+    kv_session_put(m, s,
+                   rv == CKR_OK                ? KV_PUT_OK
+                   : kv_ckr_session_broken(rv) ? KV_PUT_BROKEN
+                                               : KV_PUT_CLOSE);
+    if (rv != CKR_OK)
+        return kv_hsm_fail(pool, err, "C_GenerateRandom", rv);
+    return KV_OK;
+}

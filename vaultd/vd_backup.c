@@ -1,0 +1,300 @@
+/* vd_backup.c - key backup and restore. A backup holds every version of a key (attributes,
+ * key_ops, tags, public key, private key still wrapped under the KEK) and its rotation
+ * policy, sealed with AES-256-GCM under the instance backup key (HKDF of the KEK), so only
+ * vaults of the same vaultd instance can restore it. Restore rewraps each version for its
+ * new place and keeps versions, ids and attributes. */
+#include "vd_keys_lifecycle.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "kv_b64.h"
+#include "vd_crypto.h"
+#include "vd_keycache.h"
+#include "vd_keys_int.h"
+#include "vd_store_keys.h"
+#include "vd_util.h"
+
+#define VD_BACKUP_FORMAT 1
+#define VD_BACKUP_MAX_VERSIONS 500
+
+static json_t *vd_b64_member(const uint8_t *b, size_t len)
+{
+    char *s = b != NULL && len > 0 ? kv_b64url_encode(b, len) : strdup("");
+    json_t *j = s ? json_string(s) : NULL;
+
+    free(s);
+    return j;
+}
+
+static json_t *vd_version_json(const vd_key_row *row)
+{
+    json_t *v = json_pack("{s:s, s:s, s:b, s:I, s:I, s:b, s:o, s:o, s:o, s:o}", "version",
+                          row->version, "kty", row->kty, "hsm", row->hsm, "created",
+                          (json_int_t)row->created, "updated", (json_int_t)row->updated, "enabled",
+                          row->enabled, "key_ops", json_loads(row->key_ops, 0, NULL), "pub",
+                          vd_b64_member(row->pub_der, row->pub_len), "wrapped",
+                          vd_b64_member(row->wrapped, row->wrapped_len), "iv",
+                          vd_b64_member(row->iv, VD_IV_LEN));
+
+    if (v == NULL)
+        return NULL;
+    if (row->has_nbf)
+        json_object_set_new(v, "nbf", json_integer(row->nbf));
+    if (row->has_exp)
+        json_object_set_new(v, "exp", json_integer(row->exp));
+    if (row->tags != NULL)
+        json_object_set_new(v, "tags", json_loads(row->tags, 0, NULL));
+    if (row->hsm_ref != NULL) /* HSM key: the pool object stays where it is */
+        json_object_set_new(v, "hsm_ref", json_string(row->hsm_ref));
+    return v;
+}
+
+void vd_keys_backup(vd_req *r, const char *name, const char *version)
+{
+    vd_key_row *rows = NULL;
+    vd_policy_row pol = {0};
+    size_t n = 0, i, plen = 0, slen = 0;
+    json_t *doc = NULL, *vers, *v;
+    char *plain = NULL, *b64 = NULL;
+    uint8_t *sealed = NULL;
+    kv_rv rv;
+
+    (void)version;
+    if (!vd_key_name_ok(name)) {
+        vd_key_not_found(r, name, NULL);
+        goto done;
+    }
+    if (vd_store_key_all(r->store, r->vault.name, name, false, &rows, &n) != KV_OK)
+        goto fail;
+    if (n == 0) {
+        vd_key_not_found(r, name, NULL);
+        goto done;
+    }
+    if (n > VD_BACKUP_MAX_VERSIONS) {
+        vd_reply_error(r, 400, "BadParameter", NULL,
+                       "The key has more than %d versions and cannot be backed up.",
+                       VD_BACKUP_MAX_VERSIONS);
+        goto done;
+    }
+    vers = json_array();
+    doc = json_pack("{s:i, s:s, s:s, s:o}", "format", VD_BACKUP_FORMAT, "vault", rows[0].vault,
+                    "name", rows[0].name, "versions", vers);
+    if (doc == NULL)
+        goto fail;
+    for (i = 0; i < n; i++) {
+        v = vd_version_json(&rows[i]);
+        if (v == NULL || json_array_append_new(vers, v) != 0)
+            goto fail;
+    }
+    rv = vd_store_policy_get(r->store, r->vault.name, rows[0].name, &pol);
+    if (rv == KV_OK)
+        json_object_set_new(doc, "rotationPolicy", json_loads(pol.policy, 0, NULL));
+    else if (rv != KV_ERR_NOT_FOUND)
+        goto fail;
+    plain = json_dumps(doc, JSON_COMPACT);
+    if (plain == NULL)
+        goto fail;
+    plen = strlen(plain);
+    if (vd_crypto_backup_seal(r->ctx->kek, (const uint8_t *)plain, plen, &sealed, &slen) != KV_OK)
+        goto fail;
+    b64 = kv_b64url_encode(sealed, slen);
+    if (b64 == NULL)
+        goto fail;
+    vd_reply_json(r, 200, json_pack("{s:s}", "value", b64));
+    goto done;
+fail:
+    vd_reply_error(r, 500, "InternalServerError", NULL, "The key could not be backed up.");
+done:
+    free(b64);
+    free(sealed);
+    if (plain != NULL)
+        vd_free_secret(plain, plen);
+    json_decref(doc);
+    vd_policy_row_clear(&pol);
+    vd_key_rows_free(rows, n);
+}
+
+/* A base64url member of a backup version into a malloc'd buffer. */
+static bool vd_blob_member(const json_t *v, const char *member, uint8_t **out, size_t *len)
+{
+    const json_t *s = json_object_get(v, member);
+
+    return json_is_string(s) && kv_b64_decode(json_string_value(s), out, len) == KV_OK;
+}
+
+/* Rebuilds a version row from the backup for vault/name, rewrapping its private key. */
+static kv_rv vd_restore_version(vd_req *r, const char *old_vault, const char *name, const json_t *v,
+                                vd_key_row *row)
+{
+    const json_t *s;
+    uint8_t *iv = NULL, *wrapped = NULL;
+    size_t ivlen = 0, wlen = 0;
+    EVP_PKEY *pkey = NULL;
+    vd_key_row old = {0};
+    char aad[300];
+    kv_rv rv = KV_ERR_INVALID_ARG;
+
+    s = json_object_get(v, "version");
+    if (!json_is_string(s) || strlen(json_string_value(s)) >= VD_ID_MAX ||
+        !json_is_string(json_object_get(v, "kty")))
+        goto done;
+    snprintf(row->vault, sizeof(row->vault), "%s", r->vault.name);
+    snprintf(row->name, sizeof(row->name), "%s", name);
+    snprintf(row->version, sizeof(row->version), "%s", json_string_value(s));
+    snprintf(row->kty, sizeof(row->kty), "%s", json_string_value(json_object_get(v, "kty")));
+    row->hsm = json_is_true(json_object_get(v, "hsm"));
+    row->created = json_integer_value(json_object_get(v, "created"));
+    row->updated = json_integer_value(json_object_get(v, "updated"));
+    row->enabled = json_is_true(json_object_get(v, "enabled"));
+    s = json_object_get(v, "nbf");
+    row->has_nbf = json_is_integer(s);
+    row->nbf = json_integer_value(s);
+    s = json_object_get(v, "exp");
+    row->has_exp = json_is_integer(s);
+    row->exp = json_integer_value(s);
+    row->key_ops = json_dumps(json_object_get(v, "key_ops"), JSON_COMPACT);
+    s = json_object_get(v, "tags");
+    if (json_is_object(s))
+        row->tags = json_dumps(s, JSON_COMPACT);
+    if (row->key_ops == NULL || !vd_blob_member(v, "iv", &iv, &ivlen) || ivlen != VD_IV_LEN)
+        goto done;
+    memcpy(row->iv, iv, VD_IV_LEN);
+    s = json_object_get(v, "pub");
+    if (json_is_string(s) && json_string_length(s) > 0 &&
+        kv_b64_decode(json_string_value(s), &row->pub_der, &row->pub_len) != KV_OK)
+        goto done;
+    s = json_object_get(v, "hsm_ref");
+    if (json_is_string(s)) {
+        row->hsm_ref = strdup(json_string_value(s));
+        rv = row->hsm_ref != NULL ? KV_OK : KV_ERR_NOMEM;
+        goto done;
+    }
+    if (!vd_blob_member(v, "wrapped", &wrapped, &wlen))
+        goto done;
+    /* unwrap under the AAD of the original place, wrap under the new one */
+    snprintf(old.vault, sizeof(old.vault), "%s", old_vault);
+    snprintf(old.name, sizeof(old.name), "%s", name);
+    snprintf(old.version, sizeof(old.version), "%s", row->version);
+    vd_key_aad(&old, aad, sizeof(aad));
+    rv = vd_crypto_unwrap_pkey(r->ctx->kek, aad, iv, wrapped, wlen, &pkey);
+    if (rv != KV_OK)
+        goto done;
+    vd_key_aad(row, aad, sizeof(aad));
+    rv = vd_crypto_wrap_pkey(r->ctx->kek, aad, pkey, row->iv, &row->wrapped, &row->wrapped_len);
+done:
+    EVP_PKEY_free(pkey);
+    free(iv);
+    free(wrapped);
+    return rv;
+}
+
+static void vd_bad_blob(vd_req *r)
+{
+    vd_reply_error(r, 400, "BadParameter", NULL,
+                   "The backup blob is invalid: it was not created by this vaultd instance "
+                   "(a key backup can only be restored into a vault of the instance that made "
+                   "it) or it has been altered.");
+}
+
+void vd_keys_restore(vd_req *r, const char *name, const char *version)
+{
+    json_t *body = NULL, *doc = NULL, *vers, *v;
+    const json_t *val, *jn, *jv;
+    uint8_t *blob = NULL, *plain = NULL;
+    size_t blen = 0, plen = 0, n = 0, i;
+    vd_key_row *rows = NULL, latest = {0};
+    vd_policy_row pol = {0};
+    bool live = false, deleted = false;
+    const char *kname;
+    kv_rv rv;
+
+    (void)name;
+    (void)version;
+    body = vd_req_json_body(r);
+    if (body == NULL)
+        goto done;
+    val = json_object_get(body, "value");
+    if (!json_is_string(val) || kv_b64_decode(json_string_value(val), &blob, &blen) != KV_OK ||
+        blen == 0) {
+        vd_reply_error(r, 400, "BadParameter", NULL,
+                       "The parameter value (the backup blob) is missing or not valid base64url.");
+        goto done;
+    }
+    rv = vd_crypto_backup_open(r->ctx->kek, blob, blen, &plain, &plen);
+    if (rv == KV_ERR_INVALID_ARG) {
+        vd_bad_blob(r);
+        goto done;
+    }
+    if (rv != KV_OK)
+        goto fail;
+    doc = json_loadb((const char *)plain, plen, 0, NULL);
+    jn = json_object_get(doc, "name");
+    jv = json_object_get(doc, "vault");
+    vers = json_object_get(doc, "versions");
+    if (!json_is_object(doc) || !json_is_string(jn) || !json_is_string(jv) ||
+        !json_is_array(vers) || json_array_size(vers) == 0 ||
+        json_integer_value(json_object_get(doc, "format")) != VD_BACKUP_FORMAT ||
+        !vd_key_name_ok(json_string_value(jn))) {
+        vd_bad_blob(r);
+        goto done;
+    }
+    kname = json_string_value(jn);
+    if (vd_store_key_state(r->store, r->vault.name, kname, &live, &deleted) != KV_OK)
+        goto fail;
+    if (deleted && !vd_key_name_not_deleted(r, kname))
+        goto done;
+    if (live) {
+        vd_reply_error(r, 409, "Conflict", NULL,
+                       "There was a conflict restoring the key: a key named %.127s already "
+                       "exists in this vault.",
+                       kname);
+        goto done;
+    }
+    rows = calloc(json_array_size(vers), sizeof(*rows));
+    if (rows == NULL)
+        goto fail;
+    json_array_foreach(vers, i, v)
+    {
+        rv = vd_restore_version(r, json_string_value(jv), kname, v, &rows[n++]);
+        if (rv == KV_ERR_INVALID_ARG) {
+            vd_bad_blob(r);
+            goto done;
+        }
+        if (rv != KV_OK)
+            goto fail;
+    }
+    rv = vd_store_key_insert_many(r->store, rows, n);
+    if (rv == KV_ERR_CONFLICT) {
+        vd_reply_error(r, 409, "Conflict", NULL,
+                       "There was a conflict restoring the key: a key named %.127s already "
+                       "exists in this vault.",
+                       kname);
+        goto done;
+    }
+    if (rv != KV_OK)
+        goto fail;
+    if (json_is_object(json_object_get(doc, "rotationPolicy"))) {
+        snprintf(pol.vault, sizeof(pol.vault), "%s", r->vault.name);
+        snprintf(pol.name, sizeof(pol.name), "%s", kname);
+        pol.policy = json_dumps(json_object_get(doc, "rotationPolicy"), JSON_COMPACT);
+        if (pol.policy == NULL || vd_store_policy_put(r->store, &pol, vd_now()) != KV_OK)
+            goto fail;
+    }
+    if (vd_key_load(r, kname, NULL, &latest))
+        vd_reply_bundle(r, &latest);
+    goto done;
+fail:
+    vd_reply_error(r, 500, "InternalServerError", NULL, "The key could not be restored.");
+done:
+    vd_key_row_clear(&latest);
+    vd_key_rows_free(rows, n);
+    vd_policy_row_clear(&pol);
+    json_decref(doc);
+    vd_free_secret(plain, plen);
+    free(blob);
+    json_decref(body);
+}

@@ -1,0 +1,422 @@
+/* vd_sc_common.c - helpers shared by the secret and certificate endpoints (see the header). */
+#include "vd_sc_common.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/rand.h>
+
+#include "kv_b64.h"
+#include "vd_util.h"
+
+#define VD_SC_MAX_TAGS 15
+#define VD_SC_TAG_LEN 256
+#define VD_SC_BLOB_MAGIC "KVB1"
+
+bool vd_sc_name_ok(const char *name)
+{
+    size_t i, len = name ? strlen(name) : 0;
+
+    if (len == 0 || len > 127)
+        return false;
+    for (i = 0; i < len; i++)
+        if (!isalnum((unsigned char)name[i]) && name[i] != '-')
+            return false;
+    return true;
+}
+
+void vd_sc_base_url(const vd_req *r, char *out, size_t outlen)
+{
+    if (r->host[0] != '\0')
+        snprintf(out, outlen, "https://%s", r->host);
+    else
+        snprintf(out, outlen, "https://%s.vault.localhost:%d", r->vault.name, r->ctx->cfg.port);
+}
+
+bool vd_sc_vault_only(vd_req *r, vd_vault_info *info)
+{
+    kv_rv rv = vd_store_vault_info(r->store, r->vault.name, info);
+
+    if (rv != KV_OK) {
+        vd_reply_error(r, 500, "InternalServerError", NULL, "The vault could not be read.");
+        return false;
+    }
+    if (info->managed_hsm) {
+        vd_reply_error(r, 400, "BadParameter", NULL,
+                       "Managed HSM pool %s holds keys only: secrets and certificates are not "
+                       "supported.",
+                       r->vault.name);
+        return false;
+    }
+    return true;
+}
+
+const char *vd_sc_recovery_level(const vd_vault_info *info)
+{
+    bool custom = info->retention_days < 90;
+
+    if (info->purge_protection)
+        return custom ? "CustomizedRecoverable" : "Recoverable";
+    return custom ? "CustomizedRecoverable+Purgeable" : "Recoverable+Purgeable";
+}
+
+bool vd_sc_max_results(vd_req *r, size_t *out)
+{
+    const char *s = vd_req_param(r, "maxresults");
+    char *end;
+    long n;
+
+    *out = VD_SC_MAX_RESULTS;
+    if (s == NULL || s[0] == '\0')
+        return true;
+    n = strtol(s, &end, 10);
+    if (*end != '\0' || n < 1 || n > VD_SC_MAX_RESULTS) {
+        vd_reply_error(r, 400, "BadParameter", NULL,
+                       "Invalid value for maxresults: it must be between 1 and 25.");
+        return false;
+    }
+    *out = (size_t)n;
+    return true;
+}
+
+bool vd_sc_skiptoken(vd_req *r, char prefix, char *out, size_t outlen)
+{
+    const char *s = vd_req_param(r, "$skiptoken");
+    uint8_t *raw = NULL;
+    size_t len = 0;
+    bool ok = false;
+
+    out[0] = '\0';
+    if (s == NULL || s[0] == '\0')
+        return true;
+    if (kv_b64_decode(s, &raw, &len) == KV_OK && len >= 2 && len < outlen && raw[0] == prefix &&
+        memchr(raw, '\0', len) == NULL) {
+        memcpy(out, raw + 1, len - 1);
+        out[len - 1] = '\0';
+        ok = true;
+    }
+    free(raw);
+    if (!ok)
+        vd_reply_error(r, 400, "BadParameter", NULL, "Invalid $skiptoken.");
+    return ok;
+}
+
+void vd_sc_next_link(vd_req *r, json_t *page, const char *path, char prefix, const char *after,
+                     size_t max)
+{
+    const char *api = vd_req_param(r, "api-version");
+    char base[300], link[1200], tok[200], *t64 = NULL, *api_enc = NULL;
+    size_t i, o = 0;
+
+    if (after == NULL) {
+        json_object_set_new(page, "nextLink", json_null());
+        return;
+    }
+    snprintf(tok, sizeof(tok), "%c%s", prefix, after);
+    t64 = kv_b64url_encode((const uint8_t *)tok, strlen(tok));
+    api_enc = malloc(3 * strlen(api ? api : "") + 1);
+    if (t64 == NULL || api_enc == NULL) {
+        json_object_set_new(page, "nextLink", json_null());
+        goto done;
+    }
+    for (i = 0; api && api[i] != '\0'; i++) {
+        if (isalnum((unsigned char)api[i]) || strchr("-._~", api[i]) != NULL)
+            api_enc[o++] = api[i];
+        else
+            o += (size_t)sprintf(api_enc + o, "%%%02X", (unsigned char)api[i]);
+    }
+    api_enc[o] = '\0';
+    vd_sc_base_url(r, base, sizeof(base));
+    snprintf(link, sizeof(link), "%s%s?api-version=%s&$skiptoken=%s&maxresults=%zu", base, path,
+             api_enc, t64, max);
+    json_object_set_new(page, "nextLink", json_string(link));
+done:
+    free(t64);
+    free(api_enc);
+}
+
+static bool vd_sc_int_attr(vd_req *r, const json_t *attrs, const char *key, bool *has,
+                           long long *val)
+{
+    const json_t *v = json_object_get(attrs, key);
+
+    if (v == NULL || json_is_null(v))
+        return true;
+    if (!json_is_integer(v)) {
+        vd_reply_error(r, 400, "BadParameter", NULL, "attributes.%s must be an integer.", key);
+        return false;
+    }
+    *has = true;
+    *val = json_integer_value(v);
+    return true;
+}
+
+bool vd_sc_parse_attrs(vd_req *r, const json_t *attrs, vd_sc_attrs *a)
+{
+    const json_t *v;
+
+    if (attrs == NULL || json_is_null(attrs))
+        return true;
+    if (!json_is_object(attrs)) {
+        vd_reply_error(r, 400, "BadParameter", NULL, "attributes must be an object.");
+        return false;
+    }
+    v = json_object_get(attrs, "enabled");
+    if (v != NULL && !json_is_null(v)) {
+        if (!json_is_boolean(v)) {
+            vd_reply_error(r, 400, "BadParameter", NULL, "attributes.enabled must be a boolean.");
+            return false;
+        }
+        a->enabled = json_is_true(v);
+    }
+    return vd_sc_int_attr(r, attrs, "nbf", &a->has_nbf, &a->nbf) &&
+           vd_sc_int_attr(r, attrs, "exp", &a->has_exp, &a->exp);
+}
+
+bool vd_sc_parse_tags(vd_req *r, const json_t *tags, char **out)
+{
+    const char *k;
+    json_t *v;
+
+    if (tags == NULL || json_is_null(tags))
+        return true;
+    if (!json_is_object(tags) || json_object_size(tags) > VD_SC_MAX_TAGS) {
+        vd_reply_error(r, 400, "BadParameter", NULL,
+                       "tags must be an object with at most 15 string values.");
+        return false;
+    }
+    json_object_foreach((json_t *)tags, k, v)
+    {
+        if (!json_is_string(v) || strlen(k) > VD_SC_TAG_LEN ||
+            strlen(json_string_value(v)) > VD_SC_TAG_LEN) {
+            vd_reply_error(r, 400, "BadParameter", NULL,
+                           "Tag names and values must be strings of at most 256 characters.");
+            return false;
+        }
+    }
+    free(*out);
+    *out = json_dumps(tags, JSON_COMPACT);
+    if (*out == NULL) {
+        vd_reply_error(r, 500, "InternalServerError", NULL, "Out of memory.");
+        return false;
+    }
+    return true;
+}
+
+json_t *vd_sc_attrs_json(const vd_sc_attrs *a, long long created, long long updated,
+                         const vd_vault_info *info)
+{
+    json_t *o = json_pack("{s:b}", "enabled", a->enabled);
+
+    if (o == NULL)
+        return NULL;
+    if (a->has_nbf)
+        json_object_set_new(o, "nbf", json_integer(a->nbf));
+    if (a->has_exp)
+        json_object_set_new(o, "exp", json_integer(a->exp));
+    json_object_set_new(o, "created", json_integer(created));
+    json_object_set_new(o, "updated", json_integer(updated));
+    json_object_set_new(o, "recoveryLevel", json_string(vd_sc_recovery_level(info)));
+    json_object_set_new(o, "recoverableDays", json_integer(info->retention_days));
+    return o;
+}
+
+void vd_sc_set_tags(json_t *obj, const char *tags)
+{
+    json_t *t;
+
+    if (tags == NULL)
+        return;
+    t = json_loads(tags, 0, NULL);
+    if (json_is_object(t) && json_object_size(t) > 0)
+        json_object_set_new(obj, "tags", t);
+    else
+        json_decref(t);
+}
+
+void vd_sc_json_wipe(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+
+    if (json_is_string(v) && json_string_length(v) > 0)
+        OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
+}
+
+void vd_sc_aad(const char *kind, const char *vault, const char *name, const char *version,
+               char *out, size_t outlen)
+{
+    size_t i;
+
+    snprintf(out, outlen, "%s|%s|%s|%s", kind, vault, name, version);
+    for (i = 0; out[i] != '\0'; i++)
+        out[i] = (char)tolower((unsigned char)out[i]);
+}
+
+kv_rv vd_sc_seal(const uint8_t key[32], const char *aad, const uint8_t *in, size_t inlen,
+                 uint8_t iv[12], uint8_t **out, size_t *outlen)
+{
+    EVP_CIPHER_CTX *c = NULL;
+    uint8_t *buf = NULL;
+    int n = 0, fin = 0;
+    kv_rv rv = KV_ERR_INTERNAL;
+
+    if (key == NULL || aad == NULL || (in == NULL && inlen > 0) || out == NULL ||
+        inlen > (size_t)1 << 30)
+        return KV_ERR_INVALID_ARG;
+    buf = malloc(inlen + VD_SC_GCM_TAG + 1);
+    c = EVP_CIPHER_CTX_new();
+    if (buf == NULL || c == NULL) {
+        rv = KV_ERR_NOMEM;
+        goto done;
+    }
+    if (RAND_bytes(iv, 12) != 1 || EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, iv) != 1 ||
+        EVP_EncryptUpdate(c, NULL, &n, (const uint8_t *)aad, (int)strlen(aad)) != 1 ||
+        EVP_EncryptUpdate(c, buf, &n, in ? in : (const uint8_t *)"", (int)inlen) != 1 ||
+        EVP_EncryptFinal_ex(c, buf + n, &fin) != 1 ||
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, VD_SC_GCM_TAG, buf + n + fin) != 1)
+        goto done;
+    *outlen = (size_t)(n + fin) + VD_SC_GCM_TAG;
+    *out = buf;
+    buf = NULL;
+    rv = KV_OK;
+done:
+    free(buf);
+    EVP_CIPHER_CTX_free(c);
+    return rv;
+}
+
+kv_rv vd_sc_open(const uint8_t key[32], const char *aad, const uint8_t iv[12], const uint8_t *in,
+                 size_t inlen, uint8_t **out, size_t *outlen)
+{
+    EVP_CIPHER_CTX *c = NULL;
+    uint8_t *buf = NULL, tag[VD_SC_GCM_TAG];
+    size_t clen;
+    int n = 0, fin = 0;
+    kv_rv rv = KV_ERR_INTERNAL;
+
+    if (key == NULL || aad == NULL || in == NULL || inlen < VD_SC_GCM_TAG || out == NULL)
+        return KV_ERR_INVALID_ARG;
+    clen = inlen - VD_SC_GCM_TAG;
+    memcpy(tag, in + clen, VD_SC_GCM_TAG);
+    buf = malloc(clen + 1);
+    c = EVP_CIPHER_CTX_new();
+    if (buf == NULL || c == NULL) {
+        rv = KV_ERR_NOMEM;
+        goto done;
+    }
+    if (EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, iv) != 1 ||
+        EVP_DecryptUpdate(c, NULL, &n, (const uint8_t *)aad, (int)strlen(aad)) != 1 ||
+        EVP_DecryptUpdate(c, buf, &n, in, (int)clen) != 1 ||
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, VD_SC_GCM_TAG, tag) != 1 ||
+        EVP_DecryptFinal_ex(c, buf + n, &fin) != 1)
+        goto done;
+    buf[n + fin] = '\0';
+    *outlen = (size_t)(n + fin);
+    *out = buf;
+    buf = NULL;
+    rv = KV_OK;
+done:
+    vd_free_secret(buf, clen + 1);
+    EVP_CIPHER_CTX_free(c);
+    return rv;
+}
+
+/* HKDF-SHA256(KEK, salt "kvault-backup", info = label) -> 32-byte backup key: the scheme of
+ * vd_crypto_backup_seal (key backups, vd_crypto.c) with a label of our own, so a secret blob
+ * never opens as a key blob or the other way round. */
+static kv_rv vd_sc_backup_key(const vd_ctx *ctx, const char *label, uint8_t key[32])
+{
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    EVP_KDF_CTX *kc = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+    OSSL_PARAM params[5];
+    kv_rv rv = KV_ERR_INTERNAL;
+
+    if (kc == NULL)
+        goto done;
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
+    params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)ctx->kek, VD_KEK_LEN);
+    params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)"kvault-backup", 13);
+    params[3] =
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)label, strlen(label));
+    params[4] = OSSL_PARAM_construct_end();
+    if (EVP_KDF_derive(kc, key, 32, params) == 1)
+        rv = KV_OK;
+done:
+    EVP_KDF_CTX_free(kc);
+    EVP_KDF_free(kdf);
+    return rv;
+}
+
+kv_rv vd_sc_backup_seal(const vd_ctx *ctx, const char *label, const json_t *payload, char **out)
+{
+    uint8_t key[32], iv[12], *ct = NULL, *blob = NULL;
+    size_t ctlen = 0, blen = 0;
+    char *text = NULL;
+    kv_rv rv;
+
+    if (ctx == NULL || label == NULL || payload == NULL || out == NULL)
+        return KV_ERR_INVALID_ARG;
+    rv = vd_sc_backup_key(ctx, label, key);
+    if (rv != KV_OK)
+        goto done;
+    text = json_dumps(payload, JSON_COMPACT);
+    if (text == NULL) {
+        rv = KV_ERR_NOMEM;
+        goto done;
+    }
+    rv = vd_sc_seal(key, label, (const uint8_t *)text, strlen(text), iv, &ct, &ctlen);
+    if (rv != KV_OK)
+        goto done;
+    blen = 4 + 12 + ctlen;
+    blob = malloc(blen);
+    if (blob == NULL) {
+        rv = KV_ERR_NOMEM;
+        goto done;
+    }
+    memcpy(blob, VD_SC_BLOB_MAGIC, 4);
+    memcpy(blob + 4, iv, 12);
+    memcpy(blob + 16, ct, ctlen);
+    *out = kv_b64url_encode(blob, blen);
+    rv = *out ? KV_OK : KV_ERR_NOMEM;
+done:
+    OPENSSL_cleanse(key, sizeof(key));
+    if (text != NULL)
+        vd_free_secret(text, strlen(text));
+    free(ct);
+    free(blob);
+    return rv;
+}
+
+kv_rv vd_sc_backup_open(const vd_ctx *ctx, const char *label, const char *blob, json_t **out)
+{
+    uint8_t key[32], *raw = NULL, *pt = NULL;
+    size_t rawlen = 0, ptlen = 0;
+    kv_rv rv = KV_ERR_INVALID_ARG;
+
+    if (ctx == NULL || label == NULL || blob == NULL || out == NULL)
+        return KV_ERR_INVALID_ARG;
+    if (vd_sc_backup_key(ctx, label, key) != KV_OK)
+        return KV_ERR_INTERNAL;
+    if (kv_b64_decode(blob, &raw, &rawlen) != KV_OK || rawlen < 4 + 12 + VD_SC_GCM_TAG ||
+        memcmp(raw, VD_SC_BLOB_MAGIC, 4) != 0)
+        goto done;
+    if (vd_sc_open(key, label, raw + 4, raw + 16, rawlen - 16, &pt, &ptlen) != KV_OK)
+        goto done;
+    *out = json_loadb((const char *)pt, ptlen, 0, NULL);
+    rv = json_is_object(*out) ? KV_OK : KV_ERR_INVALID_ARG;
+    if (rv != KV_OK) {
+        json_decref(*out);
+        *out = NULL;
+    }
+done:
+    OPENSSL_cleanse(key, sizeof(key));
+    vd_free_secret(pt, ptlen);
+    free(raw);
+    return rv;
+}

@@ -1,0 +1,71 @@
+/* vd_sc_common.h - helpers shared by the secret and certificate endpoints: object names and
+ * ids, paging (maxresults, $skiptoken, nextLink), attributes and tags, the vault-kind check,
+ * AES-256-GCM sealing under the KEK, and the instance backup-blob protection. */
+#ifndef VD_SC_COMMON_H
+#define VD_SC_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "vd_http.h"
+#include "vd_store_secrets.h"
+
+#define VD_SC_MAX_RESULTS 25
+#define VD_SC_GCM_TAG 16
+
+/* Object (secret, certificate) attributes as parsed from a request. */
+typedef struct vd_sc_attrs {
+    bool enabled, has_nbf, has_exp;
+    long long nbf, exp;
+} vd_sc_attrs;
+
+bool vd_sc_name_ok(const char *name); /* 1-127 of [0-9A-Za-z-] */
+/* "https://HOST" as the client addressed us. */
+void vd_sc_base_url(const vd_req *r, char *out, size_t outlen);
+/* Reads the vault's kind and recovery settings; false after answering (400 BadParameter for a
+ * managed HSM pool, which has no secrets or certificates, as the router does; or 500). */
+bool vd_sc_vault_only(vd_req *r, vd_vault_info *info);
+/* "Recoverable+Purgeable", "Recoverable", "CustomizedRecoverable+Purgeable", ... */
+const char *vd_sc_recovery_level(const vd_vault_info *info);
+
+/* Paging: maxresults (1..25), $skiptoken (prefix char + value, base64url), nextLink. */
+bool vd_sc_max_results(vd_req *r, size_t *out);
+bool vd_sc_skiptoken(vd_req *r, char prefix, char *out, size_t outlen);
+void vd_sc_next_link(vd_req *r, json_t *page, const char *path, char prefix, const char *after,
+                     size_t max);
+
+/* Parses attributes (enabled/nbf/exp; others ignored) over the defaults in *a; false after
+ * answering 400. */
+bool vd_sc_parse_attrs(vd_req *r, const json_t *attrs, vd_sc_attrs *a);
+/* Validates tags (<= 15, strings <= 256); *out = compact JSON text or stays NULL when absent.
+ * false after answering 400. */
+bool vd_sc_parse_tags(vd_req *r, const json_t *tags, char **out);
+/* attributes object: enabled, nbf, exp, created, updated, recoveryLevel, recoverableDays. */
+json_t *vd_sc_attrs_json(const vd_sc_attrs *a, long long created, long long updated,
+                         const vd_vault_info *info);
+/* Sets obj.tags from JSON text (nothing when NULL or empty). */
+void vd_sc_set_tags(json_t *obj, const char *tags);
+
+/* Zeroises the string member key of obj in place (secret material in a parsed body). */
+void vd_sc_json_wipe(json_t *obj, const char *key);
+
+/* AAD "kind|vault|name|version", lower case. */
+void vd_sc_aad(const char *kind, const char *vault, const char *name, const char *version,
+               char *out, size_t outlen);
+/* AES-256-GCM with a fresh random iv: *out = ciphertext || tag (malloc'd). */
+kv_rv vd_sc_seal(const uint8_t key[32], const char *aad, const uint8_t *in, size_t inlen,
+                 uint8_t iv[12], uint8_t **out, size_t *outlen);
+/* Inverse of vd_sc_seal; *out is NUL-terminated (not counted), zeroise with vd_free_secret. */
+kv_rv vd_sc_open(const uint8_t key[32], const char *aad, const uint8_t iv[12], const uint8_t *in,
+                 size_t inlen, uint8_t **out, size_t *outlen);
+
+/* Backup blobs: base64url("KVB1" || iv || AES-256-GCM(json) || tag) under a key derived from
+ * the KEK with HKDF-SHA256 and the given label; only this instance (same KEK) can open them. */
+kv_rv vd_sc_backup_seal(const vd_ctx *ctx, const char *label, const json_t *payload, char **out);
+/* KV_ERR_INVALID_ARG when the blob is malformed or from another instance. */
+kv_rv vd_sc_backup_open(const vd_ctx *ctx, const char *label, const char *blob, json_t **out);
+
+#endif
