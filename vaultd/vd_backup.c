@@ -2,7 +2,9 @@
  * key_ops, tags, public key, private key still wrapped under the KEK) and its rotation
  * policy, sealed with AES-256-GCM under the instance backup key (HKDF of the KEK), so only
  * vaults of the same vaultd instance can restore it. Restore rewraps each version for its
- * new place and keeps versions, ids and attributes. */
+ * new place and keeps versions, ids and attributes. HSM-protected versions hold only their pool
+ * reference (the material cannot leave the pool yet): restore refuses them once the pool
+ * object is gone (purged), so such backups are neither portable nor survive a purge. */
 #include "vd_keys_lifecycle.h"
 
 #include <stdio.h>
@@ -13,6 +15,7 @@
 
 #include "kv_b64.h"
 #include "vd_crypto.h"
+#include "vd_hsm.h"
 #include "vd_keycache.h"
 #include "vd_keys_int.h"
 #include "vd_store_keys.h"
@@ -48,7 +51,7 @@ static json_t *vd_version_json(const vd_key_row *row)
         json_object_set_new(v, "exp", json_integer(row->exp));
     if (row->tags != NULL)
         json_object_set_new(v, "tags", json_loads(row->tags, 0, NULL));
-    if (row->hsm_ref != NULL) /* HSM key: the pool object stays where it is */
+    if (row->hsm_ref != NULL) /* HSM key: only the reference; the material stays in the pool */
         json_object_set_new(v, "hsm_ref", json_string(row->hsm_ref));
     return v;
 }
@@ -192,6 +195,52 @@ done:
     return rv;
 }
 
+/* HSM-protected versions carry only their pool reference (hsm_ref), not the key material:
+ * their objects must still be in the pool. true when all are there; false after answering
+ * 400 (object gone, e.g. the key was purged; or no pool), 503 (pool unavailable) or 500. */
+static bool vd_restore_hsm_present(vd_req *r, json_t *vers)
+{
+    const json_t *v, *ref;
+    kv_hsm_pool *pool = NULL;
+    kv_err err;
+    size_t i;
+    kv_rv rv;
+
+    json_array_foreach(vers, i, v)
+    {
+        ref = json_object_get(v, "hsm_ref");
+        if (!json_is_string(ref))
+            continue;
+        if (pool == NULL) {
+            pool = vd_hsm_pool(r->ctx, &err);
+            if (pool == NULL) {
+                if (err.rv == KV_ERR_SERVER || err.rv == KV_ERR_NETWORK)
+                    vd_reply_error(r, 503, "ServiceUnavailable", NULL, "%s", err.message);
+                else
+                    vd_reply_error(r, 400, "BadParameter", NULL,
+                                   "The backup holds an HSM-protected key but %s.", err.message);
+                return false;
+            }
+        }
+        rv = kv_hsm_find(pool, json_string_value(ref), &err);
+        if (rv == KV_OK)
+            continue;
+        if (rv == KV_ERR_NOT_FOUND)
+            vd_reply_error(r, 400, "BadParameter", NULL,
+                           "The backup references HSM key material that no longer exists in "
+                           "pool '%s' (the key was purged); HSM-protected key backups can be "
+                           "restored only while the key material exists in the pool.",
+                           r->ctx->hsm->name);
+        else if (rv == KV_ERR_SERVER || rv == KV_ERR_NETWORK)
+            vd_reply_error(r, 503, "ServiceUnavailable", NULL, "%s", err.message);
+        else
+            vd_reply_error(r, 500, "InternalServerError", NULL, "The key could not be restored: %s",
+                           err.message);
+        return false;
+    }
+    return true;
+}
+
 static void vd_bad_blob(vd_req *r)
 {
     vd_reply_error(r, 400, "BadParameter", NULL,
@@ -254,6 +303,8 @@ void vd_keys_restore(vd_req *r, const char *name, const char *version)
                        kname);
         goto done;
     }
+    if (!vd_restore_hsm_present(r, vers))
+        goto done;
     rows = calloc(json_array_size(vers), sizeof(*rows));
     if (rows == NULL)
         goto fail;

@@ -530,6 +530,31 @@ kv_rv vd_hsm_load_kek(vd_ctx *ctx)
     return KV_OK;
 }
 
+bool vd_store_hsm_ref_shared(vd_store *st, const char *hsm_ref, const char *vault, const char *name)
+{
+    sqlite3 *db = vd_store_sqlite(st);
+    sqlite3_stmt *q = NULL;
+    bool shared = true;
+    int rc;
+
+    if (db == NULL || hsm_ref == NULL || vault == NULL || name == NULL)
+        return true;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT 1 FROM keys WHERE hsm_ref = ?1 AND NOT "
+                           "(vault = ?2 COLLATE NOCASE AND name = ?3 COLLATE NOCASE) LIMIT 1",
+                           -1, &q, NULL) != SQLITE_OK)
+        goto done;
+    sqlite3_bind_text(q, 1, hsm_ref, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, vault, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_DONE)
+        shared = false;
+done:
+    sqlite3_finalize(q);
+    return shared;
+}
+
 /* ---- schema ---- */
 
 kv_rv vd_store_hsm_migrate(vd_store *st)

@@ -45,5 +45,10 @@ kv_rv vd_hsm_generate_like(vd_ctx *ctx, const vd_key_row *like, vd_key_row *out,
 
 /* Destroys an HSM key's objects in the pool (for purge). Absent = KV_OK. */
 kv_rv vd_hsm_destroy_key(vd_ctx *ctx, const char *hsm_ref);
+/* Whether a keys row of another key than vault/name still references hsm_ref (a key restored
+ * from a backup into another vault shares the pool object): purge must then keep the object.
+ * Errors count as shared (keeping an object is safer than losing one). */
+bool vd_store_hsm_ref_shared(vd_store *st, const char *hsm_ref, const char *vault,
+                             const char *name);
 
 #endif

@@ -402,8 +402,9 @@ void vd_keys_purge(vd_req *r, const char *name, const char *version)
         goto fail;
     for (i = 0; i < n; i++) {
         vd_keycache_remove(r->ctx->keycache, rows[i].vault, rows[i].version);
-        if (rows[i].hsm_ref != NULL) /* HSM-protected version: its objects in the pool */
-            vd_hsm_destroy_key(r->ctx, rows[i].hsm_ref);
+        if (rows[i].hsm_ref != NULL && /* HSM-protected version: its objects in the pool, */
+            !vd_store_hsm_ref_shared(r->store, rows[i].hsm_ref, rows[i].vault, rows[i].name))
+            vd_hsm_destroy_key(r->ctx, rows[i].hsm_ref); /* unless a restored copy uses them */
     }
     vd_reply_json(r, 204, NULL);
     goto done;

@@ -467,7 +467,8 @@ static void vd_sweep_purge(vd_ctx *ctx, vd_store *st, long long now)
         return;
     for (i = 0; i < n; i++) {
         vd_keycache_remove(ctx->keycache, rows[i].vault, rows[i].version);
-        if (rows[i].hsm_ref != NULL)
+        if (rows[i].hsm_ref != NULL &&
+            !vd_store_hsm_ref_shared(st, rows[i].hsm_ref, rows[i].vault, rows[i].name))
             vd_hsm_destroy_key(ctx, rows[i].hsm_ref);
         if (i + 1 == n || strcasecmp(rows[i].vault, rows[i + 1].vault) != 0 ||
             strcasecmp(rows[i].name, rows[i + 1].name) != 0) {

@@ -249,13 +249,33 @@ if [ -n "$HSM" ]; then
     field "$O/hsmisign.json" 'd["value"]' | base64 -d >"$O/hsmisig.bin"
     check "openssl verifies a signature of the key imported into the pool" \
         openssl dgst -sha256 -verify "$O/rsa.pub.pem" -signature "$O/hsmisig.bin" "$O/msg"
+    # An HSM key backup holds only the key's reference into the HSM pool, not its material:
+    # it restores (in any vault or pool of this instance) only while the material exists.
     run hsmbak "$K" key backup --hsm-name "$HSM" -n cliaes -f "$O/cliaes.bak"
     run hsmdel2 "$K" key delete --hsm-name "$HSM" -n cliaes -o none
+    run hsmpool2 "$K" hsm create --name clipool2
+    # a client configuration that also names the new pool (same credentials as $HSM)
+    { cat "$KVAULT_CONF"; echo; awk -v s="[vault $HSM]" '$0==s{f=1;print "[vault clipool2]";next} /^\[/{f=0} f' "$KVAULT_CONF" |
+        sed "s#//$HSM\.managedhsm#//clipool2.managedhsm#"; } >"$O/pool2.conf"
+    KVAULT_CONF="$O/pool2.conf" run hsmrest2 "$K" key restore --hsm-name clipool2 -f "$O/cliaes.bak"
+    gcmdec_in() { # gcmdec_in POOL NAME: decrypts gcm.json's ciphertext with cliaes in POOL
+        KVAULT_CONF="$O/pool2.conf" run "$2" "$K" key decrypt --hsm-name "$1" -n cliaes -a A256GCM \
+            --value "$(field "$O/gcm.json" 'd["result"]')" --iv "$(field "$O/gcm.json" 'd["iv"]')" \
+            --tag "$(field "$O/gcm.json" 'd["tag"]')" --data-type plaintext
+    }
+    gcmdec_in clipool2 hsmgcm2
+    jcheck "backup, soft delete, restore into another pool (hsm create): the AES key decrypts there" \
+        "$O/hsmgcm2.json" "d['result'] == 'aes secret'"
     run hsmpurge "$K" key purge --hsm-name "$HSM" -n cliaes
-    run hsmrest "$K" key restore --hsm-name "$HSM" -f "$O/cliaes.bak"
-    run hsmgcm2 "$K" key decrypt --hsm-name "$HSM" -n cliaes -a A256GCM --value "$(field "$O/gcm.json" 'd["result"]')" \
-        --iv "$(field "$O/gcm.json" 'd["iv"]')" --tag "$(field "$O/gcm.json" 'd["tag"]')" --data-type plaintext
-    jcheck "backup, purge, restore in the pool: the AES key still decrypts" "$O/hsmgcm2.json" "d['result'] == 'aes secret'"
+    gcmdec_in clipool2 hsmgcm3
+    jcheck "purging the original keeps the material the restored copy uses: it still decrypts" \
+        "$O/hsmgcm3.json" "d['result'] == 'aes secret'"
+    KVAULT_CONF="$O/pool2.conf" run hsmdel3 "$K" key delete --hsm-name clipool2 -n cliaes -o none
+    KVAULT_CONF="$O/pool2.conf" run hsmpurge2 "$K" key purge --hsm-name clipool2 -n cliaes
+    expect_rc "restore of an HSM key backup after every copy was purged: exit 1, clear refusal" 1 \
+        'BadParameter.*HSM key material that no longer exists in pool .*the key was purged.*restored only while the key material exists' \
+        "$K" key restore --hsm-name "$HSM" -f "$O/cliaes.bak"
+    expect_rc "... and nothing was restored" 1 'NotFound' "$K" key show --hsm-name "$HSM" -n cliaes
     expect_rc "secret set in a managed HSM pool: exit 1" 1 'ERROR: ' \
         "$K" secret set --vault-name "$HSM" -n nope --value x
 else

@@ -299,8 +299,11 @@ t_gcm() {
     [ ${#iv} = 16 ] && [ ${#tag} = 22 ] && [ "$(jget "$T_TMP/resp.json" 'd["aad"]')" = aGVsbG8 ] || { cat "$T_TMP/resp.json"; return 1; }
     code=$(api POST "$MURL/keys/maes/decrypt?$API" "{\"alg\":\"A256GCM\",\"value\":\"$c\",\"iv\":\"$iv\",\"tag\":\"$tag\",\"aad\":\"aGVsbG8\"}" "$MTOKEN")
     [ "$code" = 200 ] && [ "$(jget "$T_TMP/resp.json" 'd["value"]')" = "$(b64url_file "$T_TMP/pt.bin")" ] || { cat "$T_TMP/resp.json"; return 1; }
-    # tampered tag, then wrong aad
-    local bad=${tag:0:21}; [ "${tag:21:1}" = A ] && bad+=B || bad+=A
+    # tampered tag, then wrong aad. Change the FIRST character: it carries 6 data bits. (The
+    # last of 22 characters carries only 2 data bits plus 4 padding bits, so A -> B there
+    # decodes to the same 16 bytes and the "tampered" tag was valid in 1 run of 4.)
+    local bad; [ "${tag:0:1}" = A ] && bad=B || bad=A
+    bad+=${tag:1}
     code=$(api POST "$MURL/keys/maes/decrypt?$API" "{\"alg\":\"A256GCM\",\"value\":\"$c\",\"iv\":\"$iv\",\"tag\":\"$bad\",\"aad\":\"aGVsbG8\"}" "$MTOKEN")
     expect_error "$code" 400 BadParameter "AES-GCM decryption failed" || return 1
     code=$(api POST "$MURL/keys/maes/decrypt?$API" "{\"alg\":\"A256GCM\",\"value\":\"$c\",\"iv\":\"$iv\",\"tag\":\"$tag\",\"aad\":\"aGVsbA\"}" "$MTOKEN")
@@ -407,6 +410,35 @@ t_import_sw_in_pool() {
 }
 check "vault dev: importing an oct key is refused" t_import_sw_in_pool
 
+# ---- backup / restore of HSM keys: the backup holds only the pool reference ----
+t_hsm_backup_move() {
+    local blob
+    create "$URL" hmove '{"kty":"EC-HSM","crv":"P-256"}' EC-HSM "$TOKEN" || return 1
+    [ "$(api POST "$URL/keys/hmove/backup?$API")" = 200 ] || { cat "$T_TMP/resp.json"; return 1; }
+    blob=$(jget "$T_TMP/resp.json" 'd["value"]')
+    # into managed HSM pool devhsm while the original still exists: same pool object
+    [ "$(api POST "$MURL/keys/restore?$API" "{\"value\":\"$blob\"}" "$MTOKEN")" = 200 ] || { cat "$T_TMP/resp.json"; return 1; }
+    sign_verify "$MURL" "$MTOKEN" hmove ES256 sha256 ec || return 1
+    # purging the original keeps the pool object the restored copy still uses
+    [ "$(api DELETE "$URL/keys/hmove?$API")" = 200 ] && [ "$(api DELETE "$URL/deletedkeys/hmove?$API")" = 204 ] ||
+        { cat "$T_TMP/resp.json"; return 1; }
+    sign_verify "$MURL" "$MTOKEN" hmove ES256 sha256 ec
+}
+check "HSM key backup restored into devhsm while the original exists signs; purging the original keeps it" t_hsm_backup_move
+t_hsm_backup_purged() {
+    create "$URL" hbak '{"kty":"EC-HSM","crv":"P-256"}' EC-HSM "$TOKEN" || return 1
+    [ "$(api POST "$URL/keys/hbak/backup?$API")" = 200 ] || { cat "$T_TMP/resp.json"; return 1; }
+    HBLOB=$(jget "$T_TMP/resp.json" 'd["value"]')
+    [ "$(api DELETE "$URL/keys/hbak?$API")" = 200 ] && [ "$(api DELETE "$URL/deletedkeys/hbak?$API")" = 204 ] ||
+        { cat "$T_TMP/resp.json"; return 1; }
+    expect_error "$(api POST "$URL/keys/restore?$API" "{\"value\":\"$HBLOB\"}")" 400 BadParameter \
+        "HSM key material that no longer exists in pool 'dev-softhsm' \(the key was purged\)" || return 1
+    expect_error "$(api GET "$URL/keys/hbak?$API")" 404 KeyNotFound || return 1
+    expect_error "$(api POST "$MURL/keys/restore?$API" "{\"value\":\"$HBLOB\"}" "$MTOKEN")" 400 BadParameter "no longer exists" || return 1
+    expect_error "$(api GET "$MURL/keys/hbak?$API" "" "$MTOKEN")" 404 KeyNotFound
+}
+check "HSM key backup after purge: restore refused 400 (material gone), nothing restored" t_hsm_backup_purged
+
 # ---- random bytes ----
 t_rng() {
     local code
@@ -430,6 +462,10 @@ t_down_hsm() {
     expect_error "$(api POST "$URL/keys/new-hsm/create?$API" '{"kty":"EC-HSM"}')" 503 ServiceUnavailable "$POOL_MSG"
 }
 check "token directory moved away: HSM sign / AES / rng / create answer 503 naming the pool" t_down_hsm
+t_down_restore() {
+    expect_error "$(api POST "$URL/keys/restore?$API" "{\"value\":\"$HBLOB\"}")" 503 ServiceUnavailable "$POOL_MSG"
+}
+check "... and restoring an HSM key backup answers 503 naming the pool" t_down_restore
 t_down_sw() {
     [ "$(api POST "$URL/keys/swrsa/sign?$API" "{\"alg\":\"RS256\",\"value\":\"$D32\"}")" = 200 ] &&
         [ "$(api POST "$URL/keys/swec/create?$API" '{"kty":"EC"}')" = 200 ] &&
