@@ -102,7 +102,8 @@ void vd_keys_backup(vd_req *r, const char *name, const char *version)
     if (plain == NULL)
         goto fail;
     plen = strlen(plain);
-    if (vd_crypto_backup_seal(r->ctx->kek, (const uint8_t *)plain, plen, &sealed, &slen) != KV_OK)
+    if (vd_crypto_backup_seal(r->ctx->kek, VD_KEY_BACKUP_LABEL, (const uint8_t *)plain, plen,
+                              &sealed, &slen) != KV_OK)
         goto fail;
     b64 = kv_b64url_encode(sealed, slen);
     if (b64 == NULL)
@@ -273,7 +274,7 @@ void vd_keys_restore(vd_req *r, const char *name, const char *version)
                        "The parameter value (the backup blob) is missing or not valid base64url.");
         goto done;
     }
-    rv = vd_crypto_backup_open(r->ctx->kek, blob, blen, &plain, &plen);
+    rv = vd_crypto_backup_open(r->ctx->kek, VD_KEY_BACKUP_LABEL, blob, blen, &plain, &plen);
     if (rv == KV_ERR_INVALID_ARG) {
         vd_bad_blob(r);
         goto done;

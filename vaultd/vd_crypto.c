@@ -652,10 +652,10 @@ done:
 }
 
 #define VD_BACKUP_MAGIC "KVB1"
-#define VD_BACKUP_AAD "kvault vaultd key backup v1"
 
-/* The instance backup key: HKDF-SHA256(KEK, salt "kvault-backup", info VD_BACKUP_AAD). */
-static kv_rv vd_backup_key(const uint8_t kek[VD_KEK_LEN], uint8_t key[32])
+/* The instance backup key for one kind of blob: HKDF-SHA256(KEK, salt "kvault-backup",
+ * info = label). */
+static kv_rv vd_backup_key(const uint8_t kek[VD_KEK_LEN], const char *label, uint8_t key[32])
 {
     EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
     EVP_KDF_CTX *kc = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
@@ -667,8 +667,7 @@ static kv_rv vd_backup_key(const uint8_t kek[VD_KEK_LEN], uint8_t key[32])
     p[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
     p[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)kek, VD_KEK_LEN);
     p[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)"kvault-backup", 13);
-    p[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)VD_BACKUP_AAD,
-                                             strlen(VD_BACKUP_AAD));
+    p[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)label, strlen(label));
     p[4] = OSSL_PARAM_construct_end();
     if (EVP_KDF_derive(kc, key, 32, p) == 1)
         rv = KV_OK;
@@ -678,21 +677,21 @@ done:
     return rv;
 }
 
-kv_rv vd_crypto_backup_seal(const uint8_t kek[VD_KEK_LEN], const uint8_t *in, size_t inlen,
-                            uint8_t **out, size_t *outlen)
+kv_rv vd_crypto_backup_seal(const uint8_t kek[VD_KEK_LEN], const char *label, const uint8_t *in,
+                            size_t inlen, uint8_t **out, size_t *outlen)
 {
     uint8_t key[32], iv[12], *ct = NULL, *buf = NULL;
     size_t ctlen = 0;
     kv_rv rv;
 
-    if (kek == NULL || in == NULL || out == NULL || outlen == NULL)
+    if (kek == NULL || label == NULL || in == NULL || out == NULL || outlen == NULL)
         return KV_ERR_INVALID_ARG;
-    rv = vd_backup_key(kek, key);
+    rv = vd_backup_key(kek, label, key);
     if (rv != KV_OK)
         goto done;
     rv = KV_ERR_INTERNAL;
     if (RAND_bytes(iv, sizeof(iv)) != 1 ||
-        vd_gcm(1, key, iv, VD_BACKUP_AAD, in, inlen, &ct, &ctlen) != KV_OK)
+        vd_gcm(1, key, iv, label, in, inlen, &ct, &ctlen) != KV_OK)
         goto done;
     buf = malloc(4 + sizeof(iv) + ctlen);
     if (buf == NULL) {
@@ -711,19 +710,19 @@ done:
     return rv;
 }
 
-kv_rv vd_crypto_backup_open(const uint8_t kek[VD_KEK_LEN], const uint8_t *in, size_t inlen,
-                            uint8_t **out, size_t *outlen)
+kv_rv vd_crypto_backup_open(const uint8_t kek[VD_KEK_LEN], const char *label, const uint8_t *in,
+                            size_t inlen, uint8_t **out, size_t *outlen)
 {
     uint8_t key[32];
     kv_rv rv;
 
-    if (kek == NULL || in == NULL || out == NULL || outlen == NULL)
+    if (kek == NULL || label == NULL || in == NULL || out == NULL || outlen == NULL)
         return KV_ERR_INVALID_ARG;
     if (inlen < 4 + 12 + VD_GCM_TAG_LEN || memcmp(in, VD_BACKUP_MAGIC, 4) != 0)
         return KV_ERR_INVALID_ARG;
-    rv = vd_backup_key(kek, key);
+    rv = vd_backup_key(kek, label, key);
     if (rv == KV_OK)
-        rv = vd_gcm(0, key, in + 4, VD_BACKUP_AAD, in + 16, inlen - 16, out, outlen);
+        rv = vd_gcm(0, key, in + 4, label, in + 16, inlen - 16, out, outlen);
     OPENSSL_cleanse(key, sizeof(key));
     return rv;
 }

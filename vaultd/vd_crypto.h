@@ -78,9 +78,10 @@ kv_rv vd_crypto_import_jwk(const json_t *jwk, EVP_PKEY **out, char *why, size_t 
 /* Backup blobs: AES-256-GCM under a key derived (HKDF-SHA256, own label) from the instance KEK,
  * so only this vaultd instance can open them. open: KV_ERR_INVALID_ARG if the blob is not
  * ours or was altered. */
-kv_rv vd_crypto_backup_seal(const uint8_t kek[VD_KEK_LEN], const uint8_t *in, size_t inlen,
-                            uint8_t **out, size_t *outlen);
-kv_rv vd_crypto_backup_open(const uint8_t kek[VD_KEK_LEN], const uint8_t *in, size_t inlen,
-                            uint8_t **out, size_t *outlen);
+#define VD_KEY_BACKUP_LABEL "kvault vaultd key backup v1"
+kv_rv vd_crypto_backup_seal(const uint8_t kek[VD_KEK_LEN], const char *label, const uint8_t *in,
+                            size_t inlen, uint8_t **out, size_t *outlen);
+kv_rv vd_crypto_backup_open(const uint8_t kek[VD_KEK_LEN], const char *label, const uint8_t *in,
+                            size_t inlen, uint8_t **out, size_t *outlen);
 
 #endif

@@ -6,18 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/kdf.h>
 #include <openssl/rand.h>
 
 #include "kv_b64.h"
+#include "vd_crypto.h"
 #include "vd_util.h"
 
 #define VD_SC_MAX_TAGS 15
 #define VD_SC_TAG_LEN 256
-#define VD_SC_BLOB_MAGIC "KVB1"
 
 bool vd_sc_name_ok(const char *name)
 {
@@ -327,86 +325,39 @@ done:
     return rv;
 }
 
-/* HKDF-SHA256(KEK, salt "kvault-backup", info = label) -> 32-byte backup key: the scheme of
- * vd_crypto_backup_seal (key backups, vd_crypto.c) with a label of our own, so a secret blob
- * never opens as a key blob or the other way round. */
-static kv_rv vd_sc_backup_key(const vd_ctx *ctx, const char *label, uint8_t key[32])
-{
-    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-    EVP_KDF_CTX *kc = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-    OSSL_PARAM params[5];
-    kv_rv rv = KV_ERR_INTERNAL;
-
-    if (kc == NULL)
-        goto done;
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
-    params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)ctx->kek, VD_KEK_LEN);
-    params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)"kvault-backup", 13);
-    params[3] =
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)label, strlen(label));
-    params[4] = OSSL_PARAM_construct_end();
-    if (EVP_KDF_derive(kc, key, 32, params) == 1)
-        rv = KV_OK;
-done:
-    EVP_KDF_CTX_free(kc);
-    EVP_KDF_free(kdf);
-    return rv;
-}
-
+/* Secret and certificate backups use the key backups' sealing (vd_crypto_backup_seal) with a
+ * label of their own, so a secret blob never opens as a key blob or the other way round. */
 kv_rv vd_sc_backup_seal(const vd_ctx *ctx, const char *label, const json_t *payload, char **out)
 {
-    uint8_t key[32], iv[12], *ct = NULL, *blob = NULL;
-    size_t ctlen = 0, blen = 0;
-    char *text = NULL;
+    uint8_t *blob = NULL;
+    size_t blen = 0;
+    char *text;
     kv_rv rv;
 
     if (ctx == NULL || label == NULL || payload == NULL || out == NULL)
         return KV_ERR_INVALID_ARG;
-    rv = vd_sc_backup_key(ctx, label, key);
-    if (rv != KV_OK)
-        goto done;
     text = json_dumps(payload, JSON_COMPACT);
-    if (text == NULL) {
-        rv = KV_ERR_NOMEM;
-        goto done;
-    }
-    rv = vd_sc_seal(key, label, (const uint8_t *)text, strlen(text), iv, &ct, &ctlen);
+    if (text == NULL)
+        return KV_ERR_NOMEM;
+    rv = vd_crypto_backup_seal(ctx->kek, label, (const uint8_t *)text, strlen(text), &blob, &blen);
+    vd_free_secret(text, strlen(text));
     if (rv != KV_OK)
-        goto done;
-    blen = 4 + 12 + ctlen;
-    blob = malloc(blen);
-    if (blob == NULL) {
-        rv = KV_ERR_NOMEM;
-        goto done;
-    }
-    memcpy(blob, VD_SC_BLOB_MAGIC, 4);
-    memcpy(blob + 4, iv, 12);
-    memcpy(blob + 16, ct, ctlen);
+        return rv;
     *out = kv_b64url_encode(blob, blen);
-    rv = *out ? KV_OK : KV_ERR_NOMEM;
-done:
-    OPENSSL_cleanse(key, sizeof(key));
-    if (text != NULL)
-        vd_free_secret(text, strlen(text));
-    free(ct);
     free(blob);
-    return rv;
+    return *out != NULL ? KV_OK : KV_ERR_NOMEM;
 }
 
 kv_rv vd_sc_backup_open(const vd_ctx *ctx, const char *label, const char *blob, json_t **out)
 {
-    uint8_t key[32], *raw = NULL, *pt = NULL;
+    uint8_t *raw = NULL, *pt = NULL;
     size_t rawlen = 0, ptlen = 0;
     kv_rv rv = KV_ERR_INVALID_ARG;
 
     if (ctx == NULL || label == NULL || blob == NULL || out == NULL)
         return KV_ERR_INVALID_ARG;
-    if (vd_sc_backup_key(ctx, label, key) != KV_OK)
-        return KV_ERR_INTERNAL;
-    if (kv_b64_decode(blob, &raw, &rawlen) != KV_OK || rawlen < 4 + 12 + VD_SC_GCM_TAG ||
-        memcmp(raw, VD_SC_BLOB_MAGIC, 4) != 0)
-        goto done;
-    if (vd_sc_open(key, label, raw + 4, raw + 16, rawlen - 16, &pt, &ptlen) != KV_OK)
+    if (kv_b64_decode(blob, &raw, &rawlen) != KV_OK ||
+        vd_crypto_backup_open(ctx->kek, label, raw, rawlen, &pt, &ptlen) != KV_OK)
         goto done;
     *out = json_loadb((const char *)pt, ptlen, 0, NULL);
     rv = json_is_object(*out) ? KV_OK : KV_ERR_INVALID_ARG;
@@ -415,7 +366,6 @@ kv_rv vd_sc_backup_open(const vd_ctx *ctx, const char *label, const char *blob, 
         *out = NULL;
     }
 done:
-    OPENSSL_cleanse(key, sizeof(key));
     vd_free_secret(pt, ptlen);
     free(raw);
     return rv;
