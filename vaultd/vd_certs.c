@@ -26,6 +26,7 @@
 #include "kv_b64.h"
 #include "kv_jwk.h"
 #include "vd_crypto.h"
+#include "vd_keys_int.h"
 #include "vd_sc_common.h"
 #include "vd_secrets.h"
 #include "vd_store_certs.h"
@@ -94,7 +95,7 @@ static void vd_obj_url(const vd_req *r, const char *coll, const char *name, cons
 {
     char base[300];
 
-    vd_sc_base_url(r, base, sizeof(base));
+    vd_base_url(r, base, sizeof(base));
     if (version != NULL && version[0] != '\0')
         snprintf(out, outlen, "%s/%s/%s/%s", base, coll, name, version);
     else
@@ -1650,8 +1651,8 @@ static void vd_cert_list_page(vd_req *r, bool deleted)
     char after[VD_NAME_MAX + 2];
     json_t *value, *page;
 
-    if (!vd_sc_vault_only(r, &info) || !vd_sc_max_results(r, &max) ||
-        !vd_sc_skiptoken(r, 'n', after, sizeof(after)))
+    if (!vd_sc_vault_only(r, &info) || !vd_max_results(r, &max) ||
+        !vd_skiptoken(r, 'n', after, sizeof(after)))
         return;
     if (vd_store_cert_list(r->store, r->vault.name, after[0] ? after : NULL, deleted, max + 1,
                            &rows, &n) != KV_OK) {
@@ -1663,8 +1664,8 @@ static void vd_cert_list_page(vd_req *r, bool deleted)
     for (i = 0; i < n && i < max; i++)
         json_array_append_new(value, vd_cert_item(r, &rows[i], false, &info));
     page = json_pack("{s:o}", "value", value);
-    vd_sc_next_link(r, page, deleted ? "/deletedcertificates" : "/certificates", 'n',
-                    n > max ? rows[max - 1].name : NULL, max);
+    vd_set_next_link(r, page, deleted ? "/deletedcertificates" : "/certificates", 'n',
+                     n > max ? rows[max - 1].name : NULL, max);
     vd_reply_json(r, 200, page);
     vd_cert_rows_free(rows, n);
 }
@@ -1693,8 +1694,8 @@ void vd_certs_versions(vd_req *r, const char *name, const char *version)
     json_t *value, *page;
 
     (void)version;
-    if (!vd_sc_vault_only(r, &info) || !vd_sc_max_results(r, &max) ||
-        !vd_sc_skiptoken(r, 'v', after, sizeof(after)))
+    if (!vd_sc_vault_only(r, &info) || !vd_max_results(r, &max) ||
+        !vd_skiptoken(r, 'v', after, sizeof(after)))
         return;
     if (after[0] != '\0')
         after_seq = strtoll(after, NULL, 10);
@@ -1719,7 +1720,7 @@ void vd_certs_versions(vd_req *r, const char *name, const char *version)
     if (n > max)
         snprintf(seq, sizeof(seq), "%lld", rows[max - 1].seq);
     snprintf(path, sizeof(path), "/certificates/%s/versions", n > 0 ? rows[0].name : name);
-    vd_sc_next_link(r, page, path, 'v', n > max ? seq : NULL, max);
+    vd_set_next_link(r, page, path, 'v', n > max ? seq : NULL, max);
     vd_reply_json(r, 200, page);
     vd_cert_rows_free(rows, n);
 }

@@ -29,14 +29,6 @@ bool vd_sc_name_ok(const char *name)
     return true;
 }
 
-void vd_sc_base_url(const vd_req *r, char *out, size_t outlen)
-{
-    if (r->host[0] != '\0')
-        snprintf(out, outlen, "https://%s", r->host);
-    else
-        snprintf(out, outlen, "https://%s.vault.localhost:%d", r->vault.name, r->ctx->cfg.port);
-}
-
 bool vd_sc_vault_only(vd_req *r, vd_vault_info *info)
 {
     kv_rv rv = vd_store_vault_info(r->store, r->vault.name, info);
@@ -62,81 +54,6 @@ const char *vd_sc_recovery_level(const vd_vault_info *info)
     if (info->purge_protection)
         return custom ? "CustomizedRecoverable" : "Recoverable";
     return custom ? "CustomizedRecoverable+Purgeable" : "Recoverable+Purgeable";
-}
-
-bool vd_sc_max_results(vd_req *r, size_t *out)
-{
-    const char *s = vd_req_param(r, "maxresults");
-    char *end;
-    long n;
-
-    *out = VD_SC_MAX_RESULTS;
-    if (s == NULL || s[0] == '\0')
-        return true;
-    n = strtol(s, &end, 10);
-    if (*end != '\0' || n < 1 || n > VD_SC_MAX_RESULTS) {
-        vd_reply_error(r, 400, "BadParameter", NULL,
-                       "Invalid value for maxresults: it must be between 1 and 25.");
-        return false;
-    }
-    *out = (size_t)n;
-    return true;
-}
-
-bool vd_sc_skiptoken(vd_req *r, char prefix, char *out, size_t outlen)
-{
-    const char *s = vd_req_param(r, "$skiptoken");
-    uint8_t *raw = NULL;
-    size_t len = 0;
-    bool ok = false;
-
-    out[0] = '\0';
-    if (s == NULL || s[0] == '\0')
-        return true;
-    if (kv_b64_decode(s, &raw, &len) == KV_OK && len >= 2 && len < outlen && raw[0] == prefix &&
-        memchr(raw, '\0', len) == NULL) {
-        memcpy(out, raw + 1, len - 1);
-        out[len - 1] = '\0';
-        ok = true;
-    }
-    free(raw);
-    if (!ok)
-        vd_reply_error(r, 400, "BadParameter", NULL, "Invalid $skiptoken.");
-    return ok;
-}
-
-void vd_sc_next_link(vd_req *r, json_t *page, const char *path, char prefix, const char *after,
-                     size_t max)
-{
-    const char *api = vd_req_param(r, "api-version");
-    char base[300], link[1200], tok[200], *t64 = NULL, *api_enc = NULL;
-    size_t i, o = 0;
-
-    if (after == NULL) {
-        json_object_set_new(page, "nextLink", json_null());
-        return;
-    }
-    snprintf(tok, sizeof(tok), "%c%s", prefix, after);
-    t64 = kv_b64url_encode((const uint8_t *)tok, strlen(tok));
-    api_enc = malloc(3 * strlen(api ? api : "") + 1);
-    if (t64 == NULL || api_enc == NULL) {
-        json_object_set_new(page, "nextLink", json_null());
-        goto done;
-    }
-    for (i = 0; api && api[i] != '\0'; i++) {
-        if (isalnum((unsigned char)api[i]) || strchr("-._~", api[i]) != NULL)
-            api_enc[o++] = api[i];
-        else
-            o += (size_t)sprintf(api_enc + o, "%%%02X", (unsigned char)api[i]);
-    }
-    api_enc[o] = '\0';
-    vd_sc_base_url(r, base, sizeof(base));
-    snprintf(link, sizeof(link), "%s%s?api-version=%s&$skiptoken=%s&maxresults=%zu", base, path,
-             api_enc, t64, max);
-    json_object_set_new(page, "nextLink", json_string(link));
-done:
-    free(t64);
-    free(api_enc);
 }
 
 static bool vd_sc_int_attr(vd_req *r, const json_t *attrs, const char *key, bool *has,

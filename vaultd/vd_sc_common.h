@@ -13,7 +13,6 @@
 #include "vd_http.h"
 #include "vd_store_secrets.h"
 
-#define VD_SC_MAX_RESULTS 25
 #define VD_SC_GCM_TAG 16
 
 /* Object (secret, certificate) attributes as parsed from a request. */
@@ -23,19 +22,11 @@ typedef struct vd_sc_attrs {
 } vd_sc_attrs;
 
 bool vd_sc_name_ok(const char *name); /* 1-127 of [0-9A-Za-z-] */
-/* "https://HOST" as the client addressed us. */
-void vd_sc_base_url(const vd_req *r, char *out, size_t outlen);
 /* Reads the vault's kind and recovery settings; false after answering (400 BadParameter for a
  * managed HSM pool, which has no secrets or certificates, as the router does; or 500). */
 bool vd_sc_vault_only(vd_req *r, vd_vault_info *info);
 /* "Recoverable+Purgeable", "Recoverable", "CustomizedRecoverable+Purgeable", ... */
 const char *vd_sc_recovery_level(const vd_vault_info *info);
-
-/* Paging: maxresults (1..25), $skiptoken (prefix char + value, base64url), nextLink. */
-bool vd_sc_max_results(vd_req *r, size_t *out);
-bool vd_sc_skiptoken(vd_req *r, char prefix, char *out, size_t outlen);
-void vd_sc_next_link(vd_req *r, json_t *page, const char *path, char prefix, const char *after,
-                     size_t max);
 
 /* Parses attributes (enabled/nbf/exp; others ignored) over the defaults in *a; false after
  * answering 400. */

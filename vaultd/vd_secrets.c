@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "vd_certs.h"
+#include "vd_keys_int.h"
 #include "vd_util.h"
 
 #define VD_SECRET_BACKUP_LABEL "kvault vaultd secret backup v1"
@@ -46,7 +47,7 @@ static void vd_secret_id(const vd_req *r, const vd_secret_row *row, bool version
 {
     char base[300];
 
-    vd_sc_base_url(r, base, sizeof(base));
+    vd_base_url(r, base, sizeof(base));
     if (versioned)
         snprintf(out, outlen, "%s/secrets/%s/%s", base, row->name, row->version);
     else
@@ -73,12 +74,12 @@ static json_t *vd_secret_item(const vd_req *r, const vd_secret_row *row, bool ve
     if (row->managed)
         json_object_set_new(o, "managed", json_true());
     if (row->kid != NULL) {
-        vd_sc_base_url(r, base, sizeof(base));
+        vd_base_url(r, base, sizeof(base));
         snprintf(rid, sizeof(rid), "%s/%s", base, row->kid);
         json_object_set_new(o, "kid", json_string(rid));
     }
     if (row->deleted) {
-        vd_sc_base_url(r, base, sizeof(base));
+        vd_base_url(r, base, sizeof(base));
         snprintf(rid, sizeof(rid), "%s/deletedsecrets/%s", base, row->name);
         json_object_set_new(o, "recoveryId", json_string(rid));
         json_object_set_new(o, "deletedDate", json_integer(row->deleted_date));
@@ -360,8 +361,8 @@ static void vd_secret_list_page(vd_req *r, bool deleted)
     char after[VD_NAME_MAX + 2];
     json_t *value, *page;
 
-    if (!vd_sc_vault_only(r, &info) || !vd_sc_max_results(r, &max) ||
-        !vd_sc_skiptoken(r, 'n', after, sizeof(after)))
+    if (!vd_sc_vault_only(r, &info) || !vd_max_results(r, &max) ||
+        !vd_skiptoken(r, 'n', after, sizeof(after)))
         return;
     if (vd_store_secret_list(r->store, r->vault.name, after[0] ? after : NULL, deleted, max + 1,
                              &rows, &n) != KV_OK) {
@@ -372,8 +373,8 @@ static void vd_secret_list_page(vd_req *r, bool deleted)
     for (i = 0; i < n && i < max; i++)
         json_array_append_new(value, vd_secret_item(r, &rows[i], false, &info));
     page = json_pack("{s:o}", "value", value);
-    vd_sc_next_link(r, page, deleted ? "/deletedsecrets" : "/secrets", 'n',
-                    n > max ? rows[max - 1].name : NULL, max);
+    vd_set_next_link(r, page, deleted ? "/deletedsecrets" : "/secrets", 'n',
+                     n > max ? rows[max - 1].name : NULL, max);
     vd_reply_json(r, 200, page);
     vd_secret_rows_free(rows, n);
 }
@@ -402,8 +403,8 @@ void vd_secrets_versions(vd_req *r, const char *name, const char *version)
     json_t *value, *page;
 
     (void)version;
-    if (!vd_sc_vault_only(r, &info) || !vd_sc_max_results(r, &max) ||
-        !vd_sc_skiptoken(r, 'v', after, sizeof(after)))
+    if (!vd_sc_vault_only(r, &info) || !vd_max_results(r, &max) ||
+        !vd_skiptoken(r, 'v', after, sizeof(after)))
         return;
     if (after[0] != '\0')
         after_seq = strtoll(after, NULL, 10);
@@ -428,7 +429,7 @@ void vd_secrets_versions(vd_req *r, const char *name, const char *version)
     if (n > max)
         snprintf(seq, sizeof(seq), "%lld", rows[max - 1].seq);
     snprintf(path, sizeof(path), "/secrets/%s/versions", n > 0 ? rows[0].name : name);
-    vd_sc_next_link(r, page, path, 'v', n > max ? seq : NULL, max);
+    vd_set_next_link(r, page, path, 'v', n > max ? seq : NULL, max);
     vd_reply_json(r, 200, page);
     vd_secret_rows_free(rows, n);
 }
