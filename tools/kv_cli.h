@@ -54,6 +54,9 @@ extern const kv_cli_group kv_cli_certificate_group;   /* kv_cli_certificate.c */
 /* kv_cli_vault_admin.c: keyvault create/delete/list (before kv_cli_keyvault_group), hsm */
 extern const kv_cli_group kv_cli_vault_admin_group;
 extern const kv_cli_group kv_cli_hsm_group;
+extern const kv_cli_group kv_cli_ad_group; /* kv_cli_ad.c: ad sp ..., ad mi ... */
+extern const kv_cli_group kv_cli_audit_group; /* kv_cli_audit.c: audit verify, audit tail */
+extern const kv_cli_group kv_cli_role_group;  /* kv_cli_role.c: role assignment / definition */
 
 #define KV_NELEM(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -1,12 +1,14 @@
 /* kv_cli_certificate.c - `kvault certificate ...`: create (with az's policy JSON, or the REST
  * one), get-default-policy, import (PEM or PKCS#12), show, list, list-versions,
  * set-attributes, delete, list-deleted, show-deleted, recover, purge, backup, restore,
- * download (PEM or DER) and pending show, as `az keyvault certificate ...`. */
+ * download (PEM or DER), pending show, contact add / list / delete and issuer create / update
+ * / show / list / delete, as `az keyvault certificate ...`. */
 #include "kv_cli_dataplane.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "kv_b64.h"
@@ -441,6 +443,263 @@ static int kv_cert_pending_show(kv_cli *cli, const kv_args *args)
     return kv_cli_send(cli, t.vault, "GET", path, NULL, kv_certs);
 }
 
+/* ---- certificate contact add / list / delete ---- */
+
+static const kv_arg_spec kv_contact_add_specs[] = {
+    KV_DP_SPEC_VAULT,
+    {"--email", NULL, KV_ARG_VALUE, KV_ARG_REQUIRED, "EMAIL", "Contact e-mail."},
+    {"--name", NULL, KV_ARG_VALUE, 0, "NAME", "Full contact name."},
+    {"--phone", NULL, KV_ARG_VALUE, 0, "PHONE", "Contact phone number."},
+};
+static const kv_arg_spec kv_contact_del_specs[] = {
+    KV_DP_SPEC_VAULT,
+    {"--email", NULL, KV_ARG_VALUE, KV_ARG_REQUIRED, "EMAIL", "E-mail of the contact to remove."},
+};
+static const kv_arg_spec kv_contact_list_specs[] = {KV_DP_SPEC_VAULT};
+
+/* The vault's contact list (a new array; empty when none are set: 404 ContactsNotFound). */
+static int kv_contacts_current(kv_vault *v, json_t **list)
+{
+    json_t *resp = NULL;
+    kv_err err = {0};
+    long status = 0;
+    kv_rv rv;
+
+    *list = NULL;
+    rv = kv_vault_request(v, "GET", "/certificates/contacts", NULL, &resp, &status, &err);
+    if (rv == KV_ERR_NOT_FOUND) {
+        json_decref(resp);
+        *list = json_array();
+        return *list != NULL ? KV_EXIT_OK : KV_EXIT_ERROR;
+    }
+    if (rv != KV_OK) {
+        kv_cli_print_vault_error(v, rv, &err, resp);
+        json_decref(resp);
+        return KV_EXIT_ERROR;
+    }
+    *list = json_deep_copy(json_object_get(resp, "contacts"));
+    json_decref(resp);
+    if (!json_is_array(*list)) {
+        json_decref(*list);
+        *list = json_array();
+    }
+    return *list != NULL ? KV_EXIT_OK : KV_EXIT_ERROR;
+}
+
+/* Removes the contact with email from list; true if there was one. */
+static bool kv_contacts_remove(json_t *list, const char *email)
+{
+    bool found = false;
+    size_t i = 0;
+
+    while (i < json_array_size(list)) {
+        const char *e = json_string_value(json_object_get(json_array_get(list, i), "email"));
+
+        if (e != NULL && strcasecmp(e, email) == 0) {
+            json_array_remove(list, i);
+            found = true;
+        } else {
+            i++;
+        }
+    }
+    return found;
+}
+
+static int kv_contact_add(kv_cli *cli, const kv_args *args)
+{
+    const char *email = kv_args_get(args, "--email"), *name = kv_args_get(args, "--name"),
+               *phone = kv_args_get(args, "--phone");
+    json_t *list = NULL, *c = NULL, *body = NULL;
+    kv_vault *v = NULL;
+    int rc;
+
+    rc = kv_cli_vault_arg(cli, args, &v);
+    if (rc == KV_EXIT_OK)
+        rc = kv_contacts_current(v, &list);
+    if (rc != KV_EXIT_OK)
+        goto done;
+    rc = KV_EXIT_ERROR;
+    kv_contacts_remove(list, email); /* as az: adding an existing e-mail replaces it */
+    c = json_pack("{s:s}", "email", email);
+    if (c == NULL)
+        goto done;
+    if (name != NULL)
+        json_object_set_new(c, "name", json_string(name));
+    if (phone != NULL)
+        json_object_set_new(c, "phone", json_string(phone));
+    json_array_append(list, c);
+    body = json_pack("{s:O}", "contacts", list);
+    if (body != NULL)
+        rc = kv_cli_send(cli, v, "PUT", "/certificates/contacts", body, NULL);
+done:
+    json_decref(c);
+    json_decref(list);
+    json_decref(body);
+    return rc;
+}
+
+static int kv_contact_list(kv_cli *cli, const kv_args *args)
+{
+    kv_vault *v = NULL;
+    int rc = kv_cli_vault_arg(cli, args, &v);
+
+    if (rc != KV_EXIT_OK)
+        return rc;
+    return kv_cli_send(cli, v, "GET", "/certificates/contacts", NULL, NULL);
+}
+
+static int kv_contact_delete(kv_cli *cli, const kv_args *args)
+{
+    const char *email = kv_args_get(args, "--email");
+    json_t *list = NULL, *body = NULL;
+    kv_vault *v = NULL;
+    int rc;
+
+    rc = kv_cli_vault_arg(cli, args, &v);
+    if (rc == KV_EXIT_OK)
+        rc = kv_contacts_current(v, &list);
+    if (rc != KV_EXIT_OK)
+        goto done;
+    rc = KV_EXIT_ERROR;
+    if (!kv_contacts_remove(list, email)) {
+        fprintf(stderr, "ERROR: no contact found with the e-mail '%s'\n", email);
+        goto done;
+    }
+    if (json_array_size(list) == 0) { /* the last one: delete the contacts */
+        rc = kv_cli_send(cli, v, "DELETE", "/certificates/contacts", NULL, NULL);
+        goto done;
+    }
+    body = json_pack("{s:O}", "contacts", list);
+    if (body != NULL)
+        rc = kv_cli_send(cli, v, "PUT", "/certificates/contacts", body, NULL);
+done:
+    json_decref(list);
+    json_decref(body);
+    return rc;
+}
+
+/* ---- certificate issuer create / update / show / list / delete ---- */
+
+#define KV_ISSUER_NAME                                                                             \
+    {                                                                                              \
+        "--issuer-name", NULL, KV_ARG_VALUE, KV_ARG_REQUIRED, "NAME", "Certificate issuer name."   \
+    }
+static const kv_arg_spec kv_issuer_set_specs[] = {
+    KV_DP_SPEC_VAULT,
+    KV_ISSUER_NAME,
+    {"--provider-name", NULL, KV_ARG_VALUE, 0, "PROVIDER",
+     "The certificate provider name (e.g. DigiCert, GlobalSign). Required for create."},
+    {"--account-id", NULL, KV_ARG_VALUE, 0, "ID", "The issuer account id."},
+    {"--password", NULL, KV_ARG_VALUE, 0, "PASSWORD", "The issuer account password."},
+    {"--organization-id", NULL, KV_ARG_VALUE, 0, "ID", "The organization id."},
+    KV_DP_SPEC_ENABLED,
+};
+static const kv_arg_spec kv_issuer_name_specs[] = {KV_DP_SPEC_VAULT, KV_ISSUER_NAME};
+static const kv_arg_spec kv_issuer_list_specs[] = {KV_DP_SPEC_VAULT};
+
+static int kv_issuer_path(const kv_args *args, char *path, size_t len)
+{
+    const char *name = kv_args_get(args, "--issuer-name");
+    int rc = kv_cli_check_name("certificates", name);
+
+    if (rc == KV_EXIT_OK)
+        snprintf(path, len, "/certificates/issuers/%s", name);
+    return rc;
+}
+
+static int kv_issuer_set(kv_cli *cli, const kv_args *args, bool create)
+{
+    const char *prov = kv_args_get(args, "--provider-name"),
+               *acct = kv_args_get(args, "--account-id"), *pwd = kv_args_get(args, "--password"),
+               *org = kv_args_get(args, "--organization-id");
+    json_t *body = json_object(), *attrs = NULL, *cred = NULL;
+    kv_vault *v = NULL;
+    char path[192];
+    int rc = KV_EXIT_ERROR;
+
+    if (body == NULL)
+        return KV_EXIT_ERROR;
+    if (create && prov == NULL) {
+        rc = kv_args_usage_error("the following arguments are required: --provider-name");
+        goto done;
+    }
+    rc = kv_issuer_path(args, path, sizeof(path));
+    if (rc == KV_EXIT_OK)
+        rc = kv_cli_attrs_arg(args, false, &attrs);
+    if (rc == KV_EXIT_OK)
+        rc = kv_cli_vault_arg(cli, args, &v);
+    if (rc != KV_EXIT_OK)
+        goto done;
+    if (prov != NULL)
+        json_object_set_new(body, "provider", json_string(prov));
+    if (acct != NULL || pwd != NULL) {
+        cred = json_object();
+        if (acct != NULL)
+            json_object_set_new(cred, "account_id", json_string(acct));
+        if (pwd != NULL)
+            json_object_set_new(cred, "pwd", json_string(pwd));
+        json_object_set(body, "credentials", cred);
+    }
+    if (org != NULL)
+        json_object_set_new(body, "org_details",
+                            json_pack("{s:s, s:[]}", "id", org, "admin_details"));
+    if (attrs != NULL && json_object_get(attrs, "enabled") != NULL)
+        json_object_set_new(body, "attributes",
+                            json_pack("{s:O}", "enabled", json_object_get(attrs, "enabled")));
+    rc = kv_cli_send(cli, v, create ? "PUT" : "PATCH", path, body, NULL);
+done:
+    json_decref(cred);
+    json_decref(attrs);
+    json_decref(body);
+    return rc;
+}
+
+static int kv_issuer_create(kv_cli *cli, const kv_args *args)
+{
+    return kv_issuer_set(cli, args, true);
+}
+
+static int kv_issuer_update(kv_cli *cli, const kv_args *args)
+{
+    return kv_issuer_set(cli, args, false);
+}
+
+static int kv_issuer_call(kv_cli *cli, const kv_args *args, const char *method)
+{
+    kv_vault *v = NULL;
+    char path[192];
+    int rc = kv_issuer_path(args, path, sizeof(path));
+
+    if (rc == KV_EXIT_OK)
+        rc = kv_cli_vault_arg(cli, args, &v);
+    if (rc != KV_EXIT_OK)
+        return rc;
+    return kv_cli_send(cli, v, method, path, NULL, NULL);
+}
+
+static int kv_issuer_show(kv_cli *cli, const kv_args *args)
+{
+    return kv_issuer_call(cli, args, "GET");
+}
+
+static int kv_issuer_delete(kv_cli *cli, const kv_args *args)
+{
+    return kv_issuer_call(cli, args, "DELETE");
+}
+
+static int kv_issuer_list(kv_cli *cli, const kv_args *args)
+{
+    kv_vault *v = NULL;
+    json_t *items = NULL;
+    int rc = kv_cli_vault_arg(cli, args, &v);
+
+    if (rc == KV_EXIT_OK)
+        rc = kv_cli_list(v, "/certificates/issuers", 0, &items);
+    if (rc != KV_EXIT_OK)
+        return rc;
+    return kv_cli_print(cli, items);
+}
+
 /* ---- the verbs every collection has ---- */
 
 static const kv_arg_spec kv_show_specs[] = {KV_C_VER};
@@ -477,6 +736,13 @@ KV_CERT_VERB(kv_cert_restore, kv_cli_dp_restore)
 static const kv_cli_cmd kv_cert_cmds[] = {
     {"backup", "Back up a certificate (all versions) to a file.", kv_backup_specs,
      KV_NELEM(kv_backup_specs), kv_cert_backup, NULL},
+    {"contact add", "Add a contact to the vault for certificate notifications.",
+     kv_contact_add_specs, KV_NELEM(kv_contact_add_specs), kv_contact_add,
+     "kvault certificate contact add --vault-name dev --email admin@example.com --name Admin"},
+    {"contact delete", "Remove a certificate contact from the vault.", kv_contact_del_specs,
+     KV_NELEM(kv_contact_del_specs), kv_contact_delete, NULL},
+    {"contact list", "List the certificate contacts of the vault.", kv_contact_list_specs,
+     KV_NELEM(kv_contact_list_specs), kv_contact_list, NULL},
     {"create", "Create a certificate (self-signed) and wait until it is issued.", kv_create_specs,
      KV_NELEM(kv_create_specs), kv_cert_create,
      "kvault certificate get-default-policy > policy.json\n"
@@ -491,6 +757,18 @@ static const kv_cli_cmd kv_cert_cmds[] = {
     {"import", "Import a certificate (PEM or PKCS#12 with its private key).", kv_import_specs,
      KV_NELEM(kv_import_specs), kv_cert_import,
      "kvault certificate import --vault-name dev -n c2 -f c2.pfx --password PW"},
+    {"issuer create", "Create a certificate issuer record.", kv_issuer_set_specs,
+     KV_NELEM(kv_issuer_set_specs), kv_issuer_create,
+     "kvault certificate issuer create --vault-name dev --issuer-name i1 --provider-name "
+     "DigiCert --account-id acct"},
+    {"issuer delete", "Remove a certificate issuer record.", kv_issuer_name_specs,
+     KV_NELEM(kv_issuer_name_specs), kv_issuer_delete, NULL},
+    {"issuer list", "List the certificate issuers of the vault.", kv_issuer_list_specs,
+     KV_NELEM(kv_issuer_list_specs), kv_issuer_list, NULL},
+    {"issuer show", "Get information about a certificate issuer.", kv_issuer_name_specs,
+     KV_NELEM(kv_issuer_name_specs), kv_issuer_show, NULL},
+    {"issuer update", "Update a certificate issuer record.", kv_issuer_set_specs,
+     KV_NELEM(kv_issuer_set_specs), kv_issuer_update, NULL},
     {"list", "List certificates in the vault.", kv_list_specs, KV_NELEM(kv_list_specs),
      kv_cert_list, NULL},
     {"list-deleted", "List deleted certificates.", kv_deleted_list_specs,

@@ -27,6 +27,9 @@ static const kv_cli_group *const kv_groups[] = {
     &kv_cli_account_group,  &kv_cli_key_group,         &kv_cli_vault_admin_group,
     &kv_cli_keyvault_group, &kv_cli_hsm_group,         &kv_cli_key_lifecycle_group,
     &kv_cli_secret_group,   &kv_cli_certificate_group,
+    &kv_cli_ad_group,
+    &kv_cli_audit_group,
+    &kv_cli_role_group,
 };
 
 /* Groups of one name are one group to the user (e.g. "key" = kv_cli_key.c +
@@ -192,7 +195,7 @@ static int kv_main(kv_cli *cli, int argc, char **argv)
     /* az muscle memory: `kvault keyvault key show ...` == `kvault key show ...` */
     if (argc > 2 && strcmp(argv[1], "keyvault") == 0 &&
         (strcmp(argv[2], "key") == 0 || strcmp(argv[2], "secret") == 0 ||
-         strcmp(argv[2], "certificate") == 0))
+         strcmp(argv[2], "certificate") == 0 || strcmp(argv[2], "role") == 0))
         k = 2;
     for (i = 0; i < KV_NELEM(kv_groups) && g == NULL; i++) /* the first names the group */
         if (strcmp(argv[k], kv_groups[i]->name) == 0)

@@ -31,6 +31,12 @@ static void vault_conf_clear(kv_vault_conf *v)
     }
     free(v->authority);
     free(v->resource);
+    free(v->client_certificate);
+    free(v->client_assertion_alg);
+    free(v->identity_endpoint);
+    free(v->identity_header_file);
+    free(v->imds_endpoint);
+    free(v->token_file);
     memset(v, 0, sizeof(*v));
 }
 
@@ -119,7 +125,29 @@ static kv_rv set_vault_key(kv_vault_conf *v, const char *key, const char *val, k
         slot = &v->authority;
     else if (strcmp(key, "resource") == 0)
         slot = &v->resource;
-    else if (strcmp(key, "client_secret_file") == 0) {
+    else if (strcmp(key, "client_certificate") == 0)
+        slot = &v->client_certificate;
+    else if (strcmp(key, "client_assertion_alg") == 0)
+        slot = &v->client_assertion_alg;
+    else if (strcmp(key, "identity_endpoint") == 0)
+        slot = &v->identity_endpoint;
+    else if (strcmp(key, "identity_header_file") == 0)
+        slot = &v->identity_header_file;
+    else if (strcmp(key, "imds_endpoint") == 0)
+        slot = &v->imds_endpoint;
+    else if (strcmp(key, "token_file") == 0)
+        slot = &v->token_file;
+    else if (strcmp(key, "client_certificate_send_chain") == 0) {
+        if (strcasecmp(val, "true") == 0 || strcasecmp(val, "yes") == 0 || strcmp(val, "1") == 0)
+            v->client_certificate_send_chain = 1;
+        else if (strcasecmp(val, "false") == 0 || strcasecmp(val, "no") == 0 ||
+                 strcmp(val, "0") == 0)
+            v->client_certificate_send_chain = 0;
+        else
+            return kv_err_set(err, KV_ERR_CONFIG,
+                              "client_certificate_send_chain must be true or false");
+        return KV_OK;
+    } else if (strcmp(key, "client_secret_file") == 0) {
         if (v->client_secret != NULL)
             return kv_err_set(err, KV_ERR_CONFIG, "client_secret given twice");
         return read_first_line(val, &v->client_secret, err);
@@ -134,6 +162,19 @@ static kv_rv set_vault_key(kv_vault_conf *v, const char *key, const char *val, k
     if (slot == &v->url || slot == &v->authority || slot == &v->resource)
         strip_slash(*slot);
     return KV_OK;
+}
+
+static const char *const kv_auth_names[] = {
+    "", "client_secret", "client_certificate", "managed_identity", "static_token", "env"};
+
+const char *kv_conf_auth_name(kv_auth_kind k)
+{
+    return (size_t)k < sizeof(kv_auth_names) / sizeof(kv_auth_names[0]) ? kv_auth_names[k] : "?";
+}
+
+static int is_http_url(const char *s)
+{
+    return strncasecmp(s, "https://", 8) == 0 || strncasecmp(s, "http://", 7) == 0;
 }
 
 static kv_rv parse_long(const char *val, long lo, long hi, long *out)
@@ -172,21 +213,104 @@ static kv_rv set_global_key(kv_conf *c, const char *key, const char *val, kv_err
     return KV_OK;
 }
 
-static kv_rv check_vault(const kv_vault_conf *v, kv_err *err)
+/* Settings that carry a credential, refused where the method takes it elsewhere. */
+static const char *credential_setting(const kv_vault_conf *v)
 {
+    if (v->client_secret != NULL)
+        return "client_secret";
+    if (v->client_certificate != NULL)
+        return "client_certificate";
+    if (v->token_file != NULL)
+        return "token_file";
+    return NULL;
+}
+
+static kv_rv check_vault(kv_vault_conf *v, kv_err *err)
+{
+    const char *cred = credential_setting(v);
+    size_t i;
+
     if (v->url == NULL)
         return kv_err_set(err, KV_ERR_CONFIG, "vault %s: 'url' is required", v->name);
     if (strncasecmp(v->url, "https://", 8) != 0)
         return kv_err_set(err, KV_ERR_CONFIG, "vault %s: url must start with https://", v->name);
-    if (v->auth == NULL || strcmp(v->auth, "client_secret") == 0) {
-        if (v->tenant_id == NULL || v->client_id == NULL || v->client_secret == NULL)
+    v->auth_kind = KV_AUTH_DEFAULT;
+    if (v->auth != NULL) {
+        for (i = 1; i < sizeof(kv_auth_names) / sizeof(kv_auth_names[0]); i++)
+            if (strcmp(v->auth, kv_auth_names[i]) == 0)
+                v->auth_kind = (kv_auth_kind)i;
+        if (v->auth_kind == KV_AUTH_DEFAULT)
             return kv_err_set(err, KV_ERR_CONFIG,
-                              "vault %s: auth client_secret needs tenant_id, client_id and "
-                              "client_secret",
-                              v->name);
-    } else {
-        return kv_err_set(err, KV_ERR_CONFIG, "vault %s: unsupported auth '%s'", v->name, v->auth);
+                              "vault %s: unsupported auth '%s' (client_secret, client_certificate, "
+                              "managed_identity, static_token or env)",
+                              v->name, v->auth);
     }
+    switch (v->auth_kind) {
+    case KV_AUTH_CLIENT_SECRET:
+        if (v->client_id == NULL || v->client_secret == NULL)
+            return kv_err_set(err, KV_ERR_CONFIG,
+                              "vault %s: auth client_secret needs client_id and client_secret "
+                              "(tenant_id: or from the vault's challenge)",
+                              v->name);
+        break;
+    case KV_AUTH_CLIENT_CERTIFICATE:
+        if (v->client_id == NULL || v->client_certificate == NULL)
+            return kv_err_set(err, KV_ERR_CONFIG,
+                              "vault %s: auth client_certificate needs client_id and "
+                              "client_certificate (tenant_id: or from the vault's challenge)",
+                              v->name);
+        break;
+    case KV_AUTH_MANAGED_IDENTITY:
+        if (cred != NULL)
+            return kv_err_set(err, KV_ERR_CONFIG, "vault %s: auth managed_identity takes no %s",
+                              v->name, cred);
+        if (v->identity_endpoint != NULL && v->imds_endpoint != NULL)
+            return kv_err_set(err, KV_ERR_CONFIG,
+                              "vault %s: give identity_endpoint or imds_endpoint, not both",
+                              v->name);
+        break;
+    case KV_AUTH_STATIC_TOKEN:
+        if (v->token_file == NULL)
+            return kv_err_set(err, KV_ERR_CONFIG, "vault %s: auth static_token needs token_file",
+                              v->name);
+        break;
+    case KV_AUTH_ENV:
+        if (cred != NULL || v->tenant_id != NULL || v->client_id != NULL)
+            return kv_err_set(err, KV_ERR_CONFIG,
+                              "vault %s: auth env takes the credential from the environment "
+                              "(AZURE_*); remove %s",
+                              v->name,
+                              cred != NULL ? cred : (v->tenant_id ? "tenant_id" : "client_id"));
+        break;
+    case KV_AUTH_DEFAULT:
+        break;
+    }
+    if (v->auth_kind != KV_AUTH_DEFAULT && v->auth_kind != KV_AUTH_CLIENT_CERTIFICATE &&
+        (v->client_assertion_alg != NULL || v->client_certificate_send_chain))
+        return kv_err_set(err, KV_ERR_CONFIG,
+                          "vault %s: client_assertion_alg and client_certificate_send_chain "
+                          "belong to auth client_certificate",
+                          v->name);
+    if (v->client_assertion_alg != NULL && strcmp(v->client_assertion_alg, "PS256") != 0 &&
+        strcmp(v->client_assertion_alg, "RS256") != 0)
+        return kv_err_set(err, KV_ERR_CONFIG,
+                          "vault %s: client_assertion_alg must be PS256 or RS256", v->name);
+    if ((v->identity_endpoint != NULL || v->identity_header_file != NULL ||
+         v->imds_endpoint != NULL) &&
+        v->auth_kind != KV_AUTH_MANAGED_IDENTITY && v->auth_kind != KV_AUTH_DEFAULT)
+        return kv_err_set(err, KV_ERR_CONFIG,
+                          "vault %s: identity_endpoint, identity_header_file and imds_endpoint "
+                          "belong to auth managed_identity",
+                          v->name);
+    if ((v->identity_endpoint != NULL && !is_http_url(v->identity_endpoint)) ||
+        (v->imds_endpoint != NULL && !is_http_url(v->imds_endpoint)))
+        return kv_err_set(err, KV_ERR_CONFIG,
+                          "vault %s: identity_endpoint/imds_endpoint must be http(s) URLs",
+                          v->name);
+    if (v->token_file != NULL && v->auth_kind != KV_AUTH_STATIC_TOKEN &&
+        v->auth_kind != KV_AUTH_DEFAULT)
+        return kv_err_set(err, KV_ERR_CONFIG, "vault %s: token_file belongs to auth static_token",
+                          v->name);
     if (v->authority != NULL && strncasecmp(v->authority, "https://", 8) != 0)
         return kv_err_set(err, KV_ERR_CONFIG, "vault %s: authority must start with https://",
                           v->name);

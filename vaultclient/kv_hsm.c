@@ -15,10 +15,17 @@
 #include <openssl/crypto.h>
 #include <openssl/objects.h>
 #include <openssl/param_build.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
+
+#include "kv_ecdsa.h"
 
 /* p11-kit ships the PKCS#11 header; vaultclient does not depend on p11-kit itself. */
 #include <p11-kit/pkcs11.h>
+
+#ifndef CKM_AES_KEY_WRAP_KWP
+#define CKM_AES_KEY_WRAP_KWP 0x0000210BUL /* PKCS#11 3.0 (RFC 5649); p11-kit 0.24 lacks it */
+#endif
 
 #define KV_HSM_ID_LEN 16
 #define KV_HSM_DEFAULT_SESSIONS 4
@@ -27,6 +34,7 @@ typedef struct kv_hsm_member {
     char *module;
     char *label;
     char *pin;
+    char *so_pin; /* NULL unless configured (wrapping-key provisioning only) */
     void *dl;
     CK_FUNCTION_LIST_PTR f;
     bool initialised_by_us; /* C_Initialize returned CKR_OK for us */
@@ -604,6 +612,18 @@ kv_rv kv_hsm_pool_open(const char *name, const kv_hsm_member_cfg *members, size_
             k = kv_err_set(err, KV_ERR_NOMEM, "out of memory");
             goto done;
         }
+        if (members[i].so_pin != NULL) {
+            m->so_pin = strdup(members[i].so_pin);
+        } else if (members[i].so_pin_file != NULL &&
+                   kv_read_pin_file(members[i].so_pin_file, &m->so_pin) != KV_OK) {
+            k = kv_err_set(err, KV_ERR_CONFIG, "HSM pool '%s': cannot read SO PIN file %s", name,
+                           members[i].so_pin_file);
+            goto done;
+        }
+        if ((members[i].so_pin != NULL || members[i].so_pin_file != NULL) && m->so_pin == NULL) {
+            k = kv_err_set(err, KV_ERR_NOMEM, "out of memory");
+            goto done;
+        }
     }
     /* log in one session per member now, so configuration errors show at start */
     for (i = 0; i < pool->n; i++) {
@@ -650,6 +670,10 @@ void kv_hsm_pool_free(kv_hsm_pool *pool)
             OPENSSL_cleanse(m->pin, strlen(m->pin));
             free(m->pin);
         }
+        if (m->so_pin != NULL) {
+            OPENSSL_cleanse(m->so_pin, strlen(m->so_pin));
+            free(m->so_pin);
+        }
         free(m->module);
         free(m->label);
         free(m->idle);
@@ -665,6 +689,11 @@ void kv_hsm_pool_free(kv_hsm_pool *pool)
 const char *kv_hsm_pool_name(const kv_hsm_pool *pool)
 {
     return pool ? pool->name : NULL;
+}
+
+size_t kv_hsm_pool_members(const kv_hsm_pool *pool)
+{
+    return pool ? pool->n : 0;
 }
 
 kv_rv kv_hsm_pool_check(kv_hsm_pool *pool, kv_err *err)
@@ -730,12 +759,18 @@ typedef struct kv_hsm_op {
 } kv_hsm_op;
 
 /* Parses ref, takes a session of its member and finds the key object (cls 0 = ref's class). */
+static kv_rv kv_op_begin_on(kv_hsm_pool *pool, kv_hsm_member *m, CK_OBJECT_CLASS cls, kv_hsm_op *op,
+                            kv_err *err);
+
+/* Parses ref, takes a session and finds the key object (cls 0 = ref's class): on the member the
+ * reference names, else (member unavailable or without the object) on any member holding a
+ * replica with the same CKA_ID. */
 static kv_rv kv_op_begin(kv_hsm_pool *pool, const char *ref, CK_OBJECT_CLASS cls, kv_hsm_op *op,
                          kv_err *err)
 {
-    CK_RV rv;
+    kv_hsm_member *primary;
+    size_t i;
     kv_rv k;
-    int attempt;
 
     memset(op, 0, sizeof(*op));
     op->pool = pool;
@@ -746,11 +781,46 @@ static kv_rv kv_op_begin(kv_hsm_pool *pool, const char *ref, CK_OBJECT_CLASS cls
     k = kv_ref_parse(ref, &op->ref, err);
     if (k != KV_OK)
         return k;
-    op->m = kv_member_by_label(pool, op->ref.token);
-    if (op->m == NULL)
+    primary = kv_member_by_label(pool, op->ref.token);
+    if (primary != NULL) {
+        k = kv_op_begin_on(pool, primary, cls, op, err);
+        if (k == KV_OK || (k != KV_ERR_SERVER && k != KV_ERR_NOT_FOUND) || pool->n == 1)
+            return k;
+    }
+    /* a replica (kv_hsm_replicate: the same CKA_ID) on another member serves it too */
+    for (i = 0; i < pool->n; i++) {
+        kv_hsm_op alt;
+        kv_err e;
+
+        if (&pool->m[i] == primary)
+            continue;
+        memset(&alt, 0, sizeof(alt));
+        alt.pool = pool;
+        alt.ref = op->ref;
+        if (kv_op_begin_on(pool, &pool->m[i], cls, &alt, &e) == KV_OK) {
+            *op = alt;
+            kv_err_clear(err);
+            return KV_OK;
+        }
+    }
+    if (primary == NULL)
         return kv_err_set(err, KV_ERR_NOT_FOUND,
                           "HSM pool '%s' has no member token '%s' holding this key", pool->name,
                           op->ref.token);
+    return k;
+}
+
+/* kv_op_begin on member m (op->pool and op->ref set). */
+static kv_rv kv_op_begin_on(kv_hsm_pool *pool, kv_hsm_member *m, CK_OBJECT_CLASS cls, kv_hsm_op *op,
+                            kv_err *err)
+{
+    CK_RV rv;
+    kv_rv k;
+    int attempt;
+
+    op->m = m;
+    op->f = NULL;
+    op->key = CK_INVALID_HANDLE;
     /* a session taken from the idle list may have died with its token: retry once */
     for (attempt = 0; attempt < 2; attempt++) {
         k = kv_session_get(pool, op->m, &op->s, err);
@@ -762,7 +832,6 @@ static kv_rv kv_op_begin(kv_hsm_pool *pool, const char *ref, CK_OBJECT_CLASS cls
         if (rv == CKR_OK)
             break;
         kv_session_put(op->m, op->s, kv_ckr_session_broken(rv) ? KV_PUT_BROKEN : KV_PUT_CLOSE);
-        op->m = kv_member_by_label(pool, op->ref.token);
         if (!kv_ckr_session_broken(rv) || attempt == 1) {
             op->f = NULL;
             return kv_hsm_fail(pool, err, "C_FindObjects", rv);
@@ -777,20 +846,20 @@ static kv_rv kv_op_begin(kv_hsm_pool *pool, const char *ref, CK_OBJECT_CLASS cls
         rv = op->f->C_GetTokenInfo(op->m->slot, &ti);
         if (rv == CKR_OK)
             kv_token_label(&ti, label);
-        if (rv != CKR_OK || strcmp(label, op->ref.token) != 0 ||
+        if (rv != CKR_OK || strcmp(label, m->label) != 0 ||
             (ti.flags & CKF_TOKEN_INITIALIZED) == 0) {
             kv_session_put(op->m, op->s, KV_PUT_BROKEN);
             op->f = NULL;
             return kv_err_set(err, KV_ERR_SERVER,
                               "HSM pool '%s' unavailable: token '%s' is no longer present "
                               "(CKR_TOKEN_NOT_PRESENT)",
-                              pool->name, op->ref.token);
+                              pool->name, m->label);
         }
         kv_session_put(op->m, op->s, KV_PUT_OK);
         op->f = NULL;
         return kv_err_set(err, KV_ERR_NOT_FOUND,
                           "HSM pool '%s': key object not found in token '%s'", pool->name,
-                          op->ref.token);
+                          m->label);
     }
     return KV_OK;
 }
@@ -976,6 +1045,61 @@ kv_rv kv_hsm_get_public(kv_hsm_pool *pool, const char *ref, EVP_PKEY **pub, kv_e
     return k;
 }
 
+/* ---- the pool wrapping key on a member ---- */
+
+typedef struct kv_wrapkey {
+    CK_OBJECT_HANDLE h; /* CK_INVALID_HANDLE = the member has none */
+    bool trusted;       /* CKA_TRUSTED */
+    bool have_fp;       /* CKA_ID is a 16-byte fingerprint */
+    uint8_t fp[KV_HSM_FP_LEN];
+} kv_wrapkey;
+
+static CK_RV kv_find_wrapkey(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, kv_wrapkey *w)
+{
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_LABEL, (void *)KV_HSM_WRAPKEY_LABEL, sizeof(KV_HSM_WRAPKEY_LABEL) - 1},
+    };
+    CK_BBOOL tr = CK_FALSE;
+    CK_ATTRIBUTE atr = {CKA_TRUSTED, &tr, sizeof(tr)};
+    CK_ATTRIBUTE aid = {CKA_ID, w->fp, sizeof(w->fp)};
+    CK_ULONG n = 0;
+    CK_RV rv, rv2;
+
+    memset(w, 0, sizeof(*w));
+    w->h = CK_INVALID_HANDLE;
+    rv = f->C_FindObjectsInit(s, t, 2);
+    if (rv != CKR_OK)
+        return rv;
+    rv = f->C_FindObjects(s, &w->h, 1, &n);
+    rv2 = f->C_FindObjectsFinal(s);
+    if (rv == CKR_OK)
+        rv = rv2;
+    if (rv != CKR_OK || n == 0) {
+        w->h = CK_INVALID_HANDLE;
+        return rv;
+    }
+    if (f->C_GetAttributeValue(s, w->h, &atr, 1) == CKR_OK)
+        w->trusted = tr == CK_TRUE;
+    aid.pValue = w->fp;
+    if (f->C_GetAttributeValue(s, w->h, &aid, 1) == CKR_OK && aid.ulValueLen == KV_HSM_FP_LEN)
+        w->have_fp = true;
+    return CKR_OK;
+}
+
+static void kv_hex(const uint8_t *b, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        out[2 * i] = hex[b[i] >> 4];
+        out[2 * i + 1] = hex[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
 kv_rv kv_hsm_secret_bits(kv_hsm_pool *pool, const char *ref, int *bits, kv_err *err)
 {
     CK_ULONG vlen = 0;
@@ -990,8 +1114,26 @@ kv_rv kv_hsm_secret_bits(kv_hsm_pool *pool, const char *ref, int *bits, kv_err *
     if (k != KV_OK)
         return k;
     rv = op.f->C_GetAttributeValue(op.s, op.key, &a, 1);
+    if (rv == CKR_OK && vlen == 0) {
+        /* SoftHSMv2 2.6 leaves CKA_VALUE_LEN at 0 on an unwrapped key (a restored backup or
+         * a replica) and refuses it in the unwrap template: wrap the key once more under the
+         * pool wrapping key and take the length (RFC 3394 adds 8 bytes to whole blocks) */
+        CK_MECHANISM mech = {CKM_AES_KEY_WRAP, NULL, 0};
+        uint8_t buf[64];
+        CK_ULONG blen = sizeof(buf);
+        kv_wrapkey w;
+
+        rv = kv_find_wrapkey(op.f, op.s, &w);
+        if (rv == CKR_OK && w.h != CK_INVALID_HANDLE &&
+            op.f->C_WrapKey(op.s, &mech, w.h, op.key, buf, &blen) == CKR_OK && blen > 8)
+            vlen = blen - 8;
+        OPENSSL_cleanse(buf, sizeof(buf));
+    }
     if (rv != CKR_OK)
         k = kv_op_fail(&op, err, "C_GetAttributeValue", rv);
+    else if (vlen == 0)
+        k = kv_err_set(err, KV_ERR_INTERNAL, "HSM pool '%s': the AES key size is unknown",
+                       pool->name);
     else
         *bits = (int)(vlen * 8);
     kv_op_end(&op);
@@ -1042,6 +1184,8 @@ kv_rv kv_hsm_generate(kv_hsm_pool *pool, const kv_hsm_keyspec *spec, const char 
     CK_KEY_TYPE aes = CKK_AES;
     CK_MECHANISM mech = {0, NULL, 0};
     CK_OBJECT_HANDLE hpub = CK_INVALID_HANDLE, hpriv = CK_INVALID_HANDLE;
+    CK_BBOOL ext = CK_FALSE, wwt = CK_FALSE;
+    kv_wrapkey wk;
     unsigned char *params = NULL;
     int plen = 0;
     kv_hsm_op op;
@@ -1089,10 +1233,15 @@ kv_rv kv_hsm_generate(kv_hsm_pool *pool, const kv_hsm_keyspec *spec, const char 
         goto done;
     op.f = op.m->f;
     rv = op.f->C_GenerateRandom(op.s, id, sizeof(id));
+    if (rv == CKR_OK)
+        rv = kv_find_wrapkey(op.f, op.s, &wk);
     if (rv != CKR_OK) {
         k = kv_op_fail(&op, err, "C_GenerateRandom", rv);
         goto done;
     }
+    /* with a pool wrapping key: exportable only wrapped (under a trusted key when it is one) */
+    ext = wk.h != CK_INVALID_HANDLE ? CK_TRUE : CK_FALSE;
+    wwt = ext && wk.trusted ? CK_TRUE : CK_FALSE;
     if (spec->type == KV_HSM_AES) {
         CK_ATTRIBUTE t[] = {
             {CKA_CLASS, &seccls, sizeof(seccls)},
@@ -1101,7 +1250,8 @@ kv_rv kv_hsm_generate(kv_hsm_pool *pool, const kv_hsm_keyspec *spec, const char 
             {CKA_TOKEN, &yes, sizeof(yes)},
             {CKA_PRIVATE, &yes, sizeof(yes)},
             {CKA_SENSITIVE, &yes, sizeof(yes)},
-            {CKA_EXTRACTABLE, &no, sizeof(no)},
+            {CKA_EXTRACTABLE, &ext, sizeof(ext)},
+            {CKA_WRAP_WITH_TRUSTED, &wwt, sizeof(wwt)},
             {CKA_ENCRYPT, &yes, sizeof(yes)},
             {CKA_DECRYPT, &yes, sizeof(yes)},
             {CKA_WRAP, &yes, sizeof(yes)},
@@ -1118,7 +1268,7 @@ kv_rv kv_hsm_generate(kv_hsm_pool *pool, const kv_hsm_keyspec *spec, const char 
         kv_ref_format(op.m->label, id, sizeof(id), CKO_SECRET_KEY, ref);
     } else {
         bool rsa = spec->type == KV_HSM_RSA;
-        CK_ATTRIBUTE tpub[10], tpriv[10];
+        CK_ATTRIBUTE tpub[12], tpriv[12];
         CK_ULONG npub = 0, npriv = 0;
 
 #define KV_ADD(t, n, ty, p, l)                                                                     \
@@ -1131,7 +1281,8 @@ kv_rv kv_hsm_generate(kv_hsm_pool *pool, const kv_hsm_keyspec *spec, const char 
         KV_ADD(tpriv, npriv, CKA_TOKEN, &yes, sizeof(yes));
         KV_ADD(tpriv, npriv, CKA_PRIVATE, &yes, sizeof(yes));
         KV_ADD(tpriv, npriv, CKA_SENSITIVE, &yes, sizeof(yes));
-        KV_ADD(tpriv, npriv, CKA_EXTRACTABLE, &no, sizeof(no));
+        KV_ADD(tpriv, npriv, CKA_EXTRACTABLE, &ext, sizeof(ext));
+        KV_ADD(tpriv, npriv, CKA_WRAP_WITH_TRUSTED, &wwt, sizeof(wwt));
         KV_ADD(tpriv, npriv, CKA_SIGN, &yes, sizeof(yes));
         KV_ADD(tpriv, npriv, CKA_LABEL, label, strlen(label));
         KV_ADD(tpriv, npriv, CKA_ID, id, sizeof(id));
@@ -1194,19 +1345,42 @@ static kv_rv kv_import_objects(kv_hsm_pool *pool, CK_ATTRIBUTE *t, CK_ULONG n, C
                                char ref[KV_HSM_REF_MAX], kv_err *err)
 {
     CK_OBJECT_HANDLE h = CK_INVALID_HANDLE, hp = CK_INVALID_HANDLE;
+    CK_BBOOL ext = CK_FALSE, wwt = CK_FALSE;
+    CK_ATTRIBUTE *tt = NULL;
+    kv_wrapkey wk;
+    CK_ULONG i;
     kv_hsm_op op;
     kv_rv k;
     CK_RV rv;
 
     memset(&op, 0, sizeof(op));
     op.pool = pool;
+    tt = calloc(n + 1, sizeof(*tt));
+    if (tt == NULL)
+        return kv_err_set(err, KV_ERR_NOMEM, "out of memory");
     k = kv_pick_member(pool, &op.m, &op.s, err);
-    if (k != KV_OK)
+    if (k != KV_OK) {
+        free(tt);
         return k;
+    }
     op.f = op.m->f;
     rv = op.f->C_GenerateRandom(op.s, id, KV_HSM_ID_LEN);
     if (rv == CKR_OK)
-        rv = op.f->C_CreateObject(op.s, t, n, &h);
+        rv = kv_find_wrapkey(op.f, op.s, &wk);
+    if (rv == CKR_OK) {
+        /* as kv_hsm_generate: wrappable under the pool wrapping key when the member has one */
+        ext = wk.h != CK_INVALID_HANDLE ? CK_TRUE : CK_FALSE;
+        wwt = ext && wk.trusted ? CK_TRUE : CK_FALSE;
+        for (i = 0; i < n; i++) {
+            tt[i] = t[i];
+            if (tt[i].type == CKA_EXTRACTABLE)
+                tt[i].pValue = &ext;
+        }
+        tt[n].type = CKA_WRAP_WITH_TRUSTED;
+        tt[n].pValue = &wwt;
+        tt[n].ulValueLen = sizeof(wwt);
+        rv = op.f->C_CreateObject(op.s, tt, n + 1, &h);
+    }
     if (rv == CKR_OK && npub > 0) {
         rv = op.f->C_CreateObject(op.s, tpub, npub, &hp);
         if (rv != CKR_OK)
@@ -1221,6 +1395,7 @@ static kv_rv kv_import_objects(kv_hsm_pool *pool, CK_ATTRIBUTE *t, CK_ULONG n, C
         kv_ref_format(op.m->label, id, KV_HSM_ID_LEN, cls, ref);
     }
     kv_op_end(&op);
+    free(tt);
     return k;
 }
 
@@ -1361,28 +1536,33 @@ kv_rv kv_hsm_destroy(kv_hsm_pool *pool, const char *ref, kv_err *err)
 {
     CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
     kv_hsm_op op;
-    kv_rv k;
+    kv_rv k = KV_OK;
     CK_RV rv;
+    size_t round;
 
-    k = kv_op_begin(pool, ref, 0, &op, err);
-    if (k == KV_ERR_NOT_FOUND) {
-        kv_err_clear(err);
-        return KV_OK;
+    /* the key and its replicas on other members (kv_op_begin finds the next copy) */
+    for (round = 0; pool == NULL || round < pool->n; round++) {
+        k = kv_op_begin(pool, ref, 0, &op, err);
+        if (k == KV_ERR_NOT_FOUND) { /* absent, or every reachable copy is gone */
+            kv_err_clear(err);
+            return KV_OK;
+        }
+        if (k != KV_OK)
+            return k;
+        rv = op.f->C_DestroyObject(op.s, op.key);
+        if (rv != CKR_OK) {
+            k = kv_op_fail(&op, err, "C_DestroyObject", rv);
+            kv_op_end(&op);
+            return k;
+        }
+        if (op.ref.cls == CKO_PRIVATE_KEY &&
+            kv_find_one(op.f, op.s, CKO_PUBLIC_KEY, op.ref.id, op.ref.idlen, &h) == CKR_OK &&
+            h != CK_INVALID_HANDLE)
+            op.f->C_DestroyObject(op.s, h);
+        kv_op_end(&op);
     }
-    if (k != KV_OK)
-        return k;
-    rv = op.f->C_DestroyObject(op.s, op.key);
-    if (rv != CKR_OK) {
-        k = kv_op_fail(&op, err, "C_DestroyObject", rv);
-        goto done;
-    }
-    if (op.ref.cls == CKO_PRIVATE_KEY &&
-        kv_find_one(op.f, op.s, CKO_PUBLIC_KEY, op.ref.id, op.ref.idlen, &h) == CKR_OK &&
-        h != CK_INVALID_HANDLE)
-        op.f->C_DestroyObject(op.s, h);
-done:
-    kv_op_end(&op);
-    return k;
+    kv_err_clear(err);
+    return KV_OK;
 }
 
 /* ---- signatures and RSA decryption ---- */
@@ -1823,4 +2003,962 @@ kv_rv kv_hsm_random(kv_hsm_pool *pool, uint8_t *out, size_t len, kv_err *err)
     if (rv != CKR_OK)
         return kv_hsm_fail(pool, err, "C_GenerateRandom", rv);
     return KV_OK;
+}
+
+/* ---- the pool wrapping key ---- */
+
+#define KV_WRAP_FP_INFO "kvault pool wrapping key v1"
+#define KV_BLOB_MAGIC "KVW1"
+#define KV_BLOB_RSA 1
+#define KV_BLOB_EC 2
+#define KV_BLOB_AES 3
+#define KV_ESCROW_ITER 200000
+#define KV_ESCROW_HEAD "kvault-pool-wrap-escrow v1"
+
+static kv_rv kv_wrap_fp_raw(const uint8_t *material, uint8_t fp[KV_HSM_FP_LEN])
+{
+    uint8_t mac[EVP_MAX_MD_SIZE];
+    size_t maclen = 0;
+
+    if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, material, KV_HSM_WRAPKEY_LEN,
+                  (const unsigned char *)KV_WRAP_FP_INFO, sizeof(KV_WRAP_FP_INFO) - 1, mac,
+                  sizeof(mac), &maclen) == NULL ||
+        maclen < KV_HSM_FP_LEN)
+        return KV_ERR_INTERNAL;
+    memcpy(fp, mac, KV_HSM_FP_LEN);
+    OPENSSL_cleanse(mac, sizeof(mac));
+    return KV_OK;
+}
+
+kv_rv kv_hsm_wrapkey_fingerprint(const uint8_t material[KV_HSM_WRAPKEY_LEN], char fp[KV_HSM_FP_HEX],
+                                 kv_err *err)
+{
+    uint8_t raw[KV_HSM_FP_LEN];
+
+    kv_err_clear(err);
+    if (material == NULL || fp == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "bad arguments");
+    if (kv_wrap_fp_raw(material, raw) != KV_OK)
+        return kv_err_set(err, KV_ERR_INTERNAL, "cannot compute the fingerprint");
+    kv_hex(raw, sizeof(raw), fp);
+    return KV_OK;
+}
+
+kv_rv kv_hsm_wrapkey_status_get(kv_hsm_pool *pool, kv_hsm_wrapkey_status *st, kv_err *err)
+{
+    uint8_t first[KV_HSM_FP_LEN];
+    size_t i, o = 0;
+    kv_rv k = KV_ERR_SERVER;
+
+    kv_err_clear(err);
+    if (pool == NULL || st == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "bad arguments");
+    memset(st, 0, sizeof(*st));
+    st->consistent = true;
+    kv_pool_enter(pool);
+    st->members = pool->n;
+    for (i = 0; i < pool->n; i++) {
+        kv_hsm_member *m = &pool->m[i];
+        CK_SESSION_HANDLE s;
+        kv_wrapkey w;
+        kv_err e;
+        CK_RV rv;
+
+        if (kv_session_get(pool, m, &s, &e) != KV_OK) {
+            if (k != KV_OK && err != NULL)
+                *err = e;
+            continue;
+        }
+        rv = kv_find_wrapkey(m->f, s, &w);
+        kv_session_put(m, s, rv == CKR_OK ? KV_PUT_OK : KV_PUT_BROKEN);
+        if (rv != CKR_OK) {
+            if (k != KV_OK)
+                kv_hsm_fail(pool, err, "C_FindObjects", rv);
+            continue;
+        }
+        k = KV_OK;
+        st->reachable++;
+        if (w.h == CK_INVALID_HANDLE) {
+            o += (size_t)snprintf(st->missing + o,
+                                  o < sizeof(st->missing) ? sizeof(st->missing) - o : 0, "%s%s",
+                                  o ? ", " : "", m->label);
+            if (o >= sizeof(st->missing))
+                o = sizeof(st->missing) - 1;
+            continue;
+        }
+        if (st->holding == 0 && w.have_fp) {
+            memcpy(first, w.fp, sizeof(first));
+            kv_hex(first, sizeof(first), st->fingerprint);
+        } else if (!w.have_fp || st->fingerprint[0] == '\0' ||
+                   CRYPTO_memcmp(first, w.fp, sizeof(first)) != 0) {
+            st->consistent = false;
+        }
+        st->holding++;
+        if (w.trusted)
+            st->trusted++;
+    }
+    if (k == KV_OK)
+        kv_err_clear(err);
+    return k;
+}
+
+/* The SO / user dance on one member (see kv_hsm.h). Caller holds m->lock, no session open. */
+static kv_rv kv_member_provision(kv_hsm_pool *pool, kv_hsm_member *m, const uint8_t *material,
+                                 const uint8_t fp[KV_HSM_FP_LEN], bool *made, kv_err *err)
+{
+    static CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE aes = CKK_AES;
+    CK_ATTRIBUTE unwrap_tmpl[] = {
+        {CKA_SENSITIVE, &yes, sizeof(yes)},
+        {CKA_WRAP_WITH_TRUSTED, &yes, sizeof(yes)},
+    };
+    bool trusted = m->so_pin != NULL;
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_KEY_TYPE, &aes, sizeof(aes)},
+        {CKA_TOKEN, trusted ? &no : &yes, sizeof(CK_BBOOL)},
+        {CKA_PRIVATE, trusted ? &no : &yes, sizeof(CK_BBOOL)},
+        {CKA_SENSITIVE, &yes, sizeof(yes)},
+        {CKA_EXTRACTABLE, &no, sizeof(no)},
+        {CKA_ENCRYPT, &no, sizeof(no)},
+        {CKA_DECRYPT, &no, sizeof(no)},
+        {CKA_SIGN, &no, sizeof(no)},
+        {CKA_VERIFY, &no, sizeof(no)},
+        {CKA_DERIVE, &no, sizeof(no)},
+        {CKA_WRAP, &yes, sizeof(yes)},
+        {CKA_UNWRAP, &yes, sizeof(yes)},
+        {CKA_LABEL, (void *)KV_HSM_WRAPKEY_LABEL, sizeof(KV_HSM_WRAPKEY_LABEL) - 1},
+        {CKA_ID, (void *)fp, KV_HSM_FP_LEN},
+        {CKA_UNWRAP_TEMPLATE, unwrap_tmpl, (CK_ULONG)(trusted ? 2 : 1) * sizeof(CK_ATTRIBUTE)},
+        {CKA_VALUE, (void *)material, KV_HSM_WRAPKEY_LEN},
+        {CKA_TRUSTED, &yes, sizeof(yes)}, /* last: only with the SO PIN */
+    };
+    CK_ATTRIBUTE copy[] = {
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_PRIVATE, &yes, sizeof(yes)},
+    };
+    CK_ULONG nt = sizeof(t) / sizeof(t[0]) - (trusted ? 0 : 1);
+    CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+    CK_OBJECT_HANDLE tmp = CK_INVALID_HANDLE, h = CK_INVALID_HANDLE;
+    kv_wrapkey w;
+    kv_rv k;
+    CK_RV rv;
+
+    *made = false;
+    k = kv_member_connect(pool, m, err);
+    if (k != KV_OK)
+        return k;
+    rv = m->f->C_OpenSession(m->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s);
+    if (rv != CKR_OK) {
+        if (kv_ckr_session_broken(rv))
+            m->have_slot = false;
+        return kv_hsm_fail(pool, err, "C_OpenSession", rv);
+    }
+    rv = m->f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)m->pin, (CK_ULONG)strlen(m->pin));
+    if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
+        k = kv_hsm_fail(pool, err, "C_Login", rv);
+        goto done;
+    }
+    rv = kv_find_wrapkey(m->f, s, &w);
+    if (rv != CKR_OK) {
+        k = kv_hsm_fail(pool, err, "C_FindObjects", rv);
+        goto done;
+    }
+    if (w.h != CK_INVALID_HANDLE) {
+        if (!w.have_fp || CRYPTO_memcmp(w.fp, fp, KV_HSM_FP_LEN) != 0)
+            k = kv_err_set(err, KV_ERR_CONFLICT,
+                           "HSM pool '%s': member token '%s' already holds a different pool "
+                           "wrapping key",
+                           pool->name, m->label);
+        goto done;
+    }
+    if (trusted) {
+        /* only the SO may set CKA_TRUSTED, and the SO may create only public objects: a
+         * public session object (never written to disk), copied by the user into a private
+         * token object (stored encrypted), then destroyed */
+        m->f->C_Logout(s);
+        rv = m->f->C_Login(s, CKU_SO, (CK_UTF8CHAR_PTR)m->so_pin, (CK_ULONG)strlen(m->so_pin));
+        if (rv != CKR_OK) {
+            k = kv_hsm_fail(pool, err, "C_Login (SO)", rv);
+            if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED || rv == CKR_PIN_INVALID)
+                k = kv_err_set(err, KV_ERR_CONFIG,
+                               "HSM pool '%s': member token '%s': the SO PIN is refused (%s)",
+                               pool->name, m->label, kv_ckr_name(rv));
+            goto done;
+        }
+        rv = m->f->C_CreateObject(s, t, nt, &tmp);
+        m->f->C_Logout(s);
+        if (rv != CKR_OK) {
+            k = kv_hsm_fail(pool, err, "C_CreateObject (SO)", rv);
+            goto done;
+        }
+        rv = m->f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)m->pin, (CK_ULONG)strlen(m->pin));
+        if (rv == CKR_OK)
+            rv = m->f->C_CopyObject(s, tmp, copy, 2, &h);
+        if (rv != CKR_OK) {
+            k = kv_hsm_fail(pool, err, "C_CopyObject", rv);
+            goto done;
+        }
+    } else {
+        rv = m->f->C_CreateObject(s, t, nt, &h);
+        if (rv != CKR_OK) {
+            k = kv_hsm_fail(pool, err, "C_CreateObject", rv);
+            goto done;
+        }
+    }
+    *made = true;
+done:
+    if (tmp != CK_INVALID_HANDLE)
+        m->f->C_DestroyObject(s, tmp);
+    m->f->C_CloseSession(s);
+    return k;
+}
+
+kv_rv kv_hsm_wrapkey_provision(kv_hsm_pool *pool, const uint8_t material[KV_HSM_WRAPKEY_LEN],
+                               size_t *provisioned, kv_err *err)
+{
+    uint8_t fp[KV_HSM_FP_LEN];
+    size_t i, made = 0, reached = 0;
+    kv_rv k = KV_OK, first = KV_OK;
+    kv_err e;
+
+    kv_err_clear(err);
+    if (provisioned != NULL)
+        *provisioned = 0;
+    if (pool == NULL || material == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "bad arguments");
+    if (kv_wrap_fp_raw(material, fp) != KV_OK)
+        return kv_err_set(err, KV_ERR_INTERNAL, "cannot compute the fingerprint");
+    kv_pool_enter(pool);
+    for (i = 0; i < pool->n; i++) {
+        kv_hsm_member *m = &pool->m[i];
+        bool did = false;
+
+        kv_err_clear(&e);
+        pthread_mutex_lock(&m->lock);
+        if (m->nopen != m->nidle) {
+            k = kv_err_set(&e, KV_ERR_CONFLICT,
+                           "HSM pool '%s': member token '%s' is in use; provision the pool "
+                           "wrapping key while no operation runs",
+                           pool->name, m->label);
+        } else {
+            /* every session closed: the login state can change (SO, then user) */
+            while (m->nidle > 0 && m->f != NULL)
+                m->f->C_CloseSession(m->idle[--m->nidle]);
+            m->nidle = m->nopen = 0;
+            k = kv_member_provision(pool, m, material, fp, &did, &e);
+        }
+        pthread_cond_broadcast(&m->cond);
+        pthread_mutex_unlock(&m->lock);
+        if (k == KV_ERR_SERVER && e.rv == KV_ERR_SERVER) {
+            if (first == KV_OK && reached == 0 && err != NULL)
+                *err = e; /* unreachable member: skipped unless none is reachable */
+            continue;
+        }
+        reached++;
+        if (k != KV_OK && first == KV_OK) {
+            first = k;
+            if (err != NULL)
+                *err = e;
+        }
+        if (did)
+            made++;
+    }
+    if (provisioned != NULL)
+        *provisioned = made;
+    if (first != KV_OK)
+        return first;
+    if (reached == 0)
+        return err != NULL && err->rv != KV_OK
+                   ? err->rv
+                   : kv_err_set(err, KV_ERR_SERVER, "HSM pool '%s' unavailable", pool->name);
+    kv_err_clear(err);
+    return KV_OK;
+}
+
+/* ---- escrow ---- */
+
+kv_rv kv_hsm_wrapkey_seal(const uint8_t material[KV_HSM_WRAPKEY_LEN], const char *passphrase,
+                          char **text, kv_err *err)
+{
+    uint8_t salt[16], iv[12], tag[16], key[32], ct[KV_HSM_WRAPKEY_LEN], fp[KV_HSM_FP_LEN];
+    char hs[33], hi[25], ht[33], hc[2 * KV_HSM_WRAPKEY_LEN + 1], hf[KV_HSM_FP_HEX];
+    EVP_CIPHER_CTX *c = NULL;
+    int len = 0;
+    size_t n;
+    kv_rv k = KV_ERR_INTERNAL;
+
+    kv_err_clear(err);
+    if (material == NULL || passphrase == NULL || *passphrase == '\0' || text == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "a passphrase is required");
+    *text = NULL;
+    if (RAND_bytes(salt, sizeof(salt)) != 1 || RAND_bytes(iv, sizeof(iv)) != 1 ||
+        kv_wrap_fp_raw(material, fp) != KV_OK ||
+        PKCS5_PBKDF2_HMAC(passphrase, (int)strlen(passphrase), salt, sizeof(salt), KV_ESCROW_ITER,
+                          EVP_sha256(), sizeof(key), key) != 1)
+        goto done;
+    c = EVP_CIPHER_CTX_new();
+    if (c == NULL || EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, iv) != 1 ||
+        EVP_EncryptUpdate(c, NULL, &len, fp, sizeof(fp)) != 1 ||
+        EVP_EncryptUpdate(c, ct, &len, material, KV_HSM_WRAPKEY_LEN) != 1 ||
+        EVP_EncryptFinal_ex(c, ct + len, &len) != 1 ||
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, sizeof(tag), tag) != 1)
+        goto done;
+    kv_hex(salt, sizeof(salt), hs);
+    kv_hex(iv, sizeof(iv), hi);
+    kv_hex(tag, sizeof(tag), ht);
+    kv_hex(ct, sizeof(ct), hc);
+    kv_hex(fp, sizeof(fp), hf);
+    n = strlen(KV_ESCROW_HEAD) + 400;
+    *text = malloc(n);
+    if (*text == NULL) {
+        k = kv_err_set(err, KV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    snprintf(*text, n,
+             "%s\nfingerprint=%s\nkdf=pbkdf2-hmac-sha256\niterations=%d\nsalt=%s\niv=%s\n"
+             "ct=%s\ntag=%s\n",
+             KV_ESCROW_HEAD, hf, KV_ESCROW_ITER, hs, hi, hc, ht);
+    k = KV_OK;
+done:
+    if (k == KV_ERR_INTERNAL)
+        kv_err_set(err, k, "cannot seal the pool wrapping key");
+    EVP_CIPHER_CTX_free(c);
+    OPENSSL_cleanse(key, sizeof(key));
+    return k;
+}
+
+static bool kv_unhex(const char *s, size_t slen, uint8_t *out, size_t n)
+{
+    size_t i;
+
+    if (slen != 2 * n)
+        return false;
+    for (i = 0; i < n; i++) {
+        int hi = kv_hexval(s[2 * i]), lo = kv_hexval(s[2 * i + 1]);
+
+        if (hi < 0 || lo < 0)
+            return false;
+        out[i] = (uint8_t)(hi * 16 + lo);
+    }
+    return true;
+}
+
+/* The value of "name=" in an escrow document. */
+static const char *kv_escrow_field(const char *text, const char *name, size_t *len)
+{
+    size_t nl = strlen(name);
+    const char *p = text;
+
+    while (p != NULL && *p != '\0') {
+        if (strncmp(p, name, nl) == 0 && p[nl] == '=') {
+            p += nl + 1;
+            *len = strcspn(p, "\r\n");
+            return p;
+        }
+        p = strchr(p, '\n');
+        if (p != NULL)
+            p++;
+    }
+    return NULL;
+}
+
+kv_rv kv_hsm_wrapkey_unseal(const char *text, const char *passphrase,
+                            uint8_t material[KV_HSM_WRAPKEY_LEN], kv_err *err)
+{
+    uint8_t salt[16], iv[12], tag[16], key[32], ct[KV_HSM_WRAPKEY_LEN], fp[KV_HSM_FP_LEN],
+        out[KV_HSM_WRAPKEY_LEN + 16], chk[KV_HSM_FP_LEN];
+    const char *v[6];
+    size_t l[6] = {0};
+    long iter;
+    EVP_CIPHER_CTX *c = NULL;
+    int len = 0, len2 = 0;
+    kv_rv k = KV_ERR_BAD_REQUEST;
+
+    kv_err_clear(err);
+    if (text == NULL || passphrase == NULL || material == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "bad arguments");
+    v[0] = kv_escrow_field(text, "fingerprint", &l[0]);
+    v[1] = kv_escrow_field(text, "iterations", &l[1]);
+    v[2] = kv_escrow_field(text, "salt", &l[2]);
+    v[3] = kv_escrow_field(text, "iv", &l[3]);
+    v[4] = kv_escrow_field(text, "ct", &l[4]);
+    v[5] = kv_escrow_field(text, "tag", &l[5]);
+    if (strncmp(text, KV_ESCROW_HEAD, strlen(KV_ESCROW_HEAD)) != 0 || v[0] == NULL ||
+        v[1] == NULL || v[2] == NULL || v[3] == NULL || v[4] == NULL || v[5] == NULL ||
+        !kv_unhex(v[0], l[0], fp, sizeof(fp)) || !kv_unhex(v[2], l[2], salt, sizeof(salt)) ||
+        !kv_unhex(v[3], l[3], iv, sizeof(iv)) || !kv_unhex(v[4], l[4], ct, sizeof(ct)) ||
+        !kv_unhex(v[5], l[5], tag, sizeof(tag)) || (iter = strtol(v[1], NULL, 10)) < 10000 ||
+        iter > 100000000)
+        return kv_err_set(err, KV_ERR_BAD_REQUEST, "not a pool wrapping key escrow document");
+    if (PKCS5_PBKDF2_HMAC(passphrase, (int)strlen(passphrase), salt, sizeof(salt), (int)iter,
+                          EVP_sha256(), sizeof(key), key) != 1) {
+        k = KV_ERR_INTERNAL;
+        goto done;
+    }
+    c = EVP_CIPHER_CTX_new();
+    if (c == NULL || EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, iv) != 1 ||
+        EVP_DecryptUpdate(c, NULL, &len, fp, sizeof(fp)) != 1 ||
+        EVP_DecryptUpdate(c, out, &len, ct, sizeof(ct)) != 1 ||
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, sizeof(tag), tag) != 1 ||
+        EVP_DecryptFinal_ex(c, out + len, &len2) != 1 || len + len2 != KV_HSM_WRAPKEY_LEN ||
+        kv_wrap_fp_raw(out, chk) != KV_OK || CRYPTO_memcmp(chk, fp, sizeof(fp)) != 0)
+        goto done;
+    memcpy(material, out, KV_HSM_WRAPKEY_LEN);
+    k = KV_OK;
+done:
+    if (k == KV_ERR_BAD_REQUEST)
+        kv_err_set(err, k,
+                   "cannot open the pool wrapping key escrow (wrong passphrase or "
+                   "altered document)");
+    else if (k != KV_OK)
+        kv_err_set(err, k, "cannot open the pool wrapping key escrow");
+    EVP_CIPHER_CTX_free(c);
+    OPENSSL_cleanse(key, sizeof(key));
+    OPENSSL_cleanse(out, sizeof(out));
+    return k;
+}
+
+/* ---- wrapped key blobs ---- */
+
+/* Parsed view of a blob (pointers into it). */
+typedef struct kv_blob {
+    CK_MECHANISM_TYPE mech;
+    int kind;
+    const uint8_t *fp;
+    const uint8_t *id;
+    const uint8_t *label;
+    size_t labellen;
+    const uint8_t *pub;
+    size_t publen;
+    const uint8_t *wrapped;
+    size_t wrappedlen;
+} kv_blob;
+
+static void kv_put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t kv_get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* magic(4) mech(4) kind(1) fp(16) id(16) labellen(2) label publen(4) pub wrappedlen(4) wrapped */
+static bool kv_blob_parse(const uint8_t *b, size_t n, kv_blob *o)
+{
+    size_t p = 0;
+
+    memset(o, 0, sizeof(*o));
+    if (b == NULL || n < 4 + 4 + 1 + 2 * KV_HSM_FP_LEN + 2 || memcmp(b, KV_BLOB_MAGIC, 4) != 0)
+        return false;
+    p = 4;
+    o->mech = kv_get32(b + p);
+    p += 4;
+    o->kind = b[p++];
+    o->fp = b + p;
+    p += KV_HSM_FP_LEN;
+    o->id = b + p;
+    p += KV_HSM_ID_LEN;
+    o->labellen = (size_t)b[p] << 8 | b[p + 1];
+    p += 2;
+    if (n - p < o->labellen + 4)
+        return false;
+    o->label = b + p;
+    p += o->labellen;
+    o->publen = kv_get32(b + p);
+    p += 4;
+    if (n - p < o->publen || n - p - o->publen < 4)
+        return false;
+    o->pub = b + p;
+    p += o->publen;
+    o->wrappedlen = kv_get32(b + p);
+    p += 4;
+    if (n - p != o->wrappedlen || o->wrappedlen == 0)
+        return false;
+    o->wrapped = b + p;
+    return o->kind >= KV_BLOB_RSA && o->kind <= KV_BLOB_AES &&
+           (o->kind == KV_BLOB_AES) == (o->publen == 0);
+}
+
+kv_rv kv_hsm_blob_fingerprint(const uint8_t *blob, size_t bloblen, char fp[KV_HSM_FP_HEX],
+                              kv_err *err)
+{
+    kv_blob b;
+
+    kv_err_clear(err);
+    if (fp == NULL || !kv_blob_parse(blob, bloblen, &b))
+        return kv_err_set(err, KV_ERR_BAD_REQUEST, "not a wrapped HSM key");
+    kv_hex(b.fp, KV_HSM_FP_LEN, fp);
+    return KV_OK;
+}
+
+kv_rv kv_hsm_wrap_key(kv_hsm_pool *pool, const char *ref, uint8_t **blob, size_t *bloblen,
+                      kv_err *err)
+{
+    static const CK_MECHANISM_TYPE mechs[] = {CKM_AES_KEY_WRAP_PAD, CKM_AES_KEY_WRAP_KWP,
+                                              CKM_AES_KEY_WRAP};
+    CK_KEY_TYPE kt = 0;
+    CK_ATTRIBUTE akt = {CKA_KEY_TYPE, &kt, sizeof(kt)};
+    CK_MECHANISM mech = {0, NULL, 0};
+    CK_ULONG wlen = 0;
+    kv_wrapkey w;
+    EVP_PKEY *pub = NULL;
+    uint8_t *label = NULL, *pubder = NULL, *wrapped = NULL, *out = NULL;
+    size_t labellen = 0, publen = 0, p, i, total;
+    int kind, dl;
+    kv_hsm_op op;
+    kv_rv k;
+    CK_RV rv = CKR_MECHANISM_INVALID;
+
+    if (blob == NULL || bloblen == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "bad arguments");
+    *blob = NULL;
+    *bloblen = 0;
+    k = kv_op_begin(pool, ref, 0, &op, err);
+    if (k != KV_OK)
+        return k;
+    rv = kv_find_wrapkey(op.f, op.s, &w);
+    if (rv != CKR_OK) {
+        k = kv_op_fail(&op, err, "C_FindObjects", rv);
+        goto done;
+    }
+    if (w.h == CK_INVALID_HANDLE || !w.have_fp) {
+        k = kv_err_set(err, KV_ERR_UNSUPPORTED,
+                       "HSM pool '%s': member token '%s' has no pool wrapping key", pool->name,
+                       op.m->label);
+        goto done;
+    }
+    rv = op.f->C_GetAttributeValue(op.s, op.key, &akt, 1);
+    if (rv != CKR_OK) {
+        k = kv_op_fail(&op, err, "C_GetAttributeValue", rv);
+        goto done;
+    }
+    if (op.ref.cls == CKO_SECRET_KEY && kt == CKK_AES) {
+        kind = KV_BLOB_AES;
+    } else if (op.ref.cls == CKO_PRIVATE_KEY && (kt == CKK_RSA || kt == CKK_EC)) {
+        kind = kt == CKK_RSA ? KV_BLOB_RSA : KV_BLOB_EC;
+        k = kv_pub_from_op(&op, &pub, err);
+        if (k != KV_OK)
+            goto done;
+        dl = i2d_PUBKEY(pub, &pubder);
+        if (dl <= 0) {
+            k = kv_err_set(err, KV_ERR_INTERNAL, "cannot encode the public key");
+            goto done;
+        }
+        publen = (size_t)dl;
+    } else {
+        k = kv_err_set(err, KV_ERR_UNSUPPORTED,
+                       "HSM pool '%s': only RSA, EC and AES keys can "
+                       "be wrapped",
+                       pool->name);
+        goto done;
+    }
+    k = kv_get_attr(&op, op.key, CKA_LABEL, &label, &labellen, err);
+    if (k != KV_OK)
+        goto done;
+    if (labellen > 0xffff)
+        labellen = 0xffff;
+    for (i = 0; i < sizeof(mechs) / sizeof(mechs[0]); i++) {
+        mech.mechanism = mechs[i];
+        wlen = 0;
+        rv = op.f->C_WrapKey(op.s, &mech, w.h, op.key, NULL, &wlen);
+        if (rv == CKR_MECHANISM_INVALID || rv == CKR_MECHANISM_PARAM_INVALID)
+            continue;
+        if (rv != CKR_OK)
+            break;
+        wrapped = malloc(wlen ? wlen : 1);
+        if (wrapped == NULL) {
+            k = kv_err_set(err, KV_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        rv = op.f->C_WrapKey(op.s, &mech, w.h, op.key, wrapped, &wlen);
+        break;
+    }
+    if (rv == CKR_KEY_UNEXTRACTABLE) {
+        k = kv_err_set(err, KV_ERR_UNSUPPORTED,
+                       "HSM pool '%s': the key is not extractable (it was made before the pool "
+                       "had a wrapping key) and cannot be wrapped",
+                       pool->name);
+        goto done;
+    }
+    if (rv == CKR_KEY_NOT_WRAPPABLE) {
+        k = kv_err_set(err, KV_ERR_UNSUPPORTED,
+                       "HSM pool '%s': the key may be wrapped only under a trusted key and the "
+                       "pool wrapping key on member token '%s' is not trusted",
+                       pool->name, op.m->label);
+        goto done;
+    }
+    if (rv != CKR_OK) {
+        k = kv_op_fail(&op, err, "C_WrapKey", rv);
+        goto done;
+    }
+    total = 4 + 4 + 1 + KV_HSM_FP_LEN + KV_HSM_ID_LEN + 2 + labellen + 4 + publen + 4 + wlen;
+    out = malloc(total);
+    if (out == NULL) {
+        k = kv_err_set(err, KV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    memcpy(out, KV_BLOB_MAGIC, 4);
+    kv_put32(out + 4, (uint32_t)mech.mechanism);
+    out[8] = (uint8_t)kind;
+    p = 9;
+    memcpy(out + p, w.fp, KV_HSM_FP_LEN);
+    p += KV_HSM_FP_LEN;
+    memset(out + p, 0, KV_HSM_ID_LEN);
+    memcpy(out + p, op.ref.id, op.ref.idlen < KV_HSM_ID_LEN ? op.ref.idlen : KV_HSM_ID_LEN);
+    p += KV_HSM_ID_LEN;
+    out[p++] = (uint8_t)(labellen >> 8);
+    out[p++] = (uint8_t)labellen;
+    if (labellen > 0)
+        memcpy(out + p, label, labellen);
+    p += labellen;
+    kv_put32(out + p, (uint32_t)publen);
+    p += 4;
+    if (publen > 0)
+        memcpy(out + p, pubder, publen);
+    p += publen;
+    kv_put32(out + p, (uint32_t)wlen);
+    p += 4;
+    memcpy(out + p, wrapped, wlen);
+    *blob = out;
+    *bloblen = total;
+    k = KV_OK;
+done:
+    free(wrapped);
+    free(label);
+    OPENSSL_free(pubder);
+    EVP_PKEY_free(pub);
+    kv_op_end(&op);
+    return k;
+}
+
+/* Public key object template of pub (RSA: n, e; EC: params, point); buffers in bufs[0..3]. */
+static kv_rv kv_pub_template(const EVP_PKEY *pub, CK_ATTRIBUTE *t, CK_ULONG *n, uint8_t *bufs[4],
+                             CK_ULONG lens[4])
+{
+    char group[64];
+    uint8_t pt[200];
+    size_t ptlen = 0;
+    ASN1_OCTET_STRING *os = NULL;
+    ASN1_OBJECT *o;
+    unsigned char *der = NULL;
+    int l;
+
+    if (EVP_PKEY_is_a(pub, "RSA")) {
+        if (!kv_bn_param(pub, OSSL_PKEY_PARAM_RSA_N, &bufs[0], &lens[0]) ||
+            !kv_bn_param(pub, OSSL_PKEY_PARAM_RSA_E, &bufs[1], &lens[1]))
+            return KV_ERR_INVALID_ARG;
+        t[*n].type = CKA_MODULUS;
+        t[*n].pValue = bufs[0];
+        t[(*n)++].ulValueLen = lens[0];
+        t[*n].type = CKA_PUBLIC_EXPONENT;
+        t[*n].pValue = bufs[1];
+        t[(*n)++].ulValueLen = lens[1];
+        return KV_OK;
+    }
+    if (!EVP_PKEY_is_a(pub, "EC") ||
+        EVP_PKEY_get_utf8_string_param(pub, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+                                       NULL) != 1 ||
+        (o = OBJ_nid2obj(OBJ_sn2nid(group))) == NULL || (l = i2d_ASN1_OBJECT(o, &der)) <= 0)
+        return KV_ERR_INVALID_ARG;
+    bufs[2] = der;
+    lens[2] = (CK_ULONG)l;
+    der = NULL;
+    if (EVP_PKEY_get_octet_string_param(pub, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt), &ptlen) !=
+            1 ||
+        (os = ASN1_OCTET_STRING_new()) == NULL || !ASN1_OCTET_STRING_set(os, pt, (int)ptlen) ||
+        (l = i2d_ASN1_OCTET_STRING(os, &der)) <= 0) {
+        ASN1_OCTET_STRING_free(os);
+        return KV_ERR_INVALID_ARG;
+    }
+    ASN1_OCTET_STRING_free(os);
+    bufs[3] = der;
+    lens[3] = (CK_ULONG)l;
+    t[*n].type = CKA_EC_PARAMS;
+    t[*n].pValue = bufs[2];
+    t[(*n)++].ulValueLen = lens[2];
+    t[*n].type = CKA_EC_POINT;
+    t[*n].pValue = bufs[3];
+    t[(*n)++].ulValueLen = lens[3];
+    return KV_OK;
+}
+
+/* Checks that the private key object h matches pub: a signature made in the token verifies. */
+static bool kv_pair_matches(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
+                            EVP_PKEY *pub, bool rsa)
+{
+    static const uint8_t prefix[] = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+                                     0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20};
+    uint8_t dg[32], di[sizeof(prefix) + 32], sig[1024], der[300];
+    CK_ULONG siglen = sizeof(sig);
+    size_t derlen = sizeof(der);
+    CK_MECHANISM mech = {rsa ? CKM_RSA_PKCS : CKM_ECDSA, NULL, 0};
+    EVP_PKEY_CTX *c = NULL;
+    bool ok = false;
+
+    if (RAND_bytes(dg, sizeof(dg)) != 1)
+        return false;
+    memcpy(di, prefix, sizeof(prefix));
+    memcpy(di + sizeof(prefix), dg, sizeof(dg));
+    if (f->C_SignInit(s, &mech, h) != CKR_OK)
+        return false;
+    if (f->C_Sign(s, rsa ? di : dg, rsa ? sizeof(di) : sizeof(dg), sig, &siglen) != CKR_OK)
+        return false;
+    c = EVP_PKEY_CTX_new(pub, NULL);
+    if (c == NULL || EVP_PKEY_verify_init(c) <= 0)
+        goto done;
+    if (rsa) {
+        ok = EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PADDING) > 0 &&
+             EVP_PKEY_CTX_set_signature_md(c, EVP_sha256()) > 0 &&
+             EVP_PKEY_verify(c, sig, siglen, dg, sizeof(dg)) == 1;
+    } else {
+        ok = kv_ecdsa_raw_to_der(sig, siglen, der, &derlen) == KV_OK &&
+             EVP_PKEY_verify(c, der, derlen, dg, sizeof(dg)) == 1;
+    }
+done:
+    EVP_PKEY_CTX_free(c);
+    return ok;
+}
+
+/* Unwraps b on member m (session s, wrapping key w) with CKA_ID id; fills ref. */
+static kv_rv kv_unwrap_on(kv_hsm_pool *pool, kv_hsm_member *m, CK_SESSION_HANDLE s,
+                          const kv_wrapkey *w, const kv_blob *b, const char *label, size_t labellen,
+                          const CK_BYTE *id, char ref[KV_HSM_REF_MAX], int *put, kv_err *err)
+{
+    static CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    CK_BBOOL wwt = w->trusted ? CK_TRUE : CK_FALSE;
+    CK_OBJECT_CLASS cls = b->kind == KV_BLOB_AES ? CKO_SECRET_KEY : CKO_PRIVATE_KEY,
+                    pcls = CKO_PUBLIC_KEY;
+    CK_KEY_TYPE kt = b->kind == KV_BLOB_AES ? CKK_AES : b->kind == KV_BLOB_RSA ? CKK_RSA : CKK_EC;
+    CK_MECHANISM mech = {b->mech, NULL, 0};
+    CK_ATTRIBUTE t[16], tp[12];
+    CK_ULONG n = 0, np = 0, lens[4] = {0};
+    uint8_t *bufs[4] = {NULL};
+    CK_OBJECT_HANDLE h = CK_INVALID_HANDLE, hp = CK_INVALID_HANDLE;
+    const unsigned char *cp = b->pub;
+    EVP_PKEY *pub = NULL;
+    kv_rv k = KV_OK;
+    CK_RV rv;
+    size_t i;
+
+#define KV_ADD(a, c, ty, p, l)                                                                     \
+    (a[c].type = (ty), a[c].pValue = (void *)(p), a[c++].ulValueLen = (l))
+    KV_ADD(t, n, CKA_CLASS, &cls, sizeof(cls));
+    KV_ADD(t, n, CKA_KEY_TYPE, &kt, sizeof(kt));
+    KV_ADD(t, n, CKA_TOKEN, &yes, sizeof(yes));
+    KV_ADD(t, n, CKA_PRIVATE, &yes, sizeof(yes));
+    KV_ADD(t, n, CKA_SENSITIVE, &yes, sizeof(yes));
+    KV_ADD(t, n, CKA_EXTRACTABLE, &yes, sizeof(yes));
+    KV_ADD(t, n, CKA_WRAP_WITH_TRUSTED, &wwt, sizeof(wwt));
+    KV_ADD(t, n, CKA_LABEL, label, labellen);
+    KV_ADD(t, n, CKA_ID, id, KV_HSM_ID_LEN);
+    if (b->kind == KV_BLOB_AES) {
+        KV_ADD(t, n, CKA_ENCRYPT, &yes, sizeof(yes));
+        KV_ADD(t, n, CKA_DECRYPT, &yes, sizeof(yes));
+        KV_ADD(t, n, CKA_WRAP, &yes, sizeof(yes));
+        KV_ADD(t, n, CKA_UNWRAP, &yes, sizeof(yes));
+    } else {
+        KV_ADD(t, n, CKA_SIGN, &yes, sizeof(yes));
+        if (b->kind == KV_BLOB_RSA) {
+            KV_ADD(t, n, CKA_DECRYPT, &yes, sizeof(yes));
+            KV_ADD(t, n, CKA_UNWRAP, &yes, sizeof(yes));
+        } else {
+            KV_ADD(t, n, CKA_DERIVE, &no, sizeof(no));
+        }
+        pub = d2i_PUBKEY(NULL, &cp, (long)b->publen);
+        if (pub == NULL || EVP_PKEY_is_a(pub, "RSA") != (b->kind == KV_BLOB_RSA)) {
+            k = kv_err_set(err, KV_ERR_BAD_REQUEST,
+                           "HSM pool '%s': the wrapped key's public "
+                           "key is invalid",
+                           pool->name);
+            goto done;
+        }
+        KV_ADD(tp, np, CKA_CLASS, &pcls, sizeof(pcls));
+        KV_ADD(tp, np, CKA_KEY_TYPE, &kt, sizeof(kt));
+        KV_ADD(tp, np, CKA_TOKEN, &yes, sizeof(yes));
+        KV_ADD(tp, np, CKA_PRIVATE, &no, sizeof(no));
+        KV_ADD(tp, np, CKA_VERIFY, &yes, sizeof(yes));
+        KV_ADD(tp, np, CKA_LABEL, label, labellen);
+        KV_ADD(tp, np, CKA_ID, id, KV_HSM_ID_LEN);
+        if (b->kind == KV_BLOB_RSA) {
+            KV_ADD(tp, np, CKA_ENCRYPT, &yes, sizeof(yes));
+            KV_ADD(tp, np, CKA_WRAP, &yes, sizeof(yes));
+        }
+        if (kv_pub_template(pub, tp, &np, bufs, lens) != KV_OK) {
+            k = kv_err_set(err, KV_ERR_BAD_REQUEST, "HSM pool '%s': unsupported public key",
+                           pool->name);
+            goto done;
+        }
+    }
+#undef KV_ADD
+    rv = m->f->C_UnwrapKey(s, &mech, w->h, (CK_BYTE_PTR)b->wrapped, (CK_ULONG)b->wrappedlen, t, n,
+                           &h);
+    if (rv != CKR_OK) {
+        *put = kv_ckr_session_broken(rv) ? KV_PUT_BROKEN : KV_PUT_OK;
+        k = kv_hsm_fail(pool, err, "C_UnwrapKey", rv);
+        if (k != KV_ERR_SERVER && k != KV_ERR_NOMEM)
+            k = kv_err_set(err, KV_ERR_BAD_REQUEST,
+                           "HSM pool '%s': the wrapped key could not be unwrapped on member "
+                           "token '%s' (integrity check failed or key rejected: %s)",
+                           pool->name, m->label, kv_ckr_name(rv));
+        goto done;
+    }
+    if (pub != NULL) {
+        if (!kv_pair_matches(m->f, s, h, pub, b->kind == KV_BLOB_RSA)) {
+            k = kv_err_set(err, KV_ERR_BAD_REQUEST,
+                           "HSM pool '%s': the wrapped key does not match its public key",
+                           pool->name);
+            goto done;
+        }
+        /* a public object with this CKA_ID may still be there (replica of a lost private key) */
+        rv = kv_find_one(m->f, s, CKO_PUBLIC_KEY, id, KV_HSM_ID_LEN, &hp);
+        if (rv == CKR_OK && hp == CK_INVALID_HANDLE)
+            rv = m->f->C_CreateObject(s, tp, np, &hp);
+        if (rv != CKR_OK) {
+            k = kv_hsm_fail(pool, err, "C_CreateObject", rv);
+            goto done;
+        }
+    }
+    kv_ref_format(m->label, id, KV_HSM_ID_LEN, cls, ref);
+done:
+    if (k != KV_OK && h != CK_INVALID_HANDLE)
+        m->f->C_DestroyObject(s, h);
+    for (i = 0; i < 4; i++)
+        OPENSSL_free(bufs[i]);
+    EVP_PKEY_free(pub);
+    return k;
+}
+
+kv_rv kv_hsm_unwrap_key(kv_hsm_pool *pool, const uint8_t *blob, size_t bloblen,
+                        const kv_hsm_unwrap_spec *spec, char ref[KV_HSM_REF_MAX], kv_err *err)
+{
+    char want[KV_HSM_FP_HEX], have[KV_HSM_FP_HEX] = "";
+    const char *label;
+    size_t labellen, start, i;
+    CK_BYTE id[KV_HSM_ID_LEN];
+    bool mismatch = false, reached = false;
+    kv_rv k = KV_ERR_SERVER;
+    kv_blob b;
+
+    kv_err_clear(err);
+    if (pool == NULL || blob == NULL || ref == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "bad arguments");
+    if (!kv_blob_parse(blob, bloblen, &b))
+        return kv_err_set(err, KV_ERR_BAD_REQUEST, "HSM pool '%s': not a wrapped HSM key",
+                          pool->name);
+    kv_hex(b.fp, KV_HSM_FP_LEN, want);
+    label = spec != NULL && spec->label != NULL ? spec->label : (const char *)b.label;
+    labellen = spec != NULL && spec->label != NULL ? strlen(spec->label) : b.labellen;
+    if (spec != NULL && spec->keep_id)
+        memcpy(id, b.id, sizeof(id));
+    else if (RAND_bytes(id, sizeof(id)) != 1)
+        return kv_err_set(err, KV_ERR_INTERNAL, "no random bytes");
+    kv_pool_enter(pool);
+    pthread_mutex_lock(&pool->lock);
+    start = pool->next++;
+    pthread_mutex_unlock(&pool->lock);
+    for (i = 0; i < pool->n; i++) {
+        kv_hsm_member *m = &pool->m[(start + i) % pool->n];
+        CK_SESSION_HANDLE s;
+        kv_wrapkey w;
+        kv_err e;
+        int put = KV_PUT_OK;
+        CK_RV rv;
+
+        if (spec != NULL && spec->member != NULL && strcmp(spec->member, m->label) != 0)
+            continue;
+        kv_err_clear(&e);
+        if (kv_session_get(pool, m, &s, &e) != KV_OK) {
+            if (!reached && err != NULL)
+                *err = e;
+            continue;
+        }
+        rv = kv_find_wrapkey(m->f, s, &w);
+        if (rv != CKR_OK) {
+            kv_session_put(m, s, kv_ckr_session_broken(rv) ? KV_PUT_BROKEN : KV_PUT_CLOSE);
+            if (!reached)
+                kv_hsm_fail(pool, err, "C_FindObjects", rv);
+            continue;
+        }
+        reached = true;
+        if (w.h == CK_INVALID_HANDLE || !w.have_fp ||
+            CRYPTO_memcmp(w.fp, b.fp, KV_HSM_FP_LEN) != 0) {
+            if (w.h != CK_INVALID_HANDLE && w.have_fp) {
+                mismatch = true;
+                kv_hex(w.fp, KV_HSM_FP_LEN, have);
+            }
+            kv_session_put(m, s, KV_PUT_OK);
+            continue;
+        }
+        k = kv_unwrap_on(pool, m, s, &w, &b, label, labellen, id, ref, &put, err);
+        kv_session_put(m, s, put);
+        return k;
+    }
+    if (!reached)
+        return err != NULL && err->rv != KV_OK
+                   ? err->rv
+                   : kv_err_set(err, KV_ERR_SERVER, "HSM pool '%s' unavailable", pool->name);
+    if (mismatch)
+        return kv_err_set(err, KV_ERR_BAD_REQUEST,
+                          "HSM pool '%s': the key was wrapped under a different pool wrapping "
+                          "key (fingerprint %s) than this pool holds (%s)",
+                          pool->name, want, have);
+    return kv_err_set(err, KV_ERR_BAD_REQUEST,
+                      "HSM pool '%s' has no pool wrapping key (the key was wrapped under the "
+                      "wrapping key with fingerprint %s)",
+                      pool->name, want);
+}
+
+kv_rv kv_hsm_replicate(kv_hsm_pool *pool, const char *ref, size_t *copies, kv_err *err)
+{
+    uint8_t *blob = NULL;
+    size_t bloblen = 0, i, made = 0;
+    kv_hsm_ref r;
+    kv_rv k, first = KV_OK;
+    kv_err e;
+
+    if (copies != NULL)
+        *copies = 0;
+    k = kv_ref_parse(ref, &r, err);
+    if (k != KV_OK)
+        return k;
+    k = kv_hsm_wrap_key(pool, ref, &blob, &bloblen, err);
+    if (k != KV_OK)
+        return k;
+    for (i = 0; i < pool->n; i++) {
+        kv_hsm_member *m = &pool->m[i];
+        kv_hsm_unwrap_spec spec = {NULL, true, m->label};
+        char nref[KV_HSM_REF_MAX];
+        CK_SESSION_HANDLE s;
+        CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+        CK_RV rv;
+
+        kv_err_clear(&e);
+        if (kv_session_get(pool, m, &s, &e) != KV_OK)
+            continue; /* unreachable: skipped */
+        rv = kv_find_one(m->f, s, r.cls, r.id, r.idlen, &h);
+        kv_session_put(m, s, rv == CKR_OK ? KV_PUT_OK : KV_PUT_CLOSE);
+        if (rv == CKR_OK && h != CK_INVALID_HANDLE)
+            continue; /* already there */
+        k = kv_hsm_unwrap_key(pool, blob, bloblen, &spec, nref, &e);
+        if (k == KV_OK)
+            made++;
+        else if (first == KV_OK) {
+            first = k;
+            if (err != NULL)
+                *err = e;
+        }
+    }
+    free(blob);
+    if (copies != NULL)
+        *copies = made;
+    if (first == KV_OK)
+        kv_err_clear(err);
+    return first;
 }

@@ -1,12 +1,19 @@
 /* kv_hsm.h - a local HSM pool: a PKCS#11 consumer over one or more member tokens (module +
  * token label + PIN), with a small pool of logged-in sessions per member.
  *
- * Keys made here are token objects with CKA_SENSITIVE=TRUE, CKA_EXTRACTABLE=FALSE and
- * CKA_PRIVATE=TRUE; they never leave the token. A key is named by a reference string
+ * Keys made here are token objects with CKA_SENSITIVE=TRUE and CKA_PRIVATE=TRUE. When the
+ * member token holds the pool wrapping key (see "Pool wrapping key" below) they are also
+ * CKA_EXTRACTABLE=TRUE with CKA_WRAP_WITH_TRUSTED=TRUE (the key leaves the token only wrapped
+ * under a trusted key, never in the clear); on a member without one they are
+ * CKA_EXTRACTABLE=FALSE and never leave the token. A key is named by a reference string
  *     pkcs11:token=<token label>;id=<CKA_ID, %xx bytes>;type=<private|secret-key>
  * (a PKCS#11 URI, RFC 7512). CKA_ID is 16 random bytes chosen at generation; CKA_LABEL is the
  * caller's label (e.g. "vaultd/VAULT/NAME/VERSION"); public halves of key pairs carry the same
  * CKA_ID and CKA_LABEL.
+ *
+ * A reference names the member that made the key; when that member is unavailable or lacks
+ * the object, operations use a replica (the same CKA_ID, see kv_hsm_replicate) on another
+ * member, and kv_hsm_destroy removes every reachable copy.
  *
  * Thread-safe. Fork-safe: the pool records its pid; the first call in a child re-initialises
  * the modules (C_Initialize again) and never touches the parent's sessions.
@@ -26,12 +33,16 @@
 
 typedef struct kv_hsm_pool kv_hsm_pool;
 
-/* One member token. pin or pin_file (first line) must be given. */
+/* One member token. pin or pin_file (first line) must be given. The SO PIN is optional and
+ * used only by kv_hsm_wrapkey_provision (to mark the pool wrapping key CKA_TRUSTED).
+ * Zero-initialise the struct so that fields added later stay NULL. */
 typedef struct kv_hsm_member_cfg {
     const char *module;      /* path of the PKCS#11 module */
     const char *token_label; /* CKA_LABEL of the token (32-char padded form not needed) */
     const char *pin;         /* user PIN, or NULL */
     const char *pin_file;    /* file whose first line is the PIN, or NULL */
+    const char *so_pin;      /* security officer PIN, or NULL */
+    const char *so_pin_file; /* file whose first line is the SO PIN, or NULL */
 } kv_hsm_member_cfg;
 
 typedef enum { KV_HSM_RSA, KV_HSM_EC, KV_HSM_AES } kv_hsm_keytype;
@@ -62,6 +73,8 @@ kv_rv kv_hsm_pool_open(const char *name, const kv_hsm_member_cfg *members, size_
 /* Closes sessions, C_Finalize for modules this pool initialised, dlclose. NULL is fine. */
 void kv_hsm_pool_free(kv_hsm_pool *pool);
 const char *kv_hsm_pool_name(const kv_hsm_pool *pool);
+/* Number of member tokens configured (reachable or not). */
+size_t kv_hsm_pool_members(const kv_hsm_pool *pool);
 /* KV_OK when at least one member token answers now. */
 kv_rv kv_hsm_pool_check(kv_hsm_pool *pool, kv_err *err);
 
@@ -82,7 +95,8 @@ kv_rv kv_hsm_get_public(kv_hsm_pool *pool, const char *ref, EVP_PKEY **pub, kv_e
 kv_rv kv_hsm_secret_bits(kv_hsm_pool *pool, const char *ref, int *bits, kv_err *err);
 /* KV_OK if the key exists (private or secret object), KV_ERR_NOT_FOUND if not. */
 kv_rv kv_hsm_find(kv_hsm_pool *pool, const char *ref, kv_err *err);
-/* Destroys the key (and its public half). Absent = KV_OK. */
+/* Destroys the key (and its public half), on every reachable member holding a copy. Absent =
+ * KV_OK. */
 kv_rv kv_hsm_destroy(kv_hsm_pool *pool, const char *ref, kv_err *err);
 
 /* Signs in (a digest of md, or raw input for PKCS1_RAW; md unused for ECDSA except as given).
@@ -116,5 +130,87 @@ kv_rv kv_hsm_aes_wrap(kv_hsm_pool *pool, const char *ref, bool wrap, bool pad, c
 
 /* Random bytes from the token. */
 kv_rv kv_hsm_random(kv_hsm_pool *pool, uint8_t *out, size_t len, kv_err *err);
+
+/* ---- Pool wrapping key (the pool's shared "security domain"; docs/hsm-pool.md) ----
+ * An AES-256 secret key with CKA_LABEL KV_HSM_WRAPKEY_LABEL on every member token:
+ * CKA_WRAP/CKA_UNWRAP only, CKA_SENSITIVE, CKA_EXTRACTABLE=FALSE, CKA_PRIVATE, CKA_TRUSTED
+ * (when provisioned with the SO PIN), and CKA_UNWRAP_TEMPLATE {CKA_SENSITIVE=TRUE (,
+ * CKA_WRAP_WITH_TRUSTED=TRUE)} so nothing can be unwrapped under it in readable form. Its
+ * CKA_ID is the key's fingerprint (HMAC-SHA256(key, "kvault pool wrapping key v1"), 16
+ * bytes), which tells pools with different wrapping keys apart without revealing the key.
+ * Because the key is non-extractable it cannot be copied between members: every member gets
+ * it by C_CreateObject from the same 32 bytes of key material, supplied once (made with a
+ * CSPRNG, zeroised after provisioning, optionally kept sealed under an admin passphrase with
+ * kv_hsm_wrapkey_seal for members added later). */
+#define KV_HSM_WRAPKEY_LABEL "kvault-pool-wrap"
+#define KV_HSM_WRAPKEY_LEN 32 /* AES-256 */
+#define KV_HSM_FP_LEN 16
+#define KV_HSM_FP_HEX (2 * KV_HSM_FP_LEN + 1)
+
+typedef struct kv_hsm_wrapkey_status {
+    size_t members;                  /* members in the pool */
+    size_t reachable;                /* members that answered */
+    size_t holding;                  /* reachable members holding a pool wrapping key */
+    size_t trusted;                  /* ... of them with CKA_TRUSTED = TRUE */
+    bool consistent;                 /* all holders have the same fingerprint */
+    char fingerprint[KV_HSM_FP_HEX]; /* hex fingerprint of the first holder ("" if none) */
+    char missing[256];               /* labels of reachable members without one, ", "-separated */
+} kv_hsm_wrapkey_status;
+
+/* The fingerprint of wrapping key material (lowercase hex). */
+kv_rv kv_hsm_wrapkey_fingerprint(const uint8_t material[KV_HSM_WRAPKEY_LEN], char fp[KV_HSM_FP_HEX],
+                                 kv_err *err);
+/* Looks at every member. KV_OK when at least one member answered. */
+kv_rv kv_hsm_wrapkey_status_get(kv_hsm_pool *pool, kv_hsm_wrapkey_status *st, kv_err *err);
+/* Creates the pool wrapping key from material on every reachable member that lacks it.
+ * With a member's SO PIN the key is made CKA_TRUSTED: SoftHSMv2 (and the standard) let only
+ * the SO set CKA_TRUSTED, and SoftHSMv2 lets the SO create only public objects, so the key is
+ * created by the SO as a public *session* object (memory only), then, logged in as the user,
+ * C_CopyObject'd to a private token object (value encrypted at rest) and the session object
+ * destroyed. Without an SO PIN the key is created by the user and is not trusted (keys then
+ * are CKA_EXTRACTABLE without CKA_WRAP_WITH_TRUSTED - see docs/hsm-pool.md). The member must
+ * have no session in use (call at start-up / from an admin tool). A member that already holds
+ * a wrapping key with another fingerprint = KV_ERR_CONFLICT. *provisioned (optional) = how
+ * many members got it now. The caller zeroises material. */
+kv_rv kv_hsm_wrapkey_provision(kv_hsm_pool *pool, const uint8_t material[KV_HSM_WRAPKEY_LEN],
+                               size_t *provisioned, kv_err *err);
+/* Escrow: the material sealed under a passphrase (PBKDF2-HMAC-SHA256, AES-256-GCM, the
+ * fingerprint as AAD) as a small text document; *text malloc'd. A wrong passphrase or an
+ * altered document = KV_ERR_BAD_REQUEST. */
+kv_rv kv_hsm_wrapkey_seal(const uint8_t material[KV_HSM_WRAPKEY_LEN], const char *passphrase,
+                          char **text, kv_err *err);
+kv_rv kv_hsm_wrapkey_unseal(const char *text, const char *passphrase,
+                            uint8_t material[KV_HSM_WRAPKEY_LEN], kv_err *err);
+
+/* Wraps a key (private key or AES secret key) under the pool wrapping key of its member
+ * (CKM_AES_KEY_WRAP_PAD, else CKM_AES_KEY_WRAP_KWP, else CKM_AES_KEY_WRAP). *blob (malloc'd)
+ * is self-describing: "KVW1", mechanism, key kind, wrapping-key fingerprint, CKA_ID,
+ * CKA_LABEL, the public key (SubjectPublicKeyInfo DER) of key pairs, the wrapped key.
+ * KV_ERR_UNSUPPORTED when the key cannot be wrapped (made CKA_EXTRACTABLE=FALSE, before the
+ * pool had a wrapping key) or its member has no pool wrapping key. */
+kv_rv kv_hsm_wrap_key(kv_hsm_pool *pool, const char *ref, uint8_t **blob, size_t *bloblen,
+                      kv_err *err);
+
+typedef struct kv_hsm_unwrap_spec {
+    const char *label;  /* CKA_LABEL of the new objects; NULL = the label in the blob */
+    bool keep_id;       /* CKA_ID from the blob (replicas) instead of 16 new random bytes */
+    const char *member; /* token label of the member to use; NULL = any holding the key */
+} kv_hsm_unwrap_spec;
+
+/* Unwraps a blob of kv_hsm_wrap_key into the pool as token objects (private + public for key
+ * pairs, with the same attributes as generated keys: sensitive, extractable only under a
+ * trusted key). ref receives the new key's reference. A blob wrapped under another pool
+ * wrapping key (fingerprint mismatch), an altered blob or a public key that does not match
+ * the private key = KV_ERR_BAD_REQUEST with a message saying which. */
+kv_rv kv_hsm_unwrap_key(kv_hsm_pool *pool, const uint8_t *blob, size_t bloblen,
+                        const kv_hsm_unwrap_spec *spec, char ref[KV_HSM_REF_MAX], kv_err *err);
+/* The wrapping-key fingerprint recorded in a blob (no pool needed). */
+kv_rv kv_hsm_blob_fingerprint(const uint8_t *blob, size_t bloblen, char fp[KV_HSM_FP_HEX],
+                              kv_err *err);
+/* Replicates a key to every other reachable member: wrap on its member, unwrap on each member
+ * that does not hold an object with its CKA_ID (same CKA_ID and CKA_LABEL), so any member can
+ * serve it. *copies (optional) = replicas made now. Members that are unreachable are skipped
+ * (KV_OK); a member that fails otherwise makes the call fail after trying the others. */
+kv_rv kv_hsm_replicate(kv_hsm_pool *pool, const char *ref, size_t *copies, kv_err *err);
 
 #endif

@@ -26,10 +26,31 @@ struct kv_http {
     pid_t pid; /* process that owns the pooled handles */
     long timeout_ms;
     int retries;
-    OSSL_LIB_CTX *libctx;
-    OSSL_PROVIDER *prov;
+    OSSL_LIB_CTX *libctx; /* = kv_libctx */
     kv_http *next_live; /* fork registry link */
 };
+
+/* ---- the private OpenSSL library context (default provider only) ----
+ * One per process, created on first use and deliberately never freed: OpenSSL 3.0 runs
+ * per-thread clean-up handlers for a library context when each thread that used it exits,
+ * and freeing the context while another thread is still exiting is a use-after-free. Keeping
+ * it for the process's life (kvault.so is never unloaded, -z nodelete) also spares every
+ * C_Initialize/C_Finalize cycle a provider load. This is the only process-wide state here
+ * besides the fork registry below. */
+
+static pthread_once_t kv_libctx_once = PTHREAD_ONCE_INIT;
+static OSSL_LIB_CTX *kv_libctx;
+
+static void kv_libctx_create(void)
+{
+    OSSL_LIB_CTX *lc = OSSL_LIB_CTX_new();
+
+    if (lc != NULL && OSSL_PROVIDER_load(lc, "default") == NULL) {
+        OSSL_LIB_CTX_free(lc);
+        lc = NULL;
+    }
+    kv_libctx = lc;
+}
 
 /* ---- fork registry: every live kv_http, so fork handlers can make each one safe ---- */
 
@@ -94,12 +115,9 @@ kv_rv kv_http_new(long timeout_s, int retries, kv_http **out, kv_err *err)
     h->timeout_ms = timeout_s * 1000;
     h->retries = retries;
     h->pid = getpid();
-    h->libctx = OSSL_LIB_CTX_new();
-    if (h->libctx != NULL)
-        h->prov = OSSL_PROVIDER_load(h->libctx, "default");
-    if (h->libctx == NULL || h->prov == NULL) {
-        if (h->libctx != NULL)
-            OSSL_LIB_CTX_free(h->libctx);
+    pthread_once(&kv_libctx_once, kv_libctx_create);
+    h->libctx = kv_libctx;
+    if (h->libctx == NULL) {
         pthread_mutex_destroy(&h->mu);
         free(h);
         return kv_err_set(err, KV_ERR_INTERNAL, "cannot create a private OpenSSL context");
@@ -132,8 +150,7 @@ void kv_http_free(kv_http *h)
             curl_easy_cleanup(h->pool[i]);
         OSSL_LIB_CTX_set0_default(prev);
     }
-    OSSL_PROVIDER_unload(h->prov);
-    OSSL_LIB_CTX_free(h->libctx);
+    /* the private library context is process-wide and never freed (see kv_libctx) */
     pthread_mutex_destroy(&h->mu);
     free(h);
 }
@@ -146,6 +163,11 @@ void kv_http_lock(kv_http *h)
 void kv_http_unlock(kv_http *h)
 {
     pthread_mutex_unlock(&h->mu);
+}
+
+long kv_http_timeout_ms(const kv_http *h)
+{
+    return h != NULL ? h->timeout_ms : 0;
 }
 
 OSSL_LIB_CTX *kv_http_libctx(kv_http *h)
@@ -281,7 +303,9 @@ static kv_rv perform_once(kv_http *h, CURL *c, const kv_http_req *req, long budg
     }
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, req->url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, req->identity_endpoint ? "http,https" : "https");
+    if (req->identity_endpoint)
+        curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -343,7 +367,7 @@ kv_rv kv_http_do(kv_http *h, const kv_http_req *req, kv_http_resp *resp, kv_err 
     if (h == NULL || req == NULL || req->url == NULL || req->method == NULL || resp == NULL)
         return kv_err_set(err, KV_ERR_INVALID_ARG, "bad HTTP request");
     memset(resp, 0, sizeof(*resp));
-    deadline = now_ms() + h->timeout_ms;
+    deadline = now_ms() + (req->timeout_ms > 0 ? req->timeout_ms : h->timeout_ms);
     for (attempt = 0;; attempt++) {
         kv_sink sink = {NULL, 0, 0};
         kv_hdrs hdrs;
@@ -379,7 +403,8 @@ kv_rv kv_http_do(kv_http *h, const kv_http_req *req, kv_http_resp *resp, kv_err 
         } else {
             wait_ms = 100L << attempt;
         }
-        if (attempt >= h->retries || now_ms() + wait_ms >= deadline || rv == KV_ERR_NOMEM) {
+        if (attempt >= h->retries || req->no_retry || now_ms() + wait_ms >= deadline ||
+            rv == KV_ERR_NOMEM) {
             if (rv == KV_OK) {
                 /* Give the caller the final 429/5xx response. */
                 resp->status = status;

@@ -26,6 +26,11 @@ typedef struct kv_http_req {
     const char *body;           /* may be NULL */
     size_t body_len;
     const char *ca_file; /* NULL = system CA store */
+    /* Managed identity endpoints only (kv_token_mi.c): plain http allowed, never via a proxy.
+     * The caller has checked that the host is loopback or link-local. */
+    int identity_endpoint;
+    int no_retry;    /* one attempt: the caller has its own retry schedule */
+    long timeout_ms; /* 0 = the transport's timeout */
 } kv_http_req;
 
 typedef struct kv_http_resp {
@@ -37,6 +42,9 @@ typedef struct kv_http_resp {
 
 kv_rv kv_http_new(long timeout_s, int retries, kv_http **out, kv_err *err);
 void kv_http_free(kv_http *h);
+
+/* The configured timeout of one call, in milliseconds. */
+long kv_http_timeout_ms(const kv_http *h);
 
 /* The private library context (default provider only) used for HTTPS and public keys. */
 OSSL_LIB_CTX *kv_http_libctx(kv_http *h);

@@ -1,5 +1,5 @@
 /* kv_rest.c - the remote vault backend: Azure Key Vault data-plane REST over kv_http, with
- * bearer tokens from kv_token (a rejected token is refreshed once). */
+ * bearer tokens from kv_token (a 401 is followed once: challenge, new token, retry). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,20 +115,27 @@ static kv_rv rest_request(kv_vault *v, const char *method, const char *path, jso
     }
     for (attempt = 0; attempt < 2; attempt++) {
         size_t alen;
+        int probe = kv_token_needs_challenge(r->tokens);
 
-        rv = kv_token_get(r->tokens, &token, NULL, err);
-        if (rv != KV_OK)
-            goto done;
-        alen = strlen(token) + sizeof("Authorization: Bearer ");
-        auth = malloc(alen);
-        if (auth == NULL) {
-            rv = KV_ERR_NOMEM;
-            goto done;
+        /* Without a tenant the request goes out once without a token: the vault's 401
+         * challenge names the tenant (docs/configuration.md, "The 401 challenge"). */
+        if (!probe) {
+            rv = kv_token_get(r->tokens, &token, NULL, err);
+            if (rv != KV_OK)
+                goto done;
+            alen = strlen(token) + sizeof("Authorization: Bearer ");
+            auth = malloc(alen);
+            if (auth == NULL) {
+                rv = KV_ERR_NOMEM;
+                goto done;
+            }
+            snprintf(auth, alen, "Authorization: Bearer %s", token);
         }
-        snprintf(auth, alen, "Authorization: Bearer %s", token);
-        hdrs[0] = auth;
-        hdrs[1] = "Accept: application/json";
-        hdrs[2] = payload != NULL ? "Content-Type: application/json" : NULL;
+        hdrs[0] = "Accept: application/json";
+        hdrs[1] = payload != NULL ? "Content-Type: application/json" : NULL;
+        hdrs[2] = hdrs[1] != NULL ? auth : NULL;
+        if (hdrs[1] == NULL)
+            hdrs[1] = auth;
         hdrs[3] = NULL;
         memset(&req, 0, sizeof(req));
         req.method = method;
@@ -143,12 +150,19 @@ static kv_rv rest_request(kv_vault *v, const char *method, const char *path, jso
         if (rv != KV_OK)
             goto done;
         if (hr.status == 401 && attempt == 0) {
-            /* Token revoked, expired early or signing key rotated: fetch a new one once. */
-            KV_DEBUG("vault %s rejected the token; refreshing", v->conf->name);
-            kv_token_invalidate(r->tokens, token);
+            /* Challenge: learn tenant/resource where allowed; a rejected token (revoked,
+             * expired early, signing key rotated) is dropped. Retry once with a new token. */
+            KV_DEBUG("vault %s answered 401; following its challenge", v->conf->name);
+            rv = kv_token_challenge(r->tokens, hr.www_authenticate, token, err);
             kv_free_secret(token);
             token = NULL;
+            if (rv != KV_OK)
+                goto done;
             kv_http_resp_free(&hr);
+            if (kv_token_needs_challenge(r->tokens)) {
+                rv = kv_err_set(err, KV_ERR_AUTH, "vault %s: no tenant", v->conf->name);
+                goto done;
+            }
             continue;
         }
         break;
@@ -391,6 +405,33 @@ static kv_rv rest_get_token(kv_vault *v, char **token, long long *expires_on, kv
 {
     kv_rest *r = v->impl;
 
+    if (kv_token_needs_challenge(r->tokens)) {
+        /* No tenant configured: one unauthenticated request gets the vault's challenge. */
+        kv_http_req req;
+        kv_http_resp hr = {0};
+        const char *hdrs[] = {"Accept: application/json", NULL};
+        char *url = NULL;
+        kv_rv rv = build_url(v, "/keys?maxresults=1", &url, err);
+
+        if (rv != KV_OK)
+            return rv;
+        memset(&req, 0, sizeof(req));
+        req.method = "GET";
+        req.url = url;
+        req.headers = hdrs;
+        req.ca_file = v->conf->ca_file;
+        rv = kv_http_do(v->http, &req, &hr, err);
+        if (rv == KV_OK && hr.status == 401)
+            rv = kv_token_challenge(r->tokens, hr.www_authenticate, NULL, err);
+        else if (rv == KV_OK)
+            rv = kv_err_set(err, KV_ERR_AUTH,
+                            "vault %s answered %ld instead of a challenge: set tenant_id",
+                            v->conf->name, hr.status);
+        kv_http_resp_free(&hr);
+        free(url);
+        if (rv != KV_OK)
+            return rv;
+    }
     return kv_token_get(r->tokens, token, expires_on, err);
 }
 

@@ -1,27 +1,56 @@
-/* kv_token.c - client-secret token acquisition and a thread-safe token cache. The cache uses the
- * transport's short lock (kv_http_lock), which is never held across a network call; concurrent
- * refreshes may race, the last one wins. */
+/* kv_token.c - the token source of one vault: the credential resolved at start, a token cache
+ * shared by threads and kept across fork, one fetch at a time, and the 401 challenge rules.
+ *
+ * Locking: the cache uses the transport's short lock (kv_http_lock), which the fork handlers
+ * hold across fork() and which is never held across a network call. A fetch in progress is
+ * marked by `fetching` with the fetching process's pid: other threads poll (no condition
+ * variable, so nothing is left inconsistent in a forked child); in a child the mark of a
+ * parent's fetch is stale and ignored. */
 #include "kv_token.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
-#include <curl/curl.h>
-#include <jansson.h>
 #include <openssl/crypto.h>
 
 #include "kv_client.h"
 #include "kv_log.h"
+#include "kv_token_int.h"
 
-#define KV_DEFAULT_AUTHORITY "https://login.microsoftonline.com"
+#define KV_TOKEN_WAIT_STEP_MS 20
+#define KV_TENANT_MAX 128
+#define KV_RESOURCE_MAX 256
 
 struct kv_token_src {
     const kv_vault_conf *vc;
     kv_http *http;
-    char *token;          /* cached access token, zeroised on replacement */
-    long long expires_on; /* unix seconds */
-    long long refresh_at; /* unix seconds: refresh from here on */
+    kv_cred cred;  /* immutable after creation */
+    kv_rv init_rv; /* credential resolution failed: reported by every get */
+    kv_err init_err;
+    kv_cert_cred cert; /* loaded certificate; used only by the fetching thread */
+    /* guarded by kv_http_lock: */
+    char tenant[KV_TENANT_MAX];     /* "" = unknown (learn from the challenge) */
+    int tenant_pinned;              /* from configuration or AZURE_TENANT_ID */
+    char resource[KV_RESOURCE_MAX]; /* token resource */
+    int resource_pinned;            /* `resource` in the configuration */
+    char *token;                    /* cached access token, zeroised on replacement */
+    long long expires_on;           /* unix seconds */
+    long long refresh_at;           /* unix seconds: refresh from here on */
+    dev_t tf_dev;                   /* static token file identity when it was read */
+    ino_t tf_ino;
+    long long tf_mtime_ns;
+    off_t tf_size;
+    int fetching;
+    pid_t fetch_pid;
+    unsigned gen;  /* completed fetches */
+    kv_rv last_rv; /* result of the last fetch, for the threads that waited for it */
+    kv_err last_err;
 };
 
 void kv_free_secret(char *s)
@@ -43,6 +72,22 @@ kv_rv kv_token_src_new(const kv_vault_conf *vc, kv_http *http, kv_token_src **ou
         return KV_ERR_NOMEM;
     ts->vc = vc;
     ts->http = http;
+    ts->init_rv = kv_cred_resolve(vc, NULL, &ts->cred, &ts->init_err);
+    if (ts->init_rv == KV_ERR_NOMEM) {
+        kv_token_src_free(ts);
+        return KV_ERR_NOMEM;
+    }
+    if (ts->init_rv != KV_OK)
+        KV_WARN("vault %s: %s", vc->name, ts->init_err.message);
+    else
+        KV_DEBUG("vault %s: authentication %s%s", vc->name, kv_cred_kind_name(ts->cred.kind),
+                 ts->cred.from_env ? " (from the environment)" : "");
+    if (ts->cred.tenant != NULL) {
+        snprintf(ts->tenant, sizeof(ts->tenant), "%s", ts->cred.tenant);
+        ts->tenant_pinned = 1;
+    }
+    snprintf(ts->resource, sizeof(ts->resource), "%s", kv_conf_resource(vc));
+    ts->resource_pinned = vc->resource != NULL;
     *out = ts;
     return KV_OK;
 }
@@ -52,157 +97,212 @@ void kv_token_src_free(kv_token_src *ts)
     if (ts == NULL)
         return;
     kv_free_secret(ts->token);
+    kv_cred_clear(&ts->cred);
+    kv_cert_clear(&ts->cert);
     free(ts);
 }
 
-/* Appends "&name=urlencoded(value)" to a growing form body. */
-static int form_add(CURL *c, char **form, size_t *len, const char *name, const char *value)
+static int needs_tenant(const kv_token_src *ts)
 {
-    char *enc = curl_easy_escape(c, value, 0);
-    size_t need;
-    char *nf;
-
-    if (enc == NULL)
-        return 0;
-    need = *len + strlen(name) + strlen(enc) + 3;
-    nf = realloc(*form, need);
-    if (nf == NULL) {
-        OPENSSL_cleanse(enc, strlen(enc));
-        curl_free(enc);
-        return 0;
-    }
-    *len += (size_t)snprintf(nf + *len, need - *len, "%s%s=%s", *len ? "&" : "", name, enc);
-    *form = nf;
-    OPENSSL_cleanse(enc, strlen(enc));
-    curl_free(enc);
-    return 1;
+    return ts->cred.kind == KV_CRED_SECRET || ts->cred.kind == KV_CRED_CERT;
 }
 
-static kv_rv fetch_client_secret(kv_token_src *ts, char **token, long long *expires_in, kv_err *err)
+int kv_token_needs_challenge(kv_token_src *ts)
 {
-    const kv_vault_conf *vc = ts->vc;
-    const char *authority = vc->authority != NULL ? vc->authority : KV_DEFAULT_AUTHORITY;
-    char url[1024], scope[600];
-    const char *hdrs[] = {"Content-Type: application/x-www-form-urlencoded",
-                          "Accept: application/json", NULL};
-    char *form = NULL;
-    size_t flen = 0;
-    CURL *esc = curl_easy_init();
-    kv_http_req req;
-    kv_http_resp resp = {0};
-    json_t *j = NULL;
-    json_error_t jerr;
-    const char *tok;
+    int r;
+
+    if (ts == NULL || ts->init_rv != KV_OK || !needs_tenant(ts))
+        return 0;
+    kv_http_lock(ts->http);
+    r = ts->tenant[0] == '\0';
+    kv_http_unlock(ts->http);
+    return r;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+
+    while (nanosleep(&t, &t) != 0 && errno == EINTR)
+        ;
+}
+
+/* Identity of the static token file now; 0 if it cannot be stat'ed. */
+static int token_file_id(const char *path, struct stat *st)
+{
+    return path != NULL && stat(path, st) == 0;
+}
+
+static int same_file(const kv_token_src *ts, const struct stat *st)
+{
+    return ts->tf_dev == st->st_dev && ts->tf_ino == st->st_ino && ts->tf_size == st->st_size &&
+           ts->tf_mtime_ns == (long long)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+}
+
+/* One fetch with the credential (network or file; no lock held). */
+static kv_rv fetch(kv_token_src *ts, const char *tenant, const char *resource, char **tok,
+                   long long *exp, kv_err *err)
+{
+    const kv_cred *c = &ts->cred;
+    long long now = (long long)time(NULL);
     kv_rv rv;
 
-    if (esc == NULL)
-        return KV_ERR_NOMEM;
-    snprintf(url, sizeof(url), "%s/%s/oauth2/v2.0/token", authority, vc->tenant_id);
-    snprintf(scope, sizeof(scope), "%s/.default", kv_conf_resource(vc));
-    if (!form_add(esc, &form, &flen, "grant_type", "client_credentials") ||
-        !form_add(esc, &form, &flen, "client_id", vc->client_id) ||
-        !form_add(esc, &form, &flen, "client_secret", vc->client_secret) ||
-        !form_add(esc, &form, &flen, "scope", scope)) {
-        rv = KV_ERR_NOMEM;
-        goto done;
-    }
-    memset(&req, 0, sizeof(req));
-    req.method = "POST";
-    req.url = url;
-    req.headers = hdrs;
-    req.body = form;
-    req.body_len = flen;
-    req.ca_file = vc->ca_file;
-    rv = kv_http_do(ts->http, &req, &resp, err);
-    if (rv != KV_OK) {
-        if (rv == KV_ERR_NETWORK)
-            kv_err_prefix(err, "cannot get a token: ");
-        goto done;
-    }
-    j = json_loadb(resp.body, resp.body_len, 0, &jerr);
-    if (resp.status != 200) {
-        const char *desc = json_string_value(json_object_get(j, "error_description"));
-        const char *code = json_string_value(json_object_get(j, "error"));
-        rv = kv_err_set(err, KV_ERR_AUTH, "token request for client %s failed (HTTP %ld): %s",
-                        vc->client_id, resp.status,
-                        desc != NULL ? desc : (code != NULL ? code : "no reason given"));
-        if (err != NULL) {
-            err->http_status = resp.status;
-            snprintf(err->code, sizeof(err->code), "%s", code != NULL ? code : "");
+    switch (c->kind) {
+    case KV_CRED_SECRET:
+    case KV_CRED_CERT:
+        if (tenant[0] == '\0')
+            return kv_err_set(err, KV_ERR_AUTH,
+                              "vault %s: no tenant: set tenant_id (or AZURE_TENANT_ID), or let "
+                              "a request to the vault name it in its challenge",
+                              ts->vc->name);
+        return kv_entra_fetch(ts->http, c, &ts->cert, tenant, resource, ts->vc->ca_file, tok, exp,
+                              err);
+    case KV_CRED_MI_APPSVC:
+    case KV_CRED_MI_IMDS:
+        return kv_mi_fetch(ts->http, c, resource, ts->vc->ca_file, tok, exp, err);
+    case KV_CRED_STATIC:
+        rv = kv_static_read(c->token_file, tok, exp, err);
+        if (rv == KV_OK && *exp != 0 && *exp <= now) {
+            kv_free_secret(*tok);
+            *tok = NULL;
+            return kv_err_set(err, KV_ERR_AUTH, "the token in token_file %s has expired",
+                              c->token_file);
         }
-        goto done;
+        if (rv == KV_OK && *exp == 0)
+            *exp = now + 365LL * 86400; /* opaque token: until the file changes */
+        return rv;
+    default:
+        return kv_err_set(err, KV_ERR_CONFIG, "vault %s: no credential", ts->vc->name);
     }
-    tok = json_string_value(json_object_get(j, "access_token"));
-    if (tok == NULL || *tok == '\0') {
-        rv = kv_err_set(err, KV_ERR_AUTH, "token response without access_token");
-        goto done;
-    }
-    *token = strdup(tok);
-    if (*token == NULL) {
-        rv = KV_ERR_NOMEM;
-        goto done;
-    }
-    {
-        json_t *e = json_object_get(j, "expires_in");
-        *expires_in = json_is_integer(e)  ? (long long)json_integer_value(e)
-                      : json_is_string(e) ? strtoll(json_string_value(e), NULL, 10)
-                                          : 3600;
-    }
-    rv = KV_OK;
-done:
-    if (resp.body != NULL)
-        OPENSSL_cleanse(resp.body, resp.body_len);
-    kv_http_resp_free(&resp);
-    if (j != NULL) {
-        json_t *at = json_object_get(j, "access_token");
-        if (json_is_string(at))
-            OPENSSL_cleanse((void *)json_string_value(at), json_string_length(at));
-        json_decref(j);
-    }
-    if (form != NULL) {
-        OPENSSL_cleanse(form, flen);
-        free(form);
-    }
-    curl_easy_cleanup(esc);
-    return rv;
+}
+
+static kv_rv copy_cached(kv_token_src *ts, char **token, long long *expires_on)
+{
+    *token = strdup(ts->token);
+    if (expires_on != NULL)
+        *expires_on = ts->expires_on;
+    return *token != NULL ? KV_OK : KV_ERR_NOMEM;
 }
 
 kv_rv kv_token_get(kv_token_src *ts, char **token, long long *expires_on, kv_err *err)
 {
-    long long now = (long long)time(NULL), exp_in = 0;
+    char tenant[KV_TENANT_MAX], resource[KV_RESOURCE_MAX];
     char *fresh = NULL;
+    long long exp = 0, now, life;
+    struct stat st;
+    int have_st;
+    unsigned gen;
+    pid_t me;
     kv_rv rv;
 
     if (ts == NULL || token == NULL)
         return kv_err_set(err, KV_ERR_INVALID_ARG, "bad token request");
     *token = NULL;
-    kv_http_lock(ts->http);
-    if (ts->token != NULL && now < ts->refresh_at) {
-        *token = strdup(ts->token);
-        if (expires_on != NULL)
-            *expires_on = ts->expires_on;
-        kv_http_unlock(ts->http);
-        return *token != NULL ? KV_OK : KV_ERR_NOMEM;
+    if (ts->init_rv != KV_OK) {
+        if (err != NULL)
+            *err = ts->init_err;
+        return ts->init_rv;
     }
+    me = getpid();
+    for (;;) {
+        now = (long long)time(NULL);
+        have_st = ts->cred.kind == KV_CRED_STATIC && token_file_id(ts->cred.token_file, &st);
+        kv_http_lock(ts->http);
+        if (ts->token != NULL && now < ts->refresh_at &&
+            (ts->cred.kind != KV_CRED_STATIC || (have_st && same_file(ts, &st)))) {
+            rv = copy_cached(ts, token, expires_on);
+            kv_http_unlock(ts->http);
+            return rv;
+        }
+        if (!ts->fetching || ts->fetch_pid != me)
+            break; /* no fetch in progress (a parent's, before fork, does not count) */
+        /* Another thread fetches: use the cached token while it is still valid, else wait. */
+        if (ts->token != NULL && now + 5 < ts->expires_on && ts->cred.kind != KV_CRED_STATIC) {
+            rv = copy_cached(ts, token, expires_on);
+            kv_http_unlock(ts->http);
+            return rv;
+        }
+        gen = ts->gen;
+        kv_http_unlock(ts->http);
+        for (;;) {
+            sleep_ms(KV_TOKEN_WAIT_STEP_MS);
+            kv_http_lock(ts->http);
+            if (ts->gen != gen || !ts->fetching || ts->fetch_pid != me)
+                break;
+            kv_http_unlock(ts->http);
+        }
+        if (ts->gen != gen && ts->last_rv != KV_OK &&
+            (ts->token == NULL || (long long)time(NULL) >= ts->expires_on)) {
+            /* the fetch we waited for failed: same answer, no second attempt */
+            rv = ts->last_rv;
+            if (err != NULL)
+                *err = ts->last_err;
+            kv_http_unlock(ts->http);
+            return rv;
+        }
+        kv_http_unlock(ts->http);
+    }
+    /* We fetch (lock held here). */
+    ts->fetching = 1;
+    ts->fetch_pid = me;
+    snprintf(tenant, sizeof(tenant), "%s", ts->tenant);
+    snprintf(resource, sizeof(resource), "%s", ts->resource);
     kv_http_unlock(ts->http);
 
-    rv = fetch_client_secret(ts, &fresh, &exp_in, err);
-    if (rv != KV_OK)
-        return rv;
-    if (exp_in < 1)
-        exp_in = 1;
+    rv = fetch(ts, tenant, resource, &fresh, &exp, err);
+    now = (long long)time(NULL);
+
     kv_http_lock(ts->http);
+    ts->fetching = 0;
+    ts->gen++;
+    ts->last_rv = rv;
+    if (rv != KV_OK) {
+        if (err != NULL)
+            ts->last_err = *err;
+        else
+            kv_err_set(&ts->last_err, rv, "token request failed");
+        if (ts->token != NULL && now < ts->expires_on && ts->cred.kind != KV_CRED_STATIC &&
+            strcmp(tenant, ts->tenant) == 0 && strcmp(resource, ts->resource) == 0) {
+            /* refresh failed but the cached token is still valid: use it */
+            KV_WARN("vault %s: token refresh failed (%s); using the cached token", ts->vc->name,
+                    ts->last_err.message);
+            rv = copy_cached(ts, token, expires_on);
+            kv_err_clear(err);
+            /* try again in 30 s, not on every call */
+            ts->refresh_at = now + 30 < ts->expires_on ? now + 30 : ts->expires_on;
+        }
+        kv_http_unlock(ts->http);
+        return rv;
+    }
+    if (strcmp(tenant, ts->tenant) != 0 || strcmp(resource, ts->resource) != 0) {
+        /* a challenge changed tenant or resource meanwhile: this token is for the old ones;
+         * hand it to this caller but do not cache it */
+        kv_http_unlock(ts->http);
+        *token = fresh;
+        if (expires_on != NULL)
+            *expires_on = exp;
+        return KV_OK;
+    }
     kv_free_secret(ts->token);
     ts->token = fresh;
-    ts->expires_on = now + exp_in;
+    ts->expires_on = exp;
+    life = exp - now;
+    if (life < 1)
+        life = 1;
     /* Refresh a quarter of the lifetime (at most 5 minutes) before expiry. */
-    ts->refresh_at = ts->expires_on - (exp_in / 4 < 300 ? exp_in / 4 : 300);
-    *token = strdup(fresh);
-    if (expires_on != NULL)
-        *expires_on = ts->expires_on;
+    ts->refresh_at =
+        ts->cred.kind == KV_CRED_STATIC ? exp : exp - (life / 4 < 300 ? life / 4 : 300);
+    if (have_st) {
+        ts->tf_dev = st.st_dev;
+        ts->tf_ino = st.st_ino;
+        ts->tf_size = st.st_size;
+        ts->tf_mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+    }
+    rv = copy_cached(ts, token, expires_on);
     kv_http_unlock(ts->http);
-    KV_DEBUG("new token for client %s, valid %lld s", ts->vc->client_id, exp_in);
-    return *token != NULL ? KV_OK : KV_ERR_NOMEM;
+    KV_DEBUG("vault %s: new token (%s), valid %lld s", ts->vc->name,
+             kv_cred_kind_name(ts->cred.kind), life);
+    return rv;
 }
 
 void kv_token_invalidate(kv_token_src *ts, const char *token)
@@ -213,6 +313,227 @@ void kv_token_invalidate(kv_token_src *ts, const char *token)
     if (ts->token != NULL && strcmp(ts->token, token) == 0) {
         kv_free_secret(ts->token);
         ts->token = NULL;
+        ts->refresh_at = 0;
     }
     kv_http_unlock(ts->http);
+}
+
+/* ---- the 401 challenge ---- */
+
+/* Value of parameter `name` in a Bearer challenge (quoted or token), into out. */
+static int challenge_param(const char *h, const char *name, char *out, size_t outlen)
+{
+    size_t nlen = strlen(name);
+    const char *p = h;
+
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (strncasecmp(p, "Bearer", 6) != 0 || (p[6] != ' ' && p[6] != '\t'))
+        return 0;
+    p += 6;
+    while (*p != '\0') {
+        const char *k, *v;
+        size_t klen, vlen;
+
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        k = p;
+        while (*p != '\0' && *p != '=' && *p != ',' && *p != ' ')
+            p++;
+        klen = (size_t)(p - k);
+        if (*p != '=')
+            continue;
+        p++;
+        if (*p == '"') {
+            v = ++p;
+            while (*p != '\0' && *p != '"')
+                p++;
+            vlen = (size_t)(p - v);
+            if (*p == '"')
+                p++;
+        } else {
+            v = p;
+            while (*p != '\0' && *p != ',' && *p != ' ')
+                p++;
+            vlen = (size_t)(p - v);
+        }
+        if (klen == nlen && strncasecmp(k, name, nlen) == 0) {
+            if (vlen >= outlen)
+                return 0;
+            memcpy(out, v, vlen);
+            out[vlen] = '\0';
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* "scheme://host[:port]" of url into out (lower-case, ":443" dropped for https). */
+static int origin_of(const char *url, char *out, size_t outlen, const char **path)
+{
+    const char *p = strstr(url, "://"), *e;
+    size_t n, i;
+
+    if (p == NULL)
+        return 0;
+    e = p + 3 + strcspn(p + 3, "/?#");
+    n = (size_t)(e - url);
+    if (n >= outlen)
+        return 0;
+    for (i = 0; i < n; i++)
+        out[i] = (char)((url[i] >= 'A' && url[i] <= 'Z') ? url[i] + 32 : url[i]);
+    out[n] = '\0';
+    if (n > 12 && strncmp(out, "https://", 8) == 0 && strcmp(out + n - 4, ":443") == 0)
+        out[n - 4] = '\0';
+    if (path != NULL)
+        *path = e;
+    return 1;
+}
+
+static int public_cloud_login(const char *origin)
+{
+    static const char *const hosts[] = {"https://login.microsoftonline.com",
+                                        "https://login.windows.net", "https://login.microsoft.com",
+                                        "https://sts.windows.net"};
+    size_t i;
+
+    for (i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++)
+        if (strcmp(origin, hosts[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* May a token for `resource` be sent to the vault at url? Known Key Vault resources, or a
+ * resource whose host the vault's host is under (the Azure SDK's resource verification). */
+static int resource_ok(const char *url, const char *resource)
+{
+    static const char *const known[] = {
+        "https://vault.azure.net",         "https://managedhsm.azure.net",
+        "https://vault.azure.cn",          "https://managedhsm.azure.cn",
+        "https://vault.usgovcloudapi.net", "https://managedhsm.usgovcloudapi.net",
+        "https://vault.microsoftazure.de"};
+    char vo[300], ro[300];
+    size_t i, vl, rl;
+
+    for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (strcasecmp(resource, known[i]) == 0)
+            return 1;
+    if (!origin_of(url, vo, sizeof(vo), NULL) || !origin_of(resource, ro, sizeof(ro), NULL) ||
+        strncmp(ro, "https://", 8) != 0)
+        return 0;
+    vo[8 + strcspn(vo + 8, ":")] = '\0';
+    ro[8 + strcspn(ro + 8, ":")] = '\0';
+    vl = strlen(vo + 8);
+    rl = strlen(ro + 8);
+    return vl > rl + 1 && vo[8 + vl - rl - 1] == '.' && strcmp(vo + 8 + vl - rl, ro + 8) == 0;
+}
+
+static int valid_tenant(const char *t)
+{
+    size_t i, n = strlen(t);
+
+    if (n == 0 || n >= KV_TENANT_MAX)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (!((t[i] >= '0' && t[i] <= '9') || (t[i] >= 'a' && t[i] <= 'z') ||
+              (t[i] >= 'A' && t[i] <= 'Z') || t[i] == '-' || t[i] == '.'))
+            return 0;
+    return 1;
+}
+
+kv_rv kv_token_challenge(kv_token_src *ts, const char *www, const char *rejected, kv_err *err)
+{
+    char authz[512], res[KV_RESOURCE_MAX], scope[KV_RESOURCE_MAX + 16], co[300], ao[300];
+    char tenant[KV_TENANT_MAX] = "";
+    const char *path = NULL;
+    int learned = 0, have_authz, have_res;
+    size_t n;
+    kv_rv rv = KV_OK;
+
+    if (ts == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "no token source");
+    if (rejected != NULL)
+        kv_token_invalidate(ts, rejected);
+    if (ts->init_rv != KV_OK || www == NULL)
+        www = "";
+    have_authz = challenge_param(www, "authorization", authz, sizeof(authz)) ||
+                 challenge_param(www, "authorization_uri", authz, sizeof(authz));
+    have_res = challenge_param(www, "resource", res, sizeof(res));
+    if (!have_res && challenge_param(www, "scope", scope, sizeof(scope))) {
+        n = strlen(scope);
+        if (n > 9 && strcmp(scope + n - 9, "/.default") == 0)
+            scope[n - 9] = '\0';
+        snprintf(res, sizeof(res), "%.*s", (int)sizeof(res) - 1, scope);
+        have_res = 1;
+    }
+    if (have_res) {
+        n = strlen(res);
+        while (n > 0 && res[n - 1] == '/')
+            res[--n] = '\0';
+    }
+    /* tenant: first path segment of the authorization URL, if its authority is ours */
+    if (have_authz && origin_of(authz, co, sizeof(co), &path) && path[0] == '/') {
+        snprintf(tenant, sizeof(tenant), "%.*s", (int)strcspn(path + 1, "/?#"), path + 1);
+        if (!valid_tenant(tenant))
+            tenant[0] = '\0';
+    }
+
+    kv_http_lock(ts->http);
+    if (needs_tenant(ts) && tenant[0] != '\0') {
+        int allowed = origin_of(ts->cred.authority, ao, sizeof(ao), NULL) &&
+                      (strcmp(co, ao) == 0 || (public_cloud_login(co) && public_cloud_login(ao)));
+
+        if (!allowed) {
+            if (ts->tenant[0] == '\0')
+                rv = kv_err_set(err, KV_ERR_AUTH,
+                                "vault %s: its challenge names authority %s, which is not the "
+                                "configured authority %s; refusing to use it (set tenant_id, or "
+                                "authority)",
+                                ts->vc->name, co, ao);
+        } else if (strcasecmp(tenant, ts->tenant) != 0) {
+            if (ts->tenant_pinned) {
+                rv = kv_err_set(err, KV_ERR_AUTH,
+                                "vault %s is in tenant %s, but the credential's tenant is %s "
+                                "(tenant_id / AZURE_TENANT_ID)",
+                                ts->vc->name, tenant, ts->tenant);
+            } else {
+                snprintf(ts->tenant, sizeof(ts->tenant), "%s", tenant);
+                learned = 1;
+            }
+        }
+    } else if (needs_tenant(ts) && ts->tenant[0] == '\0') {
+        rv = kv_err_set(err, KV_ERR_AUTH,
+                        "vault %s sent no usable challenge naming its tenant: set tenant_id (or "
+                        "AZURE_TENANT_ID)",
+                        ts->vc->name);
+    }
+    if (rv == KV_OK && have_res && !ts->resource_pinned && strcasecmp(res, ts->resource) != 0) {
+        if (resource_ok(ts->vc->url, res)) {
+            snprintf(ts->resource, sizeof(ts->resource), "%s", res);
+            learned = 1;
+        } else {
+            rv = kv_err_set(err, KV_ERR_AUTH,
+                            "vault %s: its challenge asks for a token for %s, which is not a Key "
+                            "Vault resource for %s; refusing (set resource to override)",
+                            ts->vc->name, res, ts->vc->url);
+        }
+    }
+    if (learned) {
+        KV_INFO("vault %s: challenge: tenant %s, resource %s", ts->vc->name,
+                ts->tenant[0] ? ts->tenant : "-", ts->resource);
+        kv_free_secret(ts->token);
+        ts->token = NULL;
+        ts->refresh_at = 0;
+    }
+    kv_http_unlock(ts->http);
+    if (rv != KV_OK)
+        return rv;
+    /* A request without a token (the probe) may be retried once the tenant is known, also
+     * when another thread's probe learnt it first. */
+    if (rejected == NULL && !learned && kv_token_needs_challenge(ts))
+        return kv_err_set(err, KV_ERR_AUTH,
+                          "vault %s refused the request (401) and its "
+                          "challenge gives nothing new",
+                          ts->vc->name);
+    return KV_OK;
 }

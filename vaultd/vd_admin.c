@@ -19,6 +19,7 @@
 
 #include "vd_identity.h"
 #include "vd_keycache.h"
+#include "vd_principals.h"
 #include "vd_store_admin.h"
 
 #define VD_ADMIN_MAX_ADMINS 8
@@ -493,6 +494,11 @@ void vd_admin_handle(vd_req *r)
     bool collection;
     size_t i;
 
+    if (vd_principals_is_path(r)) { /* principals, tenants, token key (vd_principals.c) */
+        if (vd_admin_authorize(r, vd_principals_action(r)))
+            vd_principals_handle(r);
+        return;
+    }
     if (r->nsegs >= 2)
         for (i = 0; i < sizeof(vd_kinds) / sizeof(vd_kinds[0]) && k == NULL; i++)
             if (strcasecmp(r->segs[1], vd_kinds[i].segment) == 0)

@@ -2,9 +2,12 @@
  * key_ops, tags, public key, private key still wrapped under the KEK) and its rotation
  * policy, sealed with AES-256-GCM under the instance backup key (HKDF of the KEK), so only
  * vaults of the same vaultd instance can restore it. Restore rewraps each version for its
- * new place and keeps versions, ids and attributes. HSM-protected versions hold only their pool
- * reference (the material cannot leave the pool yet): restore refuses them once the pool
- * object is gone (purged), so such backups are neither portable nor survive a purge. */
+ * new place and keeps versions, ids and attributes. HSM-protected versions hold their pool
+ * reference and, when the pool has a wrapping key and the key was made extractable under it,
+ * the key material wrapped under the pool wrapping key (kv_hsm_wrap_key, "hsm_wrapped"):
+ * restore shares the pool object while it exists and otherwise unwraps the material into the
+ * pool (after a purge, or in a pool holding the same wrapping key). Versions without wrapped
+ * material (keys made before the pool had a wrapping key) are refused once the object is gone. */
 #include "vd_keys_lifecycle.h"
 
 #include <stdio.h>
@@ -51,9 +54,39 @@ static json_t *vd_version_json(const vd_key_row *row)
         json_object_set_new(v, "exp", json_integer(row->exp));
     if (row->tags != NULL)
         json_object_set_new(v, "tags", json_loads(row->tags, 0, NULL));
-    if (row->hsm_ref != NULL) /* HSM key: only the reference; the material stays in the pool */
+    if (row->hsm_ref != NULL) /* HSM key: the reference (+ "hsm_wrapped", vd_backup_hsm) */
         json_object_set_new(v, "hsm_ref", json_string(row->hsm_ref));
     return v;
+}
+
+/* Adds "hsm_wrapped" (the material under the pool wrapping key) to an HSM version. Keys that
+ * cannot be wrapped (made non-extractable before the pool had a wrapping key) keep a
+ * reference-only entry. false after answering 503 (pool unavailable) or 500. */
+static bool vd_backup_hsm(vd_req *r, const vd_key_row *row, json_t *v)
+{
+    kv_hsm_pool *pool;
+    uint8_t *blob = NULL;
+    size_t blen = 0;
+    kv_err err;
+    kv_rv rv;
+
+    if (row->hsm_ref == NULL)
+        return true;
+    pool = vd_hsm_pool(r->ctx, &err);
+    rv = pool != NULL ? kv_hsm_wrap_key(pool, row->hsm_ref, &blob, &blen, &err) : err.rv;
+    if (rv == KV_OK) {
+        json_object_set_new(v, "hsm_wrapped", vd_b64_member(blob, blen));
+        free(blob);
+        return true;
+    }
+    if (rv == KV_ERR_UNSUPPORTED || rv == KV_ERR_NOT_FOUND)
+        return true; /* legacy key (or no pool / object): reference only, checked at restore */
+    if (rv == KV_ERR_SERVER || rv == KV_ERR_NETWORK)
+        vd_reply_error(r, 503, "ServiceUnavailable", NULL, "%s", err.message);
+    else
+        vd_reply_error(r, 500, "InternalServerError", NULL, "The key could not be backed up: %s",
+                       err.message);
+    return false;
 }
 
 void vd_keys_backup(vd_req *r, const char *name, const char *version)
@@ -92,6 +125,8 @@ void vd_keys_backup(vd_req *r, const char *name, const char *version)
         v = vd_version_json(&rows[i]);
         if (v == NULL || json_array_append_new(vers, v) != 0)
             goto fail;
+        if (!vd_backup_hsm(r, &rows[i], v))
+            goto done;
     }
     rv = vd_store_policy_get(r->store, r->vault.name, rows[0].name, &pol);
     if (rv == KV_OK)
@@ -196,10 +231,75 @@ done:
     return rv;
 }
 
-/* HSM-protected versions carry only their pool reference (hsm_ref), not the key material:
- * their objects must still be in the pool. true when all are there; false after answering
- * 400 (object gone, e.g. the key was purged; or no pool), 503 (pool unavailable) or 500. */
-static bool vd_restore_hsm_present(vd_req *r, json_t *vers)
+static void vd_bad_blob(vd_req *r)
+{
+    vd_reply_error(r, 400, "BadParameter", NULL,
+                   "The backup blob is invalid: it was not created by this vaultd instance "
+                   "(a key backup can only be restored into a vault of the instance that made "
+                   "it) or it has been altered.");
+}
+
+/* Destroys the pool objects unwrapped by vd_restore_hsm_prepare (restore failed). */
+static void vd_restore_hsm_undo(vd_req *r, char **newrefs, size_t n)
+{
+    size_t i;
+
+    for (i = 0; newrefs != NULL && i < n; i++) {
+        if (newrefs[i] != NULL)
+            (void)vd_hsm_destroy_key(r->ctx, newrefs[i]);
+        free(newrefs[i]);
+        newrefs[i] = NULL;
+    }
+}
+
+/* Unwraps version v's "hsm_wrapped" material into the pool as kname's version; *out = ref. */
+static bool vd_restore_hsm_unwrap(vd_req *r, kv_hsm_pool *pool, const char *kname, const json_t *v,
+                                  char **out)
+{
+    kv_hsm_unwrap_spec spec = {NULL, false, NULL};
+    char ref[KV_HSM_REF_MAX], label[VD_ID_MAX * 2 + VD_NAME_MAX + 16];
+    const json_t *ver = json_object_get(v, "version");
+    uint8_t *blob = NULL;
+    size_t blen = 0;
+    kv_err err;
+    kv_rv rv;
+
+    if (!vd_blob_member(v, "hsm_wrapped", &blob, &blen) || !json_is_string(ver)) {
+        free(blob);
+        vd_bad_blob(r);
+        return false;
+    }
+    snprintf(label, sizeof(label), "vaultd/%s/%s/%s", r->vault.name, kname, json_string_value(ver));
+    spec.label = label;
+    rv = kv_hsm_unwrap_key(pool, blob, blen, &spec, ref, &err);
+    free(blob);
+    if (rv == KV_OK) {
+        vd_hsm_replicate(r->ctx, ref);
+        *out = strdup(ref);
+        if (*out != NULL)
+            return true;
+        (void)kv_hsm_destroy(pool, ref, &err);
+        vd_reply_error(r, 500, "InternalServerError", NULL, "The key could not be restored.");
+    } else if (rv == KV_ERR_SERVER || rv == KV_ERR_NETWORK) {
+        vd_reply_error(r, 503, "ServiceUnavailable", NULL, "%s", err.message);
+    } else if (rv == KV_ERR_BAD_REQUEST || rv == KV_ERR_UNSUPPORTED) {
+        vd_reply_error(r, 400, "BadParameter", NULL,
+                       "The backup's HSM key material cannot be restored into pool '%s': %s",
+                       r->ctx->hsm->name, err.message);
+    } else {
+        vd_reply_error(r, 500, "InternalServerError", NULL, "The key could not be restored: %s",
+                       err.message);
+    }
+    return false;
+}
+
+/* HSM-protected versions carry their pool reference (hsm_ref) and, when the key could be
+ * wrapped, the material (hsm_wrapped). A version whose pool object still exists shares it;
+ * one whose object is gone is unwrapped into the pool (newrefs[i] = the new reference);
+ * without wrapped material it is refused. true when every version can be restored; false
+ * after answering 400 (object gone and no material, a foreign pool wrapping key, no pool),
+ * 503 (pool unavailable) or 500, with any unwrapped objects destroyed again. */
+static bool vd_restore_hsm_prepare(vd_req *r, json_t *vers, const char *kname, char **newrefs)
 {
     const json_t *v, *ref;
     kv_hsm_pool *pool = NULL;
@@ -220,12 +320,17 @@ static bool vd_restore_hsm_present(vd_req *r, json_t *vers)
                 else
                     vd_reply_error(r, 400, "BadParameter", NULL,
                                    "The backup holds an HSM-protected key but %s.", err.message);
-                return false;
+                goto fail;
             }
         }
         rv = kv_hsm_find(pool, json_string_value(ref), &err);
         if (rv == KV_OK)
             continue;
+        if (rv == KV_ERR_NOT_FOUND && json_is_string(json_object_get(v, "hsm_wrapped"))) {
+            if (!vd_restore_hsm_unwrap(r, pool, kname, v, &newrefs[i]))
+                goto fail;
+            continue;
+        }
         if (rv == KV_ERR_NOT_FOUND)
             vd_reply_error(r, 400, "BadParameter", NULL,
                            "The backup references HSM key material that no longer exists in "
@@ -237,17 +342,12 @@ static bool vd_restore_hsm_present(vd_req *r, json_t *vers)
         else
             vd_reply_error(r, 500, "InternalServerError", NULL, "The key could not be restored: %s",
                            err.message);
-        return false;
+        goto fail;
     }
     return true;
-}
-
-static void vd_bad_blob(vd_req *r)
-{
-    vd_reply_error(r, 400, "BadParameter", NULL,
-                   "The backup blob is invalid: it was not created by this vaultd instance "
-                   "(a key backup can only be restored into a vault of the instance that made "
-                   "it) or it has been altered.");
+fail:
+    vd_restore_hsm_undo(r, newrefs, json_array_size(vers));
+    return false;
 }
 
 void vd_keys_restore(vd_req *r, const char *name, const char *version)
@@ -258,7 +358,8 @@ void vd_keys_restore(vd_req *r, const char *name, const char *version)
     size_t blen = 0, plen = 0, n = 0, i;
     vd_key_row *rows = NULL, latest = {0};
     vd_policy_row pol = {0};
-    bool live = false, deleted = false;
+    char **newrefs = NULL;
+    bool live = false, deleted = false, stored = false;
     const char *kname;
     kv_rv rv;
 
@@ -304,7 +405,10 @@ void vd_keys_restore(vd_req *r, const char *name, const char *version)
                        kname);
         goto done;
     }
-    if (!vd_restore_hsm_present(r, vers))
+    newrefs = calloc(json_array_size(vers), sizeof(*newrefs));
+    if (newrefs == NULL)
+        goto fail;
+    if (!vd_restore_hsm_prepare(r, vers, kname, newrefs))
         goto done;
     rows = calloc(json_array_size(vers), sizeof(*rows));
     if (rows == NULL)
@@ -318,6 +422,12 @@ void vd_keys_restore(vd_req *r, const char *name, const char *version)
         }
         if (rv != KV_OK)
             goto fail;
+        if (newrefs[i] != NULL) { /* material unwrapped into the pool: the new object */
+            free(rows[n - 1].hsm_ref);
+            rows[n - 1].hsm_ref = strdup(newrefs[i]);
+            if (rows[n - 1].hsm_ref == NULL)
+                goto fail;
+        }
     }
     rv = vd_store_key_insert_many(r->store, rows, n);
     if (rv == KV_ERR_CONFLICT) {
@@ -329,6 +439,7 @@ void vd_keys_restore(vd_req *r, const char *name, const char *version)
     }
     if (rv != KV_OK)
         goto fail;
+    stored = true; /* the rows reference the unwrapped objects now */
     if (json_is_object(json_object_get(doc, "rotationPolicy"))) {
         snprintf(pol.vault, sizeof(pol.vault), "%s", r->vault.name);
         snprintf(pol.name, sizeof(pol.name), "%s", kname);
@@ -342,6 +453,14 @@ void vd_keys_restore(vd_req *r, const char *name, const char *version)
 fail:
     vd_reply_error(r, 500, "InternalServerError", NULL, "The key could not be restored.");
 done:
+    if (newrefs != NULL) {
+        if (stored) /* keep the objects */
+            for (i = 0; i < json_array_size(vers); i++)
+                free(newrefs[i]);
+        else /* objects unwrapped for rows that were never stored */
+            vd_restore_hsm_undo(r, newrefs, json_array_size(vers));
+        free(newrefs);
+    }
     vd_key_row_clear(&latest);
     vd_key_rows_free(rows, n);
     vd_policy_row_clear(&pol);

@@ -20,13 +20,17 @@
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include "kv_b64.h"
 #include "kv_jwk.h"
+#include "vd_certs_int.h"
 #include "vd_crypto.h"
+#include "vd_hsm.h"
 #include "vd_keys_int.h"
+#include "vd_store_keys.h"
 #include "vd_sc_common.h"
 #include "vd_secrets.h"
 #include "vd_store_certs.h"
@@ -40,9 +44,13 @@ static const char *const vd_key_usages[] = {"digitalSignature", "nonRepudiation"
                                             "dataEncipherment", "keyAgreement",   "keyCertSign",
                                             "cRLSign",          "encipherOnly",   "decipherOnly"};
 
-/* A certificate version being made: key, X.509, chain and the policy it follows. */
+/* A certificate version being made: key, X.509, chain and the policy it follows. With an
+ * HSM-protected key (hsm_ref set) pkey is the public key only. */
 typedef struct vd_cert_build {
     EVP_PKEY *pkey;
+    char *hsm_ref; /* the key in the HSM pool, or NULL (software key) */
+    bool hsm_new;  /* hsm_ref was made for this version: destroy it unless it was stored */
+    bool hsm_kept; /* stored: the key row owns the pool object now */
     X509 *x509;
     STACK_OF(X509) * chain; /* extra certificates of an import (may be NULL) */
     json_t *policy;         /* normalised policy (no id) */
@@ -51,8 +59,11 @@ typedef struct vd_cert_build {
     char version[VD_ID_MAX];
 } vd_cert_build;
 
-static void vd_cert_build_clear(vd_cert_build *b)
+static void vd_cert_build_clear(vd_ctx *ctx, vd_cert_build *b)
 {
+    if (b->hsm_ref != NULL && b->hsm_new && !b->hsm_kept)
+        vd_certs_hsm_destroy(ctx, b->hsm_ref);
+    free(b->hsm_ref);
     EVP_PKEY_free(b->pkey);
     X509_free(b->x509);
     sk_X509_pop_free(b->chain, X509_free);
@@ -88,6 +99,11 @@ static void vd_cert_deleted_conflict(vd_req *r, const char *name)
                    "name cannot be reused; in this state, the certificate can only be recovered "
                    "or purged.",
                    name);
+}
+
+void vd_certs_not_found(vd_req *r, const char *name, const char *version)
+{
+    vd_cert_not_found(r, name, version);
 }
 
 static void vd_obj_url(const vd_req *r, const char *coll, const char *name, const char *version,
@@ -187,12 +203,6 @@ static bool vd_policy_normalize(vd_req *r, const json_t *in, bool for_create, js
         vd_bad(r, "key_props.kty must be RSA, RSA-HSM, EC or EC-HSM.");
         goto fail;
     }
-    if (strstr(kty, "-HSM") != NULL) {
-        /* the self-signature and the PKCS#12 need the private key in software */
-        vd_bad(r, "key_props.kty: HSM-protected certificate keys (RSA-HSM, EC-HSM) are not "
-                  "supported by vaultd; use RSA or EC.");
-        goto fail;
-    }
     rsa = strncmp(kty, "RSA", 3) == 0;
     if (rsa) {
         v = json_object_get(kp, "key_size");
@@ -227,12 +237,19 @@ static bool vd_policy_normalize(vd_req *r, const json_t *in, bool for_create, js
         const char *k = i == 0 ? "exportable" : "reuse_key";
 
         v = json_object_get(kp, k);
-        if (v == NULL)
-            json_object_set_new(kp, k, json_boolean(i == 0));
+        if (v == NULL) /* an HSM-protected key can never leave the pool */
+            json_object_set_new(kp, k, json_boolean(i == 0 && !vd_certs_kty_is_hsm(kty)));
         else if (!json_is_boolean(v)) {
             vd_reply_error(r, 400, "BadParameter", NULL, "key_props.%s must be a boolean.", k);
             goto fail;
         }
+    }
+    if (vd_certs_kty_is_hsm(kty) && json_is_true(json_object_get(kp, "exportable"))) {
+        vd_reply_error(r, 400, "BadParameter", NULL,
+                       "key_props.exportable: the private key of an HSM-protected certificate "
+                       "key (kty %s) cannot be exported; set exportable to false or use kty %s.",
+                       kty, strncmp(kty, "RSA", 3) == 0 ? "RSA" : "EC");
+        goto fail;
     }
     /* secret_props */
     v = json_object_get(sp, "contentType");
@@ -550,8 +567,10 @@ static long long vd_asn1_time(const ASN1_TIME *t)
     return (long long)timegm(&tm);
 }
 
-/* Self-signed certificate for b->pkey following b->policy. */
-static kv_rv vd_make_self_signed(vd_cert_build *b)
+/* Self-signed certificate for b->pkey following b->policy, signed in the HSM pool when the key
+ * lives there. A pool failure sets err (err->rv != KV_OK); KV_ERR_INVALID_ARG with err->rv ==
+ * KV_OK is a bad subject. */
+static kv_rv vd_make_self_signed(vd_ctx *ctx, vd_cert_build *b, kv_err *err)
 {
     const json_t *xp = json_object_get(b->policy, "x509_props");
     X509_NAME *subj = NULL;
@@ -564,6 +583,7 @@ static kv_rv vd_make_self_signed(vd_cert_build *b)
     bool ok = false;
     kv_rv rv = KV_ERR_INTERNAL;
 
+    kv_err_clear(err);
     subj = vd_parse_subject(json_string_value(json_object_get(xp, "subject")));
     if (subj == NULL)
         return KV_ERR_INVALID_ARG;
@@ -591,6 +611,10 @@ static kv_rv vd_make_self_signed(vd_cert_build *b)
         !vd_add_conf_ext(b->x509, &v3, NID_subject_key_identifier, "hash") ||
         !vd_add_conf_ext(b->x509, &v3, NID_authority_key_identifier, "keyid:always"))
         goto done;
+    if (b->hsm_ref != NULL) {
+        rv = vd_certs_hsm_sign_x509(ctx, b->hsm_ref, b->pkey, vd_sig_md(b->pkey), &b->x509, err);
+        goto done;
+    }
     if (X509_sign(b->x509, b->pkey, vd_sig_md(b->pkey)) <= 0)
         goto done;
     rv = KV_OK;
@@ -604,8 +628,8 @@ done:
 }
 
 /* A CSR for the pending operation from the policy's subject and SANs (std base64 DER), or
- * NULL (also for an invalid subject). */
-static char *vd_make_csr(const vd_cert_build *b)
+ * NULL (also for an invalid subject; err->rv != KV_OK when the HSM pool failed). */
+static char *vd_make_csr(vd_ctx *ctx, const vd_cert_build *b, kv_err *err)
 {
     const json_t *xp = json_object_get(b->policy, "x509_props");
     X509_NAME *subj = vd_parse_subject(json_string_value(json_object_get(xp, "subject")));
@@ -617,6 +641,7 @@ static char *vd_make_csr(const vd_cert_build *b)
     bool ok = false;
     int len;
 
+    kv_err_clear(err);
     if (subj == NULL || exts == NULL || req == NULL)
         goto done;
     san = vd_san_ext(json_object_get(xp, "sans"), &ok);
@@ -628,7 +653,11 @@ static char *vd_make_csr(const vd_cert_build *b)
             goto done;
     }
     if (!X509_REQ_set_version(req, 0) || !X509_REQ_set_subject_name(req, subj) ||
-        !X509_REQ_set_pubkey(req, b->pkey) || X509_REQ_sign(req, b->pkey, vd_sig_md(b->pkey)) <= 0)
+        !X509_REQ_set_pubkey(req, b->pkey))
+        goto done;
+    if (b->hsm_ref != NULL
+            ? vd_certs_hsm_sign_req(ctx, b->hsm_ref, b->pkey, vd_sig_md(b->pkey), req, err) != KV_OK
+            : X509_REQ_sign(req, b->pkey, vd_sig_md(b->pkey)) <= 0)
         goto done;
     len = i2d_X509_REQ(req, &der);
     if (len > 0)
@@ -760,7 +789,7 @@ static bool vd_cert_persist(vd_req *r, const char *name, vd_cert_build *b, const
         vd_cert_deleted_conflict(r, name);
         goto done;
     }
-    if (vd_random_hex(b->version, 16) != KV_OK)
+    if (b->version[0] == '\0' && vd_random_hex(b->version, 16) != KV_OK)
         goto fail;
     b->attrs.has_nbf = b->attrs.has_exp = true;
     b->attrs.nbf = vd_asn1_time(X509_get0_notBefore(b->x509));
@@ -770,7 +799,7 @@ static bool vd_cert_persist(vd_req *r, const char *name, vd_cert_build *b, const
     snprintf(key.name, sizeof(key.name), "%s", name);
     snprintf(key.version, sizeof(key.version), "%s", b->version);
     snprintf(key.kty, sizeof(key.kty), "%s", strncmp(kty, "RSA", 3) == 0 ? "RSA" : "EC");
-    key.hsm = strstr(kty, "-HSM") != NULL;
+    key.hsm = b->hsm_ref != NULL;
     key.created = key.updated = vd_now();
     key.enabled = b->attrs.enabled;
     key.has_nbf = key.has_exp = true;
@@ -783,10 +812,15 @@ static bool vd_cert_persist(vd_req *r, const char *name, vd_cert_build *b, const
     snprintf(aad, sizeof(aad), "%s|%s|%s", key.vault, key.name, key.version);
     for (i = 0; aad[i] != '\0'; i++)
         aad[i] = (char)tolower((unsigned char)aad[i]);
-    if (key.key_ops == NULL || vd_crypto_pub_der(b->pkey, &key.pub_der, &key.pub_len) != KV_OK ||
-        vd_crypto_wrap_pkey(r->ctx->kek, aad, b->pkey, key.iv, &key.wrapped, &key.wrapped_len) !=
-            KV_OK)
+    if (key.key_ops == NULL || vd_crypto_pub_der(b->pkey, &key.pub_der, &key.pub_len) != KV_OK)
         goto fail;
+    if (b->hsm_ref != NULL) { /* the private key stays in the pool: only its reference */
+        if (RAND_bytes(key.iv, sizeof(key.iv)) != 1 || (key.hsm_ref = strdup(b->hsm_ref)) == NULL)
+            goto fail;
+    } else if (vd_crypto_wrap_pkey(r->ctx->kek, aad, b->pkey, key.iv, &key.wrapped,
+                                   &key.wrapped_len) != KV_OK) {
+        goto fail;
+    }
     if (vd_store_key_insert(r->store, &key) != KV_OK)
         goto fail;
     linked = true;
@@ -839,6 +873,7 @@ static bool vd_cert_persist(vd_req *r, const char *name, vd_cert_build *b, const
         vd_store_cert_policy_put(r->store, r->vault.name, row->name, ptext, pending) != KV_OK)
         goto fail;
     ok = true;
+    b->hsm_kept = b->hsm_ref != NULL;
     goto done;
 fail:
     vd_reply_error(r, 500, "InternalServerError", NULL, "The certificate could not be stored.");
@@ -934,6 +969,11 @@ static void vd_reply_cert(vd_req *r, const vd_cert_row *row, const vd_vault_info
         vd_reply_json(r, 200, b);
 }
 
+void vd_certs_reply_bundle(vd_req *r, const vd_cert_row *row, const vd_vault_info *info)
+{
+    vd_reply_cert(r, row, info);
+}
+
 static bool vd_cert_load(vd_req *r, const char *name, const char *version, bool deleted,
                          vd_cert_row *row)
 {
@@ -1009,8 +1049,9 @@ static bool vd_cert_common_body(vd_req *r, json_t *body, vd_cert_build *b)
 }
 
 /* key_props.reuse_key: the private key of the latest certificate version, if it has the
- * policy's type and size / curve. KV_ERR_NOT_FOUND when there is none to reuse. */
-static kv_rv vd_reuse_key(vd_req *r, const char *name, const json_t *kp, EVP_PKEY **out)
+ * policy's type, size / curve and protection (an HSM key is reused by its pool reference:
+ * b->hsm_ref, b->pkey = its public key). KV_ERR_NOT_FOUND when there is none to reuse. */
+static kv_rv vd_reuse_key(vd_req *r, const char *name, const json_t *kp, vd_cert_build *b)
 {
     vd_cert_row cert = {0};
     vd_key_row key = {0};
@@ -1024,12 +1065,18 @@ static kv_rv vd_reuse_key(vd_req *r, const char *name, const json_t *kp, EVP_PKE
     rv = vd_store_cert_get(r->store, r->vault.name, name, NULL, false, &cert);
     if (rv == KV_OK)
         rv = vd_store_key_get(r->store, r->vault.name, cert.name, cert.version, &key);
-    if (rv != KV_OK || key.wrapped == NULL)
+    if (rv != KV_OK || (key.hsm_ref != NULL) != vd_certs_kty_is_hsm(kty))
         goto done;
-    snprintf(aad, sizeof(aad), "%s|%s|%s", key.vault, key.name, key.version);
-    for (i = 0; aad[i] != '\0'; i++)
-        aad[i] = (char)tolower((unsigned char)aad[i]);
-    rv = vd_crypto_unwrap_pkey(r->ctx->kek, aad, key.iv, key.wrapped, key.wrapped_len, &pkey);
+    if (key.hsm_ref != NULL) {
+        rv = vd_crypto_pub_from_der(key.pub_der, key.pub_len, &pkey);
+    } else if (key.wrapped == NULL) {
+        rv = KV_ERR_NOT_FOUND;
+    } else {
+        snprintf(aad, sizeof(aad), "%s|%s|%s", key.vault, key.name, key.version);
+        for (i = 0; aad[i] != '\0'; i++)
+            aad[i] = (char)tolower((unsigned char)aad[i]);
+        rv = vd_crypto_unwrap_pkey(r->ctx->kek, aad, key.iv, key.wrapped, key.wrapped_len, &pkey);
+    }
     if (rv != KV_OK)
         goto done;
     if (strncmp(kty, "RSA", 3) == 0)
@@ -1039,8 +1086,11 @@ static kv_rv vd_reuse_key(vd_req *r, const char *name, const json_t *kp, EVP_PKE
         fits = EVP_PKEY_is_a(pkey, "EC") &&
                vd_crypto_curve_nid(pkey) ==
                    kv_curve_nid_from_name(json_string_value(json_object_get(kp, "crv")));
+    if (fits && key.hsm_ref != NULL && (b->hsm_ref = strdup(key.hsm_ref)) == NULL)
+        fits = false;
     if (fits) {
-        *out = pkey;
+        b->pkey = pkey;
+        b->hsm_new = false; /* the older version's key row keeps owning the pool object */
         pkey = NULL;
     } else {
         rv = KV_ERR_NOT_FOUND;
@@ -1062,6 +1112,7 @@ static void vd_create_unknown(vd_req *r, const char *name, vd_cert_build *b)
                              *pending = NULL;
     json_t *op = NULL, *vd = NULL;
     bool deleted = false;
+    kv_err err;
 
     if (vd_store_cert_is_deleted(r->store, r->vault.name, name, &deleted) != KV_OK)
         goto fail;
@@ -1069,7 +1120,11 @@ static void vd_create_unknown(vd_req *r, const char *name, vd_cert_build *b)
         vd_cert_deleted_conflict(r, name);
         goto done;
     }
-    csr = vd_make_csr(b);
+    csr = vd_make_csr(r->ctx, b, &err);
+    if (csr == NULL && err.rv != KV_OK) {
+        vd_certs_hsm_reply_err(r, &err, "The CSR could not be signed in the HSM pool");
+        goto done;
+    }
     if (csr == NULL) {
         vd_bad(r, "x509_props.subject is not a valid X.500 name (e.g. \"CN=name, O=org\").");
         goto done;
@@ -1077,11 +1132,15 @@ static void vd_create_unknown(vd_req *r, const char *name, vd_cert_build *b)
     if (vd_guid(guid) != KV_OK)
         goto fail;
     vd_sc_aad("pending", r->vault.name, name, guid, aad, sizeof(aad));
-    if (vd_crypto_wrap_pkey(r->ctx->kek, aad, b->pkey, iv, &wrapped, &wlen) != KV_OK ||
-        (iv64 = kv_b64url_encode(iv, sizeof(iv))) == NULL ||
-        (key64 = kv_b64url_encode(wrapped, wlen)) == NULL)
+    if (b->hsm_ref != NULL) /* HSM key: the pending operation keeps its pool reference */
+        vd = json_pack("{s:s, s:s, s:b}", "hsm_ref", b->hsm_ref, "version", b->version, "enabled",
+                       b->attrs.enabled);
+    else if (vd_crypto_wrap_pkey(r->ctx->kek, aad, b->pkey, iv, &wrapped, &wlen) != KV_OK ||
+             (iv64 = kv_b64url_encode(iv, sizeof(iv))) == NULL ||
+             (key64 = kv_b64url_encode(wrapped, wlen)) == NULL)
         goto fail;
-    vd = json_pack("{s:s, s:s, s:b}", "iv", iv64, "key", key64, "enabled", b->attrs.enabled);
+    else
+        vd = json_pack("{s:s, s:s, s:b}", "iv", iv64, "key", key64, "enabled", b->attrs.enabled);
     if (vd != NULL && b->tags != NULL)
         json_object_set_new(vd, "tags", json_string(b->tags));
     op = json_pack("{s:{s:s}, s:s, s:s, s:s, s:b, s:o}", "issuer", "name", "Unknown", "csr", csr,
@@ -1093,6 +1152,7 @@ static void vd_create_unknown(vd_req *r, const char *name, vd_cert_build *b)
     if (pending == NULL || ptext == NULL ||
         vd_store_cert_policy_put(r->store, r->vault.name, name, ptext, pending) != KV_OK)
         goto fail;
+    b->hsm_kept = b->hsm_ref != NULL;
     vd_reply_json(r, 202, vd_cert_operation(r, name, pending, true));
     goto done;
 fail:
@@ -1116,9 +1176,11 @@ void vd_certs_create(vd_req *r, const char *name, const char *version)
     json_t *body = NULL, *op = NULL, *kp;
     const char *kty;
     char *csr = NULL, *pending = NULL, guid[37];
+    kv_err err;
     kv_rv rv;
 
     (void)version;
+    kv_err_clear(&err);
     if (!vd_sc_vault_only(r, &info))
         goto done;
     if (!vd_sc_name_ok(name)) {
@@ -1135,9 +1197,20 @@ void vd_certs_create(vd_req *r, const char *name, const char *version)
     }
     kp = json_object_get(b.policy, "key_props");
     kty = json_string_value(json_object_get(kp, "kty"));
-    rv = json_is_true(json_object_get(kp, "reuse_key")) ? vd_reuse_key(r, name, kp, &b.pkey)
+    rv = json_is_true(json_object_get(kp, "reuse_key")) ? vd_reuse_key(r, name, kp, &b)
                                                         : KV_ERR_NOT_FOUND;
-    if (rv != KV_OK)
+    if (rv != KV_OK && vd_certs_kty_is_hsm(kty)) {
+        /* the key is made in the HSM pool, under the version it will have */
+        if (vd_random_hex(b.version, 16) != KV_OK)
+            goto fail;
+        b.hsm_new = true;
+        if (vd_certs_hsm_generate(r->ctx, kp, r->vault.name, name, b.version, &b.hsm_ref, &b.pkey,
+                                  &err) != KV_OK) {
+            vd_certs_hsm_reply_err(r, &err, "The certificate's HSM key could not be created");
+            goto done;
+        }
+        rv = KV_OK;
+    } else if (rv != KV_OK)
         rv = strncmp(kty, "RSA", 3) == 0
                  ? vd_crypto_generate("RSA",
                                       (int)json_integer_value(json_object_get(kp, "key_size")),
@@ -1155,7 +1228,11 @@ void vd_certs_create(vd_req *r, const char *name, const char *version)
         vd_create_unknown(r, name, &b);
         goto done;
     }
-    rv = vd_make_self_signed(&b);
+    rv = vd_make_self_signed(r->ctx, &b, &err);
+    if (rv != KV_OK && err.rv != KV_OK) {
+        vd_certs_hsm_reply_err(r, &err, "The certificate could not be signed in the HSM pool");
+        goto done;
+    }
     if (rv == KV_ERR_INVALID_ARG) {
         vd_bad(r, "x509_props.subject is not a valid X.500 name (e.g. \"CN=name, O=org\").");
         goto done;
@@ -1165,7 +1242,11 @@ void vd_certs_create(vd_req *r, const char *name, const char *version)
                        "The certificate could not be created.");
         goto done;
     }
-    csr = vd_make_csr(&b);
+    csr = vd_make_csr(r->ctx, &b, &err);
+    if (csr == NULL && err.rv != KV_OK) {
+        vd_certs_hsm_reply_err(r, &err, "The CSR could not be signed in the HSM pool");
+        goto done;
+    }
     if (csr == NULL || vd_guid(guid) != KV_OK)
         goto fail;
     op = json_pack("{s:{s:s}, s:s, s:s, s:s}", "issuer", "name", "Self", "csr", csr, "request_id",
@@ -1189,7 +1270,7 @@ done:
     free(csr);
     free(pending);
     vd_cert_row_clear(&row);
-    vd_cert_build_clear(&b);
+    vd_cert_build_clear(r->ctx, &b);
     json_decref(body);
 }
 
@@ -1359,6 +1440,42 @@ static void vd_policy_merge(json_t *base, const json_t *over)
     }
 }
 
+/* Import with key_props.kty RSA-HSM / EC-HSM: the private key becomes a sensitive key in the
+ * HSM pool (kv_hsm_import_pkey) and b->pkey is replaced by the public key; nothing of the
+ * private key stays in vaultd. false after answering. */
+static bool vd_import_into_pool(vd_req *r, const char *name, vd_cert_build *b)
+{
+    uint8_t *der = NULL;
+    size_t len = 0;
+    EVP_PKEY *pub = NULL;
+    kv_err err;
+
+    if (vd_random_hex(b->version, 16) != KV_OK) {
+        vd_reply_error(r, 500, "InternalServerError", NULL,
+                       "The certificate could not be imported.");
+        return false;
+    }
+    b->hsm_new = true;
+    if (vd_certs_hsm_import(r->ctx, b->pkey, r->vault.name, name, b->version, &b->hsm_ref, &err) !=
+        KV_OK) {
+        vd_certs_hsm_reply_err(r, &err,
+                               "The certificate's key could not be imported into the "
+                               "HSM pool");
+        return false;
+    }
+    if (vd_crypto_pub_der(b->pkey, &der, &len) != KV_OK ||
+        vd_crypto_pub_from_der(der, len, &pub) != KV_OK) {
+        free(der);
+        vd_reply_error(r, 500, "InternalServerError", NULL,
+                       "The certificate could not be imported.");
+        return false;
+    }
+    free(der);
+    EVP_PKEY_free(b->pkey);
+    b->pkey = pub;
+    return true;
+}
+
 void vd_certs_import(vd_req *r, const char *name, const char *version)
 {
     vd_cert_build b = {0};
@@ -1366,7 +1483,7 @@ void vd_certs_import(vd_req *r, const char *name, const char *version)
     vd_vault_info info;
     json_t *body = NULL, *derived = NULL, *kp;
     const json_t *v, *pw;
-    bool is_pem = false;
+    bool is_pem = false, hsm;
 
     (void)version;
     if (!vd_sc_vault_only(r, &info))
@@ -1411,7 +1528,14 @@ void vd_certs_import(vd_req *r, const char *name, const char *version)
         vd_policy_merge(derived, pol);
         json_decref(pol);
     }
+    hsm = vd_certs_kty_is_hsm(json_string_value(
+        json_object_get(json_object_get(json_object_get(body, "policy"), "key_props"), "kty")));
+    if (hsm) /* the imported key goes into the HSM pool */
+        json_object_set_new(json_object_get(derived, "key_props"), "kty",
+                            json_string(EVP_PKEY_is_a(b.pkey, "RSA") ? "RSA-HSM" : "EC-HSM"));
     if (!vd_policy_normalize(r, derived, false, &b.policy))
+        goto done;
+    if (hsm && !vd_import_into_pool(r, name, &b))
         goto done;
     if (!vd_cert_persist(r, name, &b, NULL, &row))
         goto done;
@@ -1422,7 +1546,7 @@ fail:
 done:
     json_decref(derived);
     vd_cert_row_clear(&row);
-    vd_cert_build_clear(&b);
+    vd_cert_build_clear(r->ctx, &b);
     vd_sc_json_wipe(body, "value");
     vd_sc_json_wipe(body, "pwd");
     json_decref(body);
@@ -1483,6 +1607,8 @@ static void vd_pending(vd_req *r, const char *name, vd_pending_action action)
             strcmp(json_string_value(json_object_get(op, "status")) ?: "", "inProgress") == 0) {
             json_object_set_new(op, "cancellation_requested", json_true());
             json_object_set_new(op, "status", json_string("cancelled"));
+            vd_certs_hsm_destroy(
+                r->ctx, json_string_value(json_object_get(json_object_get(op, "_vd"), "hsm_ref")));
             json_object_del(op, "_vd"); /* the waiting key is discarded */
         }
         text = json_dumps(op, JSON_COMPACT);
@@ -1490,6 +1616,9 @@ static void vd_pending(vd_req *r, const char *name, vd_pending_action action)
                   : KV_ERR_NOMEM;
     } else if (action == VD_PENDING_DELETE) {
         rv = vd_store_cert_pending_clear(r->store, r->vault.name, name);
+        if (rv == KV_OK)
+            vd_certs_hsm_destroy(
+                r->ctx, json_string_value(json_object_get(json_object_get(op, "_vd"), "hsm_ref")));
     }
     if (rv != KV_OK) {
         vd_reply_error(r, 500, "InternalServerError", NULL, "The operation could not be saved.");
@@ -1566,13 +1695,32 @@ void vd_certs_merge(vd_req *r, const char *name, const char *version)
         }
     }
     vd_sc_aad("pending", r->vault.name, name, rid, aad, sizeof(aad));
-    if (kv_b64_decode(json_string_value(json_object_get(vd, "iv")) ?: "", &iv, &ivlen) != KV_OK ||
-        ivlen != 12 ||
-        kv_b64_decode(json_string_value(json_object_get(vd, "key")) ?: "", &wrapped, &wlen) !=
-            KV_OK ||
-        vd_crypto_unwrap_pkey(r->ctx->kek, aad, iv, wrapped, wlen, &b.pkey) != KV_OK)
+    if (json_is_string(json_object_get(vd, "hsm_ref"))) {
+        /* HSM key waiting in the pool; the pending operation owned it, the key row will */
+        kv_err err;
+
+        b.hsm_ref = strdup(json_string_value(json_object_get(vd, "hsm_ref")));
+        snprintf(b.version, sizeof(b.version), "%s",
+                 json_string_value(json_object_get(vd, "version")) ?: "");
+        if (b.hsm_ref == NULL || b.version[0] == '\0')
+            goto fail;
+        if (vd_certs_hsm_public(r->ctx, b.hsm_ref, &b.pkey, &err) != KV_OK) {
+            vd_certs_hsm_reply_err(r, &err, "The certificate could not be merged");
+            goto done;
+        }
+        if (EVP_PKEY_eq(X509_get0_pubkey(b.x509), b.pkey) != 1) {
+            ERR_clear_error();
+            vd_bad(r, "Public key from x509 certificate and key of this instance doesn't match.");
+            goto done;
+        }
+    } else if (kv_b64_decode(json_string_value(json_object_get(vd, "iv")) ?: "", &iv, &ivlen) !=
+                   KV_OK ||
+               ivlen != 12 ||
+               kv_b64_decode(json_string_value(json_object_get(vd, "key")) ?: "", &wrapped,
+                             &wlen) != KV_OK ||
+               vd_crypto_unwrap_pkey(r->ctx->kek, aad, iv, wrapped, wlen, &b.pkey) != KV_OK) {
         goto fail;
-    if (X509_check_private_key(b.x509, b.pkey) != 1) {
+    } else if (X509_check_private_key(b.x509, b.pkey) != 1) {
         ERR_clear_error();
         vd_bad(r, "Public key from x509 certificate and key of this instance doesn't match.");
         goto done;
@@ -1610,7 +1758,7 @@ done:
     json_decref(op);
     json_decref(body);
     vd_cert_row_clear(&row);
-    vd_cert_build_clear(&b);
+    vd_cert_build_clear(r->ctx, &b);
 }
 
 void vd_certs_pending_get(vd_req *r, const char *name, const char *version)
@@ -1884,6 +2032,8 @@ void vd_certs_purge(vd_req *r, const char *name, const char *version)
 {
     vd_cert_row row = {0};
     vd_vault_info info;
+    vd_key_row *keys = NULL;
+    size_t nkeys = 0, i;
 
     (void)version;
     if (!vd_sc_vault_only(r, &info) || !vd_cert_load(r, name, NULL, true, &row))
@@ -1895,12 +2045,21 @@ void vd_certs_purge(vd_req *r, const char *name, const char *version)
                        "automatically purge it after the retention period has passed.");
         goto done;
     }
+    /* HSM-protected key versions: their pool objects go too (unless a restored copy of the key
+     * elsewhere still uses them) */
+    if (vd_store_key_all(r->store, r->vault.name, row.name, true, &keys, &nkeys) != KV_OK)
+        nkeys = 0;
     if (vd_store_cert_purge(r->store, r->vault.name, row.name) != KV_OK) {
         vd_reply_error(r, 500, "InternalServerError", NULL, "The certificate could not be purged.");
         goto done;
     }
+    for (i = 0; i < nkeys; i++)
+        if (keys[i].hsm_ref != NULL &&
+            !vd_store_hsm_ref_shared(r->store, keys[i].hsm_ref, keys[i].vault, keys[i].name))
+            vd_certs_hsm_destroy(r->ctx, keys[i].hsm_ref);
     vd_reply_json(r, 204, NULL);
 done:
+    vd_key_rows_free(keys, nkeys);
     vd_cert_row_clear(&row);
 }
 

@@ -33,6 +33,13 @@ typedef struct vd_config {
     char kek_location[8];      /* --kek-location file|hsm|"" (first start only, vd_hsm.c) */
     long rotation_interval;   /* seconds between key maintenance runs (purge sweep, rotation) */
     bool dev_short_rotation;  /* hidden dev option: rotation-policy durations below 7 days */
+    char audit_file[PATH_MAX]; /* --audit-file (vd_audit.c), "" = STATE/audit/audit.log */
+    long request_timeout;     /* seconds to receive a whole request (vd_server.c) */
+    long token_key_rotation;  /* seconds between token-signing key rotations (vd_identity_keys.c) */
+    char identity_listen_host[64]; /* --identity-listen address ("" = none; vd_mi.c) */
+    int identity_port;             /* its port (0 = ephemeral) */
+    char identity_header[128];     /* --identity-header value ("" = STATE/identity-header) */
+    char identity_host[256];       /* --identity-host: this host's name for managed identities */
 } vd_config;
 
 typedef struct vd_ctx {
@@ -48,6 +55,12 @@ typedef struct vd_ctx {
     vd_secretcache *secretcache;   /* recently verified client secrets */
     struct vd_hsm *hsm;            /* the local HSM pool (vd_hsm.c); NULL when none configured */
     struct vd_keys_maint *keys_maint; /* key maintenance thread (vd_rotation.c) */
+    struct vd_audit *audit;           /* the audit log writer (vd_audit.c) */
+    struct vd_metrics *metrics;       /* request metrics (vd_metrics.c) */
+    struct vd_workpool *workpool;     /* threads for slow CPU work (vd_workpool.c) */
+    struct vd_tokenkeys *tokenkeys;   /* current + previous token-signing keys (vd_identity_keys.c) */
+    struct vd_jticache *jticache;     /* client-assertion jti replay cache (vd_identity_assert.c) */
+    struct vd_mi *mi;                 /* managed-identity listener (vd_mi.c) */
 } vd_ctx;
 
 #endif

@@ -295,11 +295,17 @@ static kv_rv vd_write_client_conf(const vd_ctx *ctx, const char *tenant, const c
                  "client_secret = %s\nauthority = %s\nresource = %s\n"
                  "\n[vault %s]\nurl = https://%s.managedhsm.localhost:%d\nca_file = %s/ca.pem\n"
                  "auth = client_secret\ntenant_id = %s\nclient_id = %s\nclient_secret = %s\n"
-                 "authority = %s\nresource = %s\n",
+                 "authority = %s\nresource = %s\n"
+                 "\n# Managed identity \"dev-mi\" (Key Vault Administrator on vault %s), served by\n"
+                 "# vaultd's loopback identity endpoint: source identity.env of the state\n"
+                 "# directory (IDENTITY_ENDPOINT, IDENTITY_HEADER, AZURE_POD_IDENTITY_AUTHORITY_HOST)\n"
+                 "# and use a section like:\n"
+                 "# [vault dev-mi]\n# url = (the url of [vault %s])\n# ca_file = (as above)\n"
+                 "# auth = managed_identity\n",
                  ctx->default_vault, ctx->default_vault, ctx->cfg.port, ctx->cfg.state_dir, tenant,
                  client_id, secret, ctx->authority, VD_VAULT_RESOURCE, VD_HSM_DEV_POOL,
                  VD_HSM_DEV_POOL, ctx->cfg.port, ctx->cfg.state_dir, tenant, client_id, secret,
-                 ctx->authority, VD_MHSM_RESOURCE);
+                 ctx->authority, VD_MHSM_RESOURCE, ctx->default_vault, ctx->default_vault);
     rv = n > 0 && (size_t)n < sizeof(text) ? vd_write_file(path, text, (size_t)n, 0600)
                                            : KV_ERR_INTERNAL;
     OPENSSL_cleanse(text, sizeof(text));

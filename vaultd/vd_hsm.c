@@ -6,10 +6,19 @@
  *     name = dev-softhsm                 # pool name in messages (default "hsm")
  *     sessions = 4                       # sessions per member token
  *     softhsm2_conf = DIR/softhsm/softhsm2.conf   # optional: SOFTHSM2_CONF for this process
+ *     wrap_key = auto                    # pool wrapping key: auto (default) | none
+ *     wrap_escrow = FILE                 # optional: the wrapping key sealed under a passphrase
+ *     wrap_escrow_passphrase_file = FILE # its passphrase (first line)
  *     [member]                           # one section per member token
  *     module = /usr/lib/softhsm/libsofthsm2.so
  *     token = vaultd-dev                 # token label
  *     pin_file = DIR/softhsm/user.pin    # or: pin = ...
+ *     so_pin_file = DIR/softhsm/so.pin   # optional (or so_pin = ...): CKA_TRUSTED wrapping key
+ *
+ * The pool wrapping key (docs/hsm-pool.md): with wrap_key = auto, a pool whose members hold
+ * none gets one at start (32 random bytes, provisioned into every reachable member, sealed into
+ * wrap_escrow when configured, then zeroised); members that lack it while others hold it get
+ * it from wrap_escrow (or a warning). HSM keys made afterwards can be backed up portably.
  */
 #include "vd_hsm.h"
 
@@ -51,11 +60,16 @@ typedef struct vd_hsm_conf {
     char name[64];
     size_t sessions;
     char softhsm2_conf[PATH_MAX];
+    char wrap_key[16];
+    char wrap_escrow[PATH_MAX];
+    char wrap_pass_file[PATH_MAX];
     struct {
         char module[PATH_MAX];
         char token[64];
         char pin[128];
         char pin_file[PATH_MAX];
+        char so_pin[128];
+        char so_pin_file[PATH_MAX];
     } m[VD_HSM_MAX_MEMBERS];
     size_t n;
 } vd_hsm_conf;
@@ -81,6 +95,7 @@ static kv_rv vd_hsm_conf_read(const char *path, vd_hsm_conf *c, char *why, size_
 
     memset(c, 0, sizeof(*c));
     snprintf(c->name, sizeof(c->name), "hsm");
+    snprintf(c->wrap_key, sizeof(c->wrap_key), "auto");
     if (f == NULL) {
         snprintf(why, whylen, "cannot read %.200s: %s", path, strerror(errno));
         return KV_ERR_CONFIG;
@@ -116,6 +131,13 @@ static kv_rv vd_hsm_conf_read(const char *path, vd_hsm_conf *c, char *why, size_
                 c->sessions = (size_t)strtoul(v, NULL, 10);
             else if (strcmp(k, "softhsm2_conf") == 0)
                 snprintf(c->softhsm2_conf, sizeof(c->softhsm2_conf), "%s", v);
+            else if (strcmp(k, "wrap_key") == 0 &&
+                     (strcmp(v, "auto") == 0 || strcmp(v, "none") == 0))
+                snprintf(c->wrap_key, sizeof(c->wrap_key), "%s", v);
+            else if (strcmp(k, "wrap_escrow") == 0)
+                snprintf(c->wrap_escrow, sizeof(c->wrap_escrow), "%s", v);
+            else if (strcmp(k, "wrap_escrow_passphrase_file") == 0)
+                snprintf(c->wrap_pass_file, sizeof(c->wrap_pass_file), "%s", v);
             else
                 rv = KV_ERR_CONFIG;
         } else {
@@ -129,11 +151,15 @@ static kv_rv vd_hsm_conf_read(const char *path, vd_hsm_conf *c, char *why, size_
                 snprintf(c->m[i].pin, sizeof(c->m[i].pin), "%s", v);
             else if (strcmp(k, "pin_file") == 0)
                 snprintf(c->m[i].pin_file, sizeof(c->m[i].pin_file), "%s", v);
+            else if (strcmp(k, "so_pin") == 0)
+                snprintf(c->m[i].so_pin, sizeof(c->m[i].so_pin), "%s", v);
+            else if (strcmp(k, "so_pin_file") == 0)
+                snprintf(c->m[i].so_pin_file, sizeof(c->m[i].so_pin_file), "%s", v);
             else
                 rv = KV_ERR_CONFIG;
         }
         if (rv != KV_OK)
-            snprintf(why, whylen, "%.200s:%d: unknown key %.64s", path, lineno, k);
+            snprintf(why, whylen, "%.200s:%d: unknown key (or bad value) %.64s", path, lineno, k);
     }
     fclose(f);
     OPENSSL_cleanse(line, sizeof(line));
@@ -223,8 +249,8 @@ static kv_rv vd_hsm_dev_token(vd_ctx *ctx, const char *conf_path)
     n = snprintf(text, sizeof(text),
                  "# vaultd HSM pool (written by vaultd --dev; see vaultd/README.md)\n"
                  "name = dev-softhsm\nsessions = 4\nsofthsm2_conf = %s\n\n"
-                 "[member]\nmodule = %s\ntoken = vaultd-dev\npin_file = %s\n",
-                 shconf, module, pinf);
+                 "[member]\nmodule = %s\ntoken = vaultd-dev\npin_file = %s\nso_pin_file = %s\n",
+                 shconf, module, pinf, sopinf);
     rv = vd_write_file(conf_path, text, (size_t)n, 0600);
     if (rv == KV_OK)
         fprintf(stderr, "vaultd: created the dev HSM pool (SoftHSMv2 token vaultd-dev in %s)\n",
@@ -235,11 +261,138 @@ done:
     return rv;
 }
 
+/* ---- the pool wrapping key ---- */
+
+/* Reads the escrow document and its passphrase; material on KV_OK. */
+static kv_rv vd_hsm_escrow_open(const vd_hsm_conf *c, uint8_t material[KV_HSM_WRAPKEY_LEN],
+                                kv_err *err)
+{
+    uint8_t *doc = NULL, *pass = NULL;
+    size_t dlen = 0, plen = 0;
+    char *text = NULL;
+    kv_rv rv;
+
+    if (vd_read_file(c->wrap_escrow, 16384, &doc, &dlen) != KV_OK ||
+        vd_read_file(c->wrap_pass_file, 4096, &pass, &plen) != KV_OK) {
+        rv = kv_err_set(err, KV_ERR_CONFIG, "cannot read wrap_escrow %.200s or its passphrase file",
+                        c->wrap_escrow);
+        goto done;
+    }
+    text = calloc(1, dlen + 1);
+    if (text == NULL) {
+        rv = kv_err_set(err, KV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    memcpy(text, doc, dlen);
+    pass[strcspn((char *)pass, "\r\n")] = '\0';
+    rv = kv_hsm_wrapkey_unseal(text, (const char *)pass, material, err);
+done:
+    free(text);
+    free(doc);
+    if (pass != NULL)
+        vd_free_secret((char *)pass, plen);
+    return rv;
+}
+
+/* Writes the escrow document (0600) for material. */
+static kv_rv vd_hsm_escrow_write(const vd_hsm_conf *c, const uint8_t material[KV_HSM_WRAPKEY_LEN],
+                                 kv_err *err)
+{
+    uint8_t *pass = NULL;
+    size_t plen = 0;
+    char *text = NULL;
+    kv_rv rv;
+
+    if (vd_read_file(c->wrap_pass_file, 4096, &pass, &plen) != KV_OK)
+        return kv_err_set(err, KV_ERR_CONFIG, "cannot read wrap_escrow_passphrase_file %.200s",
+                          c->wrap_pass_file);
+    pass[strcspn((char *)pass, "\r\n")] = '\0';
+    rv = kv_hsm_wrapkey_seal(material, (const char *)pass, &text, err);
+    if (rv == KV_OK && vd_write_file(c->wrap_escrow, text, strlen(text), 0600) != KV_OK)
+        rv = kv_err_set(err, KV_ERR_CONFIG, "cannot write wrap_escrow %.200s", c->wrap_escrow);
+    free(text);
+    vd_free_secret((char *)pass, plen);
+    return rv;
+}
+
+/* wrap_key = auto: gives the pool its wrapping key (see the top of this file). Problems are
+ * warnings: the pool keeps working, only portable backups of new keys depend on it. */
+static void vd_hsm_wrapkey_setup(vd_hsm *h, const vd_hsm_conf *c)
+{
+    uint8_t material[KV_HSM_WRAPKEY_LEN];
+    char fp[KV_HSM_FP_HEX];
+    kv_hsm_wrapkey_status st = {0};
+    bool have_escrow = c->wrap_escrow[0] != '\0' && c->wrap_pass_file[0] != '\0';
+    size_t made = 0;
+    kv_err err;
+    kv_rv rv = KV_OK;
+
+    if (strcmp(c->wrap_key, "none") == 0 || kv_hsm_wrapkey_status_get(h->pool, &st, &err) != KV_OK)
+        goto report;
+    if (st.holding < st.reachable) {
+        if (st.holding == 0 && !(have_escrow && access(c->wrap_escrow, F_OK) == 0)) {
+            /* first start: fresh material, escrowed first when configured */
+            if (RAND_priv_bytes(material, sizeof(material)) != 1) {
+                fprintf(stderr, "vaultd: warning: no random bytes for the pool wrapping key\n");
+                goto report;
+            }
+            if (have_escrow)
+                rv = vd_hsm_escrow_write(c, material, &err);
+        } else if (have_escrow) {
+            rv = vd_hsm_escrow_open(c, material, &err);
+            if (rv == KV_OK && st.holding > 0 &&
+                (kv_hsm_wrapkey_fingerprint(material, fp, &err) != KV_OK ||
+                 strcmp(fp, st.fingerprint) != 0))
+                rv = kv_err_set(&err, KV_ERR_CONFIG,
+                                "wrap_escrow holds another wrapping key (fingerprint %s) than "
+                                "the pool (%s)",
+                                fp, st.fingerprint);
+        } else {
+            fprintf(stderr,
+                    "vaultd: warning: HSM pool '%s': member token(s) %s lack the pool wrapping "
+                    "key and no wrap_escrow is configured to provision them; keys made there "
+                    "cannot be backed up portably\n",
+                    h->name, st.missing);
+            goto report;
+        }
+        if (rv == KV_OK)
+            rv = kv_hsm_wrapkey_provision(h->pool, material, &made, &err);
+        OPENSSL_cleanse(material, sizeof(material));
+        if (rv != KV_OK) {
+            fprintf(stderr,
+                    "vaultd: warning: HSM pool '%s': cannot provision the pool wrapping "
+                    "key: %s\n",
+                    h->name, err.message);
+            goto report;
+        }
+        if (made > 0)
+            fprintf(stderr,
+                    "vaultd: HSM pool '%s': pool wrapping key provisioned on %zu member "
+                    "token%s\n",
+                    h->name, made, made == 1 ? "" : "s");
+        (void)kv_hsm_wrapkey_status_get(h->pool, &st, &err);
+    }
+report:
+    OPENSSL_cleanse(material, sizeof(material));
+    if (strcmp(c->wrap_key, "none") == 0 || st.holding == 0)
+        return;
+    if (!st.consistent)
+        fprintf(stderr,
+                "vaultd: warning: HSM pool '%s': the members hold DIFFERENT pool "
+                "wrapping keys; backups may not restore on every member\n",
+                h->name);
+    snprintf(h->wrap_fp, sizeof(h->wrap_fp), "%s", st.fingerprint);
+    h->wrap_trusted = st.trusted == st.holding;
+    fprintf(stderr, "vaultd: HSM pool '%s': pool wrapping key %s (%s)\n", h->name, h->wrap_fp,
+            h->wrap_trusted ? "trusted" : "NOT trusted: no SO PIN; see docs/hsm-pool.md");
+}
+
 /* ---- set-up ---- */
 
 kv_rv vd_hsm_setup(vd_ctx *ctx)
 {
     char path[PATH_MAX + 16], db[PATH_MAX + 16], kek[PATH_MAX + 16];
+    char sopin[PATH_MAX + 16];
     kv_hsm_member_cfg mc[VD_HSM_MAX_MEMBERS];
     vd_hsm_conf *c = NULL;
     vd_hsm *h = NULL;
@@ -281,11 +434,20 @@ kv_rv vd_hsm_setup(vd_ctx *ctx)
     snprintf(h->name, sizeof(h->name), "%s", c->name);
     if (c->softhsm2_conf[0] != '\0')
         setenv("SOFTHSM2_CONF", c->softhsm2_conf, 1);
+    memset(mc, 0, sizeof(mc));
+    /* a dev state made before so_pin_file was written to hsm.conf: the dev token's SO PIN */
+    vd_hsm_path(ctx, "softhsm/so.pin", sopin, sizeof(sopin));
     for (i = 0; i < c->n; i++) {
         mc[i].module = c->m[i].module[0] ? c->m[i].module : NULL;
         mc[i].token_label = c->m[i].token[0] ? c->m[i].token : NULL;
         mc[i].pin = c->m[i].pin[0] ? c->m[i].pin : NULL;
         mc[i].pin_file = c->m[i].pin_file[0] ? c->m[i].pin_file : NULL;
+        mc[i].so_pin = c->m[i].so_pin[0] ? c->m[i].so_pin : NULL;
+        mc[i].so_pin_file = c->m[i].so_pin_file[0] ? c->m[i].so_pin_file : NULL;
+        if (ctx->cfg.dev && ctx->cfg.hsm_config[0] == '\0' && mc[i].so_pin == NULL &&
+            mc[i].so_pin_file == NULL && strcmp(c->m[i].token, "vaultd-dev") == 0 &&
+            vd_hsm_exists(sopin))
+            mc[i].so_pin_file = sopin;
     }
     if (kv_hsm_pool_open(c->name, mc, c->n, c->sessions, &h->pool, &err) != KV_OK) {
         snprintf(h->error, sizeof(h->error), "%s", err.message);
@@ -293,6 +455,7 @@ kv_rv vd_hsm_setup(vd_ctx *ctx)
     } else {
         fprintf(stderr, "vaultd: HSM pool '%s' ready (%zu member token%s)\n", c->name, c->n,
                 c->n == 1 ? "" : "s");
+        vd_hsm_wrapkey_setup(h, c);
     }
 done:
     if (c != NULL) {
@@ -341,6 +504,22 @@ kv_rv vd_hsm_destroy_key(vd_ctx *ctx, const char *hsm_ref)
     return kv_hsm_destroy(pool, hsm_ref, &err);
 }
 
+void vd_hsm_replicate(vd_ctx *ctx, const char *hsm_ref)
+{
+    kv_hsm_pool *pool;
+    size_t copies = 0;
+    kv_err err;
+
+    pool = vd_hsm_pool(ctx, &err);
+    if (pool == NULL || hsm_ref == NULL || kv_hsm_pool_members(pool) < 2)
+        return;
+    if (kv_hsm_replicate(pool, hsm_ref, &copies, &err) != KV_OK)
+        fprintf(stderr,
+                "vaultd: warning: HSM pool '%s': a key was not replicated to every member: "
+                "%s\n",
+                kv_hsm_pool_name(pool), err.message);
+}
+
 kv_rv vd_hsm_generate_like(vd_ctx *ctx, const vd_key_row *like, vd_key_row *out, kv_err *err)
 {
     kv_hsm_keyspec spec = {KV_HSM_RSA, 0, 0};
@@ -370,6 +549,7 @@ kv_rv vd_hsm_generate_like(vd_ctx *ctx, const vd_key_row *like, vd_key_row *out,
     rv = kv_hsm_generate(pool, &spec, label, ref, spec.type == KV_HSM_AES ? NULL : &pub, err);
     if (rv != KV_OK)
         return rv;
+    vd_hsm_replicate(ctx, ref);
     out->hsm_ref = strdup(ref);
     if (out->hsm_ref == NULL ||
         (pub != NULL && vd_crypto_pub_der(pub, &out->pub_der, &out->pub_len) != KV_OK)) {

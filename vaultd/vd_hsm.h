@@ -13,15 +13,18 @@
 #include "vd_store.h"
 
 typedef struct vd_hsm {
-    char name[64];     /* pool name used in messages */
-    kv_hsm_pool *pool; /* NULL when the configuration could not be used */
-    char error[512];   /* why the pool was unavailable at start ("" if it was fine) */
-    bool kek_in_pool;  /* the KEK lives in the pool (kek.hsm) */
+    char name[64];               /* pool name used in messages */
+    kv_hsm_pool *pool;           /* NULL when the configuration could not be used */
+    char error[512];             /* why the pool was unavailable at start ("" if it was fine) */
+    bool kek_in_pool;            /* the KEK lives in the pool (kek.hsm) */
+    char wrap_fp[KV_HSM_FP_HEX]; /* the pool wrapping key's fingerprint ("" = none) */
+    bool wrap_trusted;           /* ... is CKA_TRUSTED on every member holding it */
 } vd_hsm;
 
-/* Reads the pool configuration (creating the dev SoftHSMv2 token on a fresh --dev state) and
- * opens the pool. An unavailable pool is not fatal: ctx->hsm->error says why. ctx->hsm stays
- * NULL when no pool is configured. Call after the state directory exists. */
+/* Reads the pool configuration (creating the dev SoftHSMv2 token on a fresh --dev state),
+ * opens the pool and sets up the pool wrapping key (wrap_key = auto: made at first start). An
+ * unavailable pool is not fatal: ctx->hsm->error says why. ctx->hsm stays NULL when no pool is
+ * configured. Call after the state directory exists. */
 kv_rv vd_hsm_setup(vd_ctx *ctx);
 void vd_hsm_free(vd_ctx *ctx);
 
@@ -43,7 +46,12 @@ kv_rv vd_store_hsm_migrate(vd_store *st);
  * out->pub_der (none for oct). err->rv KV_ERR_SERVER = pool unavailable (answer 503). */
 kv_rv vd_hsm_generate_like(vd_ctx *ctx, const vd_key_row *like, vd_key_row *out, kv_err *err);
 
-/* Destroys an HSM key's objects in the pool (for purge). Absent = KV_OK. */
+/* In a pool of several members: copies a new key to every other reachable member (wrapped
+ * under the pool wrapping key, kv_hsm_replicate) so any member can serve it. Failures are
+ * logged, not fatal (the key works on its own member). */
+void vd_hsm_replicate(vd_ctx *ctx, const char *hsm_ref);
+
+/* Destroys an HSM key's objects in the pool, every member's copy (for purge). Absent = KV_OK. */
 kv_rv vd_hsm_destroy_key(vd_ctx *ctx, const char *hsm_ref);
 /* Whether a keys row of another key than vault/name still references hsm_ref (a key restored
  * from a backup into another vault shares the pool object): purge must then keep the object.

@@ -234,6 +234,7 @@ void vd_hsm_keys_create(vd_req *r, const char *name, const char *version)
         vd_hsm_reply_err(r, &err, "The key could not be created");
         goto done;
     }
+    vd_hsm_replicate(r->ctx, ref);
     row.hsm_ref = strdup(ref);
     if (row.hsm_ref == NULL ||
         (pub != NULL && vd_crypto_pub_der(pub, &row.pub_der, &row.pub_len) != KV_OK))
@@ -347,6 +348,7 @@ void vd_hsm_keys_import(vd_req *r, const char *name, const char *version)
         vd_hsm_reply_err(r, &err, "The key could not be imported");
         goto done;
     }
+    vd_hsm_replicate(r->ctx, ref);
     row.hsm_ref = strdup(ref);
     if (row.hsm_ref == NULL ||
         (pkey != NULL && vd_crypto_pub_der(pkey, &row.pub_der, &row.pub_len) != KV_OK))

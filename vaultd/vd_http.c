@@ -14,6 +14,7 @@
 #include <event2/keyvalq_struct.h>
 #include <openssl/crypto.h>
 
+#include "vd_audit.h"
 #include "vd_util.h"
 
 /* ---- query strings and forms ---- */
@@ -300,10 +301,18 @@ static const char *vd_reason(int status)
         return "Conflict";
     case 413:
         return "Payload Too Large";
+    case 414:
+        return "URI Too Long";
+    case 417:
+        return "Expectation Failed";
+    case 431:
+        return "Request Header Fields Too Large";
     case 500:
         return "Internal Server Error";
     case 501:
         return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
     default:
         return "Status";
     }
@@ -351,6 +360,7 @@ void vd_reply_json(vd_req *r, int status, json_t *body)
         return;
     }
     r->replied = true;
+    vd_audit_on_reply(r, &status, &body); /* fail closed: may turn the reply into 503 */
     r->status = status;
     if (evhttp_find_header(evhttp_request_get_output_headers(r->ev), "Cache-Control") == NULL)
         vd_add_header(r, "Cache-Control", "no-cache");

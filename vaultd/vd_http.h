@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "kv_status.h"
+#include "vd_audit_req.h"
 #include "vd_ctx.h"
 #include "vd_store.h"
 
@@ -51,9 +52,11 @@ typedef struct vd_req {
     double start_ms;
     int status;
     bool replied;
+    bool deferred; /* handed to the work pool (vd_workpool.h): answered later */
     /* filled in by the vault router */
     vd_vault vault;
     char principal[VD_ID_MAX];
+    vd_req_audit audit; /* what the audit record names (vd_audit.c) */
 } vd_req;
 
 /* Parses ev into r. On failure r is still valid for vd_reply_error and the caller answers 400. */

@@ -21,11 +21,15 @@
 #include "kv_b64.h"
 #include "kv_ecdsa.h"
 #include "kv_jwk.h"
+#include "vd_identity_assert.h"
+#include "vd_identity_keys.h"
+#include "vd_store_principals.h"
 #include "vd_util.h"
 
 #define VD_JWT_MAX 8192
 #define VD_NBF_SKEW 60
 #define VD_SC_SLOTS 64
+#define VD_AZURE_CLI_APP_ID "04b07795-8ddb-461a-bbee-02f9e1bf7b46" /* public client */
 
 /* ---- client secrets ---- */
 
@@ -35,12 +39,75 @@ typedef struct vd_sc_entry {
     bool used;
 } vd_sc_entry;
 
+/* Sign-in lockout of users (Entra's smart lockout, simplified): VD_LOCK_FAILS wrong passwords
+ * within VD_LOCK_WINDOW seconds lock the user for VD_LOCK_SECONDS; bounded (one slot per
+ * hash of the user id, a colliding user takes the slot over). */
+#define VD_LOCK_SLOTS 1024
+#define VD_LOCK_FAILS 10
+#define VD_LOCK_WINDOW 60
+#define VD_LOCK_SECONDS 60
+
+typedef struct vd_lock_entry {
+    char id[VD_ID_MAX];
+    unsigned fails;
+    long long first_fail, locked_until;
+} vd_lock_entry;
+
 struct vd_secretcache {
     pthread_mutex_t lock;
     uint8_t key[32]; /* random per process */
     size_t next;
     vd_sc_entry e[VD_SC_SLOTS];
+    vd_lock_entry locks[VD_LOCK_SLOTS];
 };
+
+static vd_lock_entry *vd_lock_slot(vd_secretcache *sc, const char *id)
+{
+    uint8_t md[32];
+
+    SHA256((const uint8_t *)id, strlen(id), md);
+    return &sc->locks[((size_t)md[0] << 8 | md[1]) % VD_LOCK_SLOTS];
+}
+
+/* Whether the user is locked out now. */
+static bool vd_user_locked(vd_ctx *ctx, const char *id)
+{
+    vd_secretcache *sc = ctx ? ctx->secretcache : NULL;
+    vd_lock_entry *e;
+    bool locked = false;
+
+    if (sc == NULL)
+        return false;
+    pthread_mutex_lock(&sc->lock);
+    e = vd_lock_slot(sc, id);
+    locked = strcmp(e->id, id) == 0 && e->locked_until > vd_now();
+    pthread_mutex_unlock(&sc->lock);
+    return locked;
+}
+
+/* Records the outcome of a password check (a success clears the count). */
+static void vd_user_signin(vd_ctx *ctx, const char *id, bool ok)
+{
+    vd_secretcache *sc = ctx ? ctx->secretcache : NULL;
+    long long now = vd_now();
+    vd_lock_entry *e;
+
+    if (sc == NULL)
+        return;
+    pthread_mutex_lock(&sc->lock);
+    e = vd_lock_slot(sc, id);
+    if (strcmp(e->id, id) != 0 || ok || now - e->first_fail > VD_LOCK_WINDOW) {
+        memset(e, 0, sizeof(*e));
+        snprintf(e->id, sizeof(e->id), "%s", id);
+        e->first_fail = now;
+    }
+    if (!ok && ++e->fails >= VD_LOCK_FAILS) {
+        e->locked_until = now + VD_LOCK_SECONDS;
+        e->fails = 0;
+        e->first_fail = now;
+    }
+    pthread_mutex_unlock(&sc->lock);
+}
 
 kv_rv vd_secretcache_new(vd_secretcache **out)
 {
@@ -75,6 +142,16 @@ static kv_rv vd_hash_secret(const char *secret, const uint8_t salt[VD_SALT_LEN],
                           VD_HASH_LEN, hash) != 1)
         return KV_ERR_INTERNAL;
     return KV_OK;
+}
+
+kv_rv vd_identity_hash_secret(vd_principal *p, const char *secret)
+{
+    if (p == NULL || secret == NULL || secret[0] == '\0' || strlen(secret) >= VD_SECRET_MAX)
+        return KV_ERR_INVALID_ARG;
+    if (RAND_bytes(p->salt, VD_SALT_LEN) != 1)
+        return KV_ERR_INTERNAL;
+    p->iterations = VD_PBKDF2_ITERATIONS;
+    return vd_hash_secret(secret, p->salt, p->iterations, p->hash);
 }
 
 kv_rv vd_identity_new_secret(vd_principal *p, char secret[VD_SECRET_MAX])
@@ -194,13 +271,18 @@ static char *vd_b64url_json(json_t *j)
     return out;
 }
 
-kv_rv vd_identity_issue(vd_ctx *ctx, const char *tenant_id, const char *client_id,
-                        const char *resource, long lifetime, char **token)
+/* Issues an app token (user == NULL: oid = sub = appid = azp = client_id, idtyp app) or a
+ * user token (oid = sub = the user's object id, upn, name, azp = the client application,
+ * idtyp user, scp; no appid). */
+static kv_rv vd_issue(vd_ctx *ctx, const char *tenant_id, const char *client_id,
+                      const vd_token_user *user, const char *resource, long lifetime, char **token)
 {
     json_t *hdr = NULL, *claims = NULL;
     char *h64 = NULL, *c64 = NULL, *s64 = NULL, *input = NULL;
     char iss[512], jti[37];
     EVP_MD_CTX *md = NULL;
+    EVP_PKEY *key = NULL;
+    char kid[VD_ID_MAX];
     uint8_t der[80], raw[64];
     size_t derlen = sizeof(der), rawlen = sizeof(raw), inlen;
     long long now = vd_now();
@@ -208,15 +290,23 @@ kv_rv vd_identity_issue(vd_ctx *ctx, const char *tenant_id, const char *client_i
 
     if (ctx == NULL || tenant_id == NULL || client_id == NULL || resource == NULL || token == NULL)
         return KV_ERR_INVALID_ARG;
-    if (vd_guid(jti) != KV_OK)
+    if (vd_guid(jti) != KV_OK || vd_tokenkeys_current(ctx, &key, kid) != KV_OK)
         return KV_ERR_INTERNAL;
     snprintf(iss, sizeof(iss), "%s/%s/v2.0", ctx->authority, tenant_id);
-    hdr = json_pack("{s:s, s:s, s:s}", "alg", "ES256", "typ", "JWT", "kid", ctx->token_kid);
-    claims = json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "aud",
+    hdr = json_pack("{s:s, s:s, s:s}", "alg", "ES256", "typ", "JWT", "kid", kid);
+    claims = json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "aud",
                        resource, "iss", iss, "iat", (json_int_t)now, "nbf", (json_int_t)now, "exp",
                        (json_int_t)(now + lifetime), "tid", tenant_id, "oid", client_id, "sub",
-                       client_id, "appid", client_id, "azp", client_id, "idtyp", "app", "ver",
-                       "2.0", "jti", jti);
+                       client_id, "azp", user ? user->azp : client_id, "idtyp",
+                       user ? "user" : "app", "ver", "2.0", "jti", jti);
+    if (claims != NULL && user == NULL)
+        json_object_set_new(claims, "appid", json_string(client_id));
+    if (claims != NULL && user != NULL) {
+        json_object_set_new(claims, "upn", json_string(user->upn));
+        json_object_set_new(claims, "unique_name", json_string(user->upn));
+        json_object_set_new(claims, "name", json_string(user->name));
+        json_object_set_new(claims, "scp", json_string("user_impersonation"));
+    }
     if (hdr == NULL || claims == NULL)
         goto done;
     h64 = vd_b64url_json(hdr);
@@ -229,8 +319,7 @@ kv_rv vd_identity_issue(vd_ctx *ctx, const char *tenant_id, const char *client_i
         goto done;
     snprintf(input, inlen + 1, "%s.%s", h64, c64);
     md = EVP_MD_CTX_new();
-    if (md == NULL ||
-        EVP_DigestSignInit_ex(md, NULL, "SHA256", NULL, NULL, ctx->token_key, NULL) != 1 ||
+    if (md == NULL || EVP_DigestSignInit_ex(md, NULL, "SHA256", NULL, NULL, key, NULL) != 1 ||
         EVP_DigestSign(md, der, &derlen, (const uint8_t *)input, inlen) != 1)
         goto done;
     if (kv_ecdsa_der_to_raw(der, derlen, 32, raw, &rawlen) != KV_OK)
@@ -245,6 +334,7 @@ kv_rv vd_identity_issue(vd_ctx *ctx, const char *tenant_id, const char *client_i
     rv = KV_OK;
 done:
     EVP_MD_CTX_free(md);
+    EVP_PKEY_free(key);
     json_decref(hdr);
     json_decref(claims);
     free(h64);
@@ -254,8 +344,23 @@ done:
     return rv;
 }
 
+kv_rv vd_identity_issue(vd_ctx *ctx, const char *tenant_id, const char *client_id,
+                        const char *resource, long lifetime, char **token)
+{
+    return vd_issue(ctx, tenant_id, client_id, NULL, resource, lifetime, token);
+}
+
+kv_rv vd_identity_issue_user(vd_ctx *ctx, const char *tenant_id, const char *oid,
+                             const vd_token_user *user, const char *resource, long lifetime,
+                             char **token)
+{
+    if (user == NULL)
+        return KV_ERR_INVALID_ARG;
+    return vd_issue(ctx, tenant_id, oid, user, resource, lifetime, token);
+}
+
 /* Decodes one base64url JWT part, rejecting anything but the canonical unpadded encoding. */
-static kv_rv vd_jwt_part(const char *s, size_t len, uint8_t **out, size_t *outlen)
+kv_rv vd_jwt_part(const char *s, size_t len, uint8_t **out, size_t *outlen)
 {
     char *copy = strndup(s, len), *again = NULL;
     size_t i;
@@ -283,7 +388,7 @@ done:
     return rv;
 }
 
-static json_t *vd_jwt_json(const char *s, size_t len)
+json_t *vd_jwt_json(const char *s, size_t len)
 {
     uint8_t *raw = NULL;
     size_t rawlen;
@@ -308,6 +413,8 @@ static kv_rv vd_jwt_verify(vd_ctx *ctx, const char *jwt, json_t **claims, char *
     uint8_t *sig = NULL, der[80];
     size_t siglen = 0, derlen = sizeof(der);
     EVP_MD_CTX *md = NULL;
+    EVP_PKEY *key = NULL;
+    const char *kid;
     long long now = vd_now();
     kv_rv rv = KV_ERR_AUTH;
 
@@ -328,14 +435,22 @@ static kv_rv vd_jwt_verify(vd_ctx *ctx, const char *jwt, json_t **claims, char *
         snprintf(why, whylen, "Invalid token: unsupported signing algorithm.");
         goto done;
     }
+    if (json_object_get(hdr, "crit") != NULL) { /* RFC 7515 4.1.11 */
+        snprintf(why, whylen, "Invalid token: unsupported critical header parameters.");
+        goto done;
+    }
+    kid = json_string_value(json_object_get(hdr, "kid"));
+    if (kid == NULL || vd_tokenkeys_find(ctx, kid, &key) != KV_OK) {
+        snprintf(why, whylen, "Invalid signature: the token is not signed by a current key.");
+        goto done;
+    }
     if (vd_jwt_part(d2 + 1, strlen(d2 + 1), &sig, &siglen) != KV_OK || siglen != 64 ||
         kv_ecdsa_raw_to_der(sig, siglen, der, &derlen) != KV_OK) {
         snprintf(why, whylen, "Invalid signature.");
         goto done;
     }
     md = EVP_MD_CTX_new();
-    if (md == NULL ||
-        EVP_DigestVerifyInit_ex(md, NULL, "SHA256", NULL, NULL, ctx->token_key, NULL) != 1 ||
+    if (md == NULL || EVP_DigestVerifyInit_ex(md, NULL, "SHA256", NULL, NULL, key, NULL) != 1 ||
         EVP_DigestVerify(md, der, derlen, (const uint8_t *)jwt, (size_t)(d2 - jwt)) != 1) {
         snprintf(why, whylen, "Invalid signature.");
         goto done;
@@ -360,6 +475,7 @@ static kv_rv vd_jwt_verify(vd_ctx *ctx, const char *jwt, json_t **claims, char *
     rv = KV_OK;
 done:
     EVP_MD_CTX_free(md);
+    EVP_PKEY_free(key);
     json_decref(hdr);
     json_decref(payload);
     free(sig);
@@ -410,9 +526,7 @@ kv_rv vd_identity_authenticate(vd_req *r, const vd_vault *v, char principal_out[
     aud = vd_claim(claims, "aud");
     tid = vd_claim(claims, "tid");
     iss = vd_claim(claims, "iss");
-    oid = vd_claim(claims, "appid");
-    if (oid == NULL)
-        oid = vd_claim(claims, "oid");
+    oid = vd_claim(claims, "oid"); /* the principal: users carry no appid of their own */
     if (aud == NULL || !vd_same_resource(aud, v->resource)) {
         snprintf(why, whylen, "AKV10022: Invalid audience. Expected %s, found: %.200s.",
                  v->resource, aud ? aud : "(none)");
@@ -506,7 +620,7 @@ static bool vd_tenant_ok(vd_req *r, const char *tenant)
 
 /* Resource of a v2 scope ("https://vault.azure.net/.default") or a v1 resource, normalised;
  * NULL if vaultd serves no such resource. */
-static const char *vd_known_resource(const char *s, bool v2)
+const char *vd_known_resource(const char *s, bool v2)
 {
     static const char *const known[] = {VD_VAULT_RESOURCE, VD_MHSM_RESOURCE,
                                         "https://management.azure.com"};
@@ -531,14 +645,202 @@ static const char *vd_known_resource(const char *s, bool v2)
     return NULL;
 }
 
+/* The client-assertion branch of the token endpoint; false after answering the error. */
+static bool vd_token_assertion_ok(vd_req *r, const char *tenant, const vd_principal *p,
+                                  const char *secret, const char *atype, const char *assertion)
+{
+    vd_principal_rec rec;
+    char msg[600];
+    int code = 0;
+    kv_rv rv;
+
+    if (secret != NULL) {
+        vd_entra_error(r, 400, "invalid_request", 90023,
+                       "Only one of 'client_secret' and 'client_assertion' may be sent.");
+        return false;
+    }
+    if (atype == NULL || assertion == NULL || assertion[0] == '\0') {
+        vd_entra_error(r, 400, "invalid_request", 900144,
+                       "The request body must contain the following parameter: '%s'.",
+                       atype == NULL ? "client_assertion_type" : "client_assertion");
+        return false;
+    }
+    if (strcmp(atype, VD_ASSERTION_TYPE) != 0) {
+        vd_entra_error(r, 400, "invalid_request", 50027, "client_assertion_type must be '%s'.",
+                       VD_ASSERTION_TYPE);
+        return false;
+    }
+    rv = vd_store_principal_get_rec(r->store, tenant, p->client_id, &rec);
+    if (rv != KV_OK) {
+        vd_entra_error(r, 500, "temporarily_unavailable", 90033,
+                       "A transient error has occurred. Please try again.");
+        return false;
+    }
+    rv = vd_identity_check_assertion(r, tenant, &rec, assertion, &code, msg, sizeof(msg));
+    vd_principal_rec_clear(&rec);
+    if (rv != KV_OK) {
+        vd_entra_error(r, 401, "invalid_client", code, "%s", msg);
+        return false;
+    }
+    return true;
+}
+
+/* Whether a form parameter occurs more than once (refused: which one counts would be a guess). */
+static const char *vd_form_duplicate(const vd_params *form)
+{
+    size_t i, j;
+
+    for (i = 0; i < form->n; i++)
+        for (j = i + 1; j < form->n; j++)
+            if (strcmp(form->p[i].name, form->p[j].name) == 0)
+                return form->p[i].name;
+    return NULL;
+}
+
+/* The resource of a v2 scope list ("https://vault.azure.net/.default openid profile ...": the
+ * OpenID scopes are ignored) or of a v1 resource. */
+static const char *vd_scope_resource(const char *scope, bool v2, bool user)
+{
+    char buf[1024], *tok, *save = NULL;
+    const char *known = NULL;
+    size_t len;
+
+    if (scope == NULL || !v2 || !user)
+        return vd_known_resource(scope, v2);
+    if (strlen(scope) >= sizeof(buf))
+        return NULL;
+    snprintf(buf, sizeof(buf), "%s", scope);
+    for (tok = strtok_r(buf, " ", &save); tok != NULL; tok = strtok_r(NULL, " ", &save)) {
+        if (strcmp(tok, "openid") == 0 || strcmp(tok, "profile") == 0 ||
+            strcmp(tok, "offline_access") == 0 || strcmp(tok, "email") == 0)
+            continue;
+        len = strlen(tok);
+        if (len > 19 && strcmp(tok + len - 19, "/user_impersonation") == 0)
+            snprintf(tok + len - 19, 10, "/.default");
+        if (known != NULL || (known = vd_known_resource(tok, true)) == NULL)
+            return NULL; /* one resource per token */
+    }
+    return known;
+}
+
+/* The client of a token request: a registered service principal of the tenant (kind sp),
+ * else NULL after answering AADSTS700016. */
+static bool vd_token_client(vd_req *r, const char *tenant, const char *client_id, vd_principal *p)
+{
+    vd_principal_rec rec;
+    bool ok = false;
+
+    if (strlen(client_id) < VD_ID_MAX &&
+        vd_store_get_principal(r->store, tenant, client_id, p) == KV_OK &&
+        vd_store_principal_get_rec(r->store, tenant, client_id, &rec) == KV_OK) {
+        ok = strcmp(rec.kind, VD_PKIND_SP) == 0; /* users and managed identities are no apps */
+        vd_principal_rec_clear(&rec);
+    }
+    if (!ok)
+        vd_entra_error(r, 400, "unauthorized_client", 700016,
+                       "Application with identifier '%.64s' was not found in the directory "
+                       "'%s'. This can happen if the application has not been installed by the "
+                       "administrator of the tenant or consented to by any user in the tenant.",
+                       client_id, tenant);
+    return ok;
+}
+
+/* grant_type=password (resource-owner password credentials): the user's token, or false after
+ * answering. client_id: the Azure CLI's public client id or a registered application (whose
+ * secret, when sent, must be right). */
+static bool vd_token_password(vd_req *r, const char *tenant, const vd_params *form,
+                              const char *client_id, const char *resource, char **token,
+                              char *principal)
+{
+    const char *user = vd_params_get(form, "username"), *pw = vd_params_get(form, "password");
+    const char *secret = vd_params_get(form, "client_secret");
+    vd_principal app = {0}, up = {0};
+    vd_principal_rec rec = {0};
+    vd_token_user tu;
+    bool ok = false;
+    kv_rv rv;
+
+    if (user == NULL || user[0] == '\0' || pw == NULL || pw[0] == '\0') {
+        vd_entra_error(r, 400, "invalid_request", 900144,
+                       "The request body must contain the following parameter: '%s'.",
+                       user == NULL || user[0] == '\0' ? "username" : "password");
+        goto done;
+    }
+    if (strcasecmp(client_id, VD_AZURE_CLI_APP_ID) != 0) {
+        if (!vd_token_client(r, tenant, client_id, &app))
+            goto done;
+        if (secret != NULL && !vd_identity_check_secret(r->ctx, &app, secret)) {
+            vd_entra_error(r, 401, "invalid_client", 7000215,
+                           "Invalid client secret provided for app '%s'.", app.client_id);
+            goto done;
+        }
+    }
+    if (resource == NULL) {
+        vd_entra_error(r, 400, "invalid_scope", 70011,
+                       "The provided request must include a valid 'scope' (v2) or 'resource' "
+                       "(v1) naming https://vault.azure.net, https://managedhsm.azure.net or "
+                       "https://management.azure.com.");
+        goto done;
+    }
+    rv = strlen(user) < sizeof(rec.upn) ? vd_store_user_get(r->store, tenant, user, &rec)
+                                        : KV_ERR_NOT_FOUND;
+    if (rv == KV_OK && strchr(user, '@') == NULL) /* sign-in is by userPrincipalName */
+        rv = KV_ERR_NOT_FOUND;
+    if (rv == KV_OK)
+        rv = vd_store_get_principal(r->store, tenant, rec.client_id, &up);
+    if (rv == KV_ERR_NOT_FOUND) {
+        vd_entra_error(r, 400, "invalid_grant", 50034,
+                       "The user account {EUII Hidden} does not exist in the %s directory. To "
+                       "sign into this application, the account must be added to the directory.",
+                       tenant);
+        goto done;
+    }
+    if (rv != KV_OK) {
+        vd_entra_error(r, 500, "temporarily_unavailable", 90033,
+                       "A transient error has occurred. Please try again.");
+        goto done;
+    }
+    if (vd_user_locked(r->ctx, rec.client_id)) { /* before the slow hash: no oracle, no CPU */
+        vd_entra_error(r, 400, "invalid_grant", 50053,
+                       "Your account is locked because you've tried to sign in too many times "
+                       "with an incorrect user ID or password. Try again in %d seconds.",
+                       VD_LOCK_SECONDS);
+        goto done;
+    }
+    if (!vd_identity_check_secret(r->ctx, &up, pw)) {
+        vd_user_signin(r->ctx, rec.client_id, false);
+        vd_entra_error(r, 400, "invalid_grant", 50126,
+                       "Error validating credentials due to invalid username or password.");
+        goto done;
+    }
+    vd_user_signin(r->ctx, rec.client_id, true);
+    tu.upn = rec.upn;
+    tu.name = rec.display_name;
+    tu.azp = strcasecmp(client_id, VD_AZURE_CLI_APP_ID) == 0 ? VD_AZURE_CLI_APP_ID : app.client_id;
+    if (vd_identity_issue_user(r->ctx, tenant, rec.client_id, &tu, resource,
+                               r->ctx->cfg.token_lifetime, token) != KV_OK) {
+        vd_entra_error(r, 500, "temporarily_unavailable", 90033,
+                       "A transient error has occurred. Please try again.");
+        goto done;
+    }
+    snprintf(principal, VD_ID_MAX, "%s", rec.client_id);
+    ok = true;
+done:
+    OPENSSL_cleanse(&app, sizeof(app));
+    OPENSSL_cleanse(&up, sizeof(up));
+    vd_principal_rec_clear(&rec);
+    return ok;
+}
+
 static void vd_token_endpoint(vd_req *r, const char *tenant, bool v2)
 {
     vd_params form = {0};
-    const char *grant, *client_id, *secret, *scope, *resource;
+    const char *grant, *client_id, *secret, *scope, *resource, *atype, *assertion, *dup;
     char *token = NULL, num[32], nbf[32];
     long life = r->ctx->cfg.token_lifetime;
     long long now = vd_now();
-    vd_principal p;
+    vd_principal p = {0};
+    bool password;
     kv_rv rv;
     json_t *resp;
 
@@ -553,6 +855,11 @@ static void vd_token_endpoint(vd_req *r, const char *tenant, bool v2)
         vd_entra_error(r, 400, "invalid_request", 900144, "The request body is malformed.");
         goto done;
     }
+    if ((dup = vd_form_duplicate(&form)) != NULL) {
+        vd_entra_error(r, 400, "invalid_request", 90015,
+                       "The request body contains the parameter '%.40s' more than once.", dup);
+        goto done;
+    }
     grant = vd_params_get(&form, "grant_type");
     client_id = vd_params_get(&form, "client_id");
     secret = vd_params_get(&form, "client_secret");
@@ -562,7 +869,8 @@ static void vd_token_endpoint(vd_req *r, const char *tenant, bool v2)
                        "The request body must contain the following parameter: 'grant_type'.");
         goto done;
     }
-    if (strcmp(grant, "client_credentials") != 0) {
+    password = strcmp(grant, "password") == 0;
+    if (strcmp(grant, "client_credentials") != 0 && !password) {
         vd_entra_error(r, 400, "unsupported_grant_type", 70003,
                        "The app requested an unsupported grant type.");
         goto done;
@@ -572,22 +880,25 @@ static void vd_token_endpoint(vd_req *r, const char *tenant, bool v2)
                        "The request body must contain the following parameter: 'client_id'.");
         goto done;
     }
-    if (strlen(client_id) >= VD_ID_MAX ||
-        vd_store_get_principal(r->store, tenant, client_id, &p) != KV_OK) {
-        vd_entra_error(r, 400, "unauthorized_client", 700016,
-                       "Application with identifier '%.64s' was not found in the directory "
-                       "'%s'. This can happen if the application has not been installed by the "
-                       "administrator of the tenant or consented to by any user in the tenant.",
-                       client_id, tenant);
-        goto done;
+    resource = vd_scope_resource(scope, v2, password);
+    if (password) {
+        if (!vd_token_password(r, tenant, &form, client_id, resource, &token, r->principal))
+            goto done;
+        goto reply;
     }
-    if (secret == NULL || secret[0] == '\0') {
+    if (!vd_token_client(r, tenant, client_id, &p))
+        goto done;
+    atype = vd_params_get(&form, "client_assertion_type");
+    assertion = vd_params_get(&form, "client_assertion");
+    if (atype != NULL || assertion != NULL) {
+        if (!vd_token_assertion_ok(r, tenant, &p, secret, atype, assertion))
+            goto done;
+    } else if (secret == NULL || secret[0] == '\0') {
         vd_entra_error(r, 401, "invalid_client", 7000218,
                        "The request body must contain the following parameter: "
                        "'client_assertion' or 'client_secret'.");
         goto done;
-    }
-    if (!vd_identity_check_secret(r->ctx, &p, secret)) {
+    } else if (!vd_identity_check_secret(r->ctx, &p, secret)) {
         vd_entra_error(r, 401, "invalid_client", 7000215,
                        "Invalid client secret provided. Ensure the secret being sent in the "
                        "request is the client secret value, not the client secret ID, for a "
@@ -595,7 +906,6 @@ static void vd_token_endpoint(vd_req *r, const char *tenant, bool v2)
                        p.client_id);
         goto done;
     }
-    resource = vd_known_resource(scope, v2);
     if (resource == NULL) {
         if (v2)
             vd_entra_error(r, 400, "invalid_scope", 1002012,
@@ -610,14 +920,19 @@ static void vd_token_endpoint(vd_req *r, const char *tenant, bool v2)
                            scope ? scope : "(none)", tenant);
         goto done;
     }
+    snprintf(r->principal, sizeof(r->principal), "%s", p.client_id); /* for the audit record */
     rv = vd_identity_issue(r->ctx, tenant, p.client_id, resource, life, &token);
     if (rv != KV_OK) {
         vd_entra_error(r, 500, "temporarily_unavailable", 90033,
                        "A transient error has occurred. Please try again.");
         goto done;
     }
+reply:
     resp = json_pack("{s:s, s:I, s:I, s:s}", "token_type", "Bearer", "expires_in", (json_int_t)life,
                      "ext_expires_in", (json_int_t)life, "access_token", token);
+    if (resp != NULL && v2 && password) {
+        json_object_set_new(resp, "scope", json_pack("s++", resource, "/", "user_impersonation"));
+    }
     if (resp != NULL && !v2) {
         snprintf(num, sizeof(num), "%lld", now + life);
         snprintf(nbf, sizeof(nbf), "%lld", now);
@@ -631,13 +946,15 @@ static void vd_token_endpoint(vd_req *r, const char *tenant, bool v2)
 done:
     if (token != NULL)
         vd_free_secret(token, strlen(token));
+    OPENSSL_cleanse(&p, sizeof(p));
     vd_params_clear(&form);
 }
 
-/* The authority clients reached us by (scheme + Host), falling back to the configured one. */
+/* The authority clients reached us by (scheme + Host, when that names this instance), else the
+ * configured one. */
 static void vd_request_authority(const vd_req *r, char *out, size_t outlen)
 {
-    if (r->host[0] != '\0')
+    if (vd_identity_host_is_ours(r))
         snprintf(out, outlen, "https://%s", r->host);
     else
         snprintf(out, outlen, "%s", r->ctx->authority);
@@ -646,6 +963,7 @@ static void vd_request_authority(const vd_req *r, char *out, size_t outlen)
 static void vd_openid_configuration(vd_req *r, const char *tenant)
 {
     char a[340], iss[512], tok[512], authz[512], jwks[512], logout[512], dev[512];
+    json_t *doc;
 
     if (!vd_tenant_ok(r, tenant))
         return;
@@ -656,8 +974,7 @@ static void vd_openid_configuration(vd_req *r, const char *tenant)
     snprintf(jwks, sizeof(jwks), "%s/%s/discovery/v2.0/keys", a, tenant);
     snprintf(logout, sizeof(logout), "%s/%s/oauth2/v2.0/logout", a, tenant);
     snprintf(dev, sizeof(dev), "%s/%s/oauth2/v2.0/devicecode", a, tenant);
-    vd_reply_json(
-        r, 200,
+    doc =
         json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:[s,s], s:[s], s:[s], s:[s], s:[s,s], "
                   "s:b, s:s, s:s, s:s, s:s}",
                   "issuer", iss, "token_endpoint", tok, "authorization_endpoint", authz, "jwks_uri",
@@ -667,25 +984,26 @@ static void vd_openid_configuration(vd_req *r, const char *tenant)
                   "id_token_signing_alg_values_supported", "ES256", "scopes_supported", "openid",
                   "offline_access", "request_uri_parameter_supported", 0, "tenant_region_scope",
                   "local", "cloud_instance_name", "localhost", "cloud_graph_host_name", "localhost",
-                  "msgraph_host", "localhost"));
+                  "msgraph_host", "localhost");
+    if (doc != NULL)
+        json_object_set_new(doc, "token_endpoint_auth_signing_alg_values_supported",
+                            json_pack("[s,s,s]", "RS256", "PS256", "ES256"));
+    vd_reply_json(r, 200, doc);
 }
 
 static void vd_jwks(vd_req *r, const char *tenant)
 {
-    json_t *jwk;
+    json_t *jwks;
 
     if (!vd_tenant_ok(r, tenant))
         return;
-    jwk = kv_jwk_from_public_pkey(r->ctx->token_key, 0);
-    if (jwk == NULL) {
+    jwks = vd_tokenkeys_jwks(r->ctx);
+    if (jwks == NULL) {
         vd_entra_error(r, 500, "temporarily_unavailable", 90033,
                        "A transient error has occurred. Please try again.");
         return;
     }
-    json_object_set_new(jwk, "kid", json_string(r->ctx->token_kid));
-    json_object_set_new(jwk, "use", json_string("sig"));
-    json_object_set_new(jwk, "alg", json_string("ES256"));
-    vd_reply_json(r, 200, json_pack("{s:[o]}", "keys", jwk));
+    vd_reply_json(r, 200, jwks);
 }
 
 void vd_identity_handle(vd_req *r)

@@ -19,6 +19,7 @@
 #include "vd_store_certs.h"
 #include "vd_keycache.h"
 #include "vd_util.h"
+#include "vd_workpool.h"
 
 #define VD_MAX_RESULTS 25
 #define VD_MAX_TAGS 15
@@ -298,17 +299,73 @@ bool vd_parse_tags(vd_req *r, const json_t *tags, vd_key_row *row)
     return row->tags != NULL;
 }
 
+/* A software key being created: generated and wrapped on a work-pool thread (RSA-4096 takes
+ * about a second), stored and answered on the request's event thread (vd_workpool.h). */
+typedef struct vd_keygen {
+    vd_ctx *ctx;
+    vd_key_row row;
+    int bits, nid;
+    EVP_PKEY *pkey;
+} vd_keygen;
+
+static void vd_keygen_free(vd_keygen *g)
+{
+    EVP_PKEY_free(g->pkey);
+    vd_key_row_clear(&g->row);
+    free(g);
+}
+
+/* Pool thread: key material only (no store, no reply). */
+static kv_rv vd_keygen_work(void *arg)
+{
+    vd_keygen *g = arg;
+    char aad[300];
+    kv_rv rv;
+
+    rv = vd_crypto_generate(g->row.kty, g->bits, g->nid, &g->pkey);
+    if (rv == KV_OK)
+        rv = vd_crypto_pub_der(g->pkey, &g->row.pub_der, &g->row.pub_len);
+    if (rv != KV_OK)
+        return rv;
+    vd_key_aad(&g->row, aad, sizeof(aad));
+    return vd_crypto_wrap_pkey(g->ctx->kek, aad, g->pkey, g->row.iv, &g->row.wrapped,
+                               &g->row.wrapped_len);
+}
+
+/* Event thread: store the new version and answer (also when the client has gone away, so that
+ * the outcome does not depend on it). */
+static void vd_keygen_done(vd_req *r, void *arg, kv_rv rv)
+{
+    vd_keygen *g = arg;
+
+    if (rv != KV_OK) {
+        vd_reply_error(r, 500, "InternalServerError", NULL, "The key could not be created.");
+        goto done;
+    }
+    if (!vd_key_name_not_deleted(r, g->row.name)) /* deleted meanwhile: 409 */
+        goto done;
+    g->row.created = g->row.updated = vd_now();
+    if (vd_store_key_insert(r->store, &g->row) != KV_OK) {
+        vd_reply_error(r, 500, "InternalServerError", NULL, "The key could not be created.");
+        goto done;
+    }
+    vd_keycache_put(r->ctx->keycache, g->row.vault, g->row.version, g->pkey);
+    vd_reply_bundle(r, &g->row);
+done:
+    vd_keygen_free(g);
+}
+
 void vd_keys_create(vd_req *r, const char *name, const char *version)
 {
     json_t *body = NULL, *v;
     const char *kty_in;
-    vd_key_row row = {0};
-    EVP_PKEY *pkey = NULL;
+    vd_keygen *g = calloc(1, sizeof(*g));
+    vd_key_row *row = g ? &g->row : NULL;
     int bits = 2048, nid = NID_X9_62_prime256v1;
-    char aad[300];
-    kv_rv rv;
 
     (void)version;
+    if (g == NULL)
+        goto fail;
     if (!vd_key_name_ok(name)) {
         vd_reply_error(r, 400, "BadParameter", NULL,
                        "The key name must be 1-127 characters of 0-9, a-z, A-Z and '-'.");
@@ -324,7 +381,7 @@ void vd_keys_create(vd_req *r, const char *name, const char *version)
         goto done;
     }
     if (strcmp(kty_in, "RSA") == 0 || strcmp(kty_in, "RSA-HSM") == 0) {
-        snprintf(row.kty, sizeof(row.kty), "RSA");
+        snprintf(row->kty, sizeof(row->kty), "RSA");
         v = json_object_get(body, "key_size");
         if (v != NULL && !json_is_null(v)) {
             bits = json_is_integer(v) ? (int)json_integer_value(v) : 0;
@@ -342,7 +399,7 @@ void vd_keys_create(vd_req *r, const char *name, const char *version)
             goto done;
         }
     } else if (strcmp(kty_in, "EC") == 0 || strcmp(kty_in, "EC-HSM") == 0) {
-        snprintf(row.kty, sizeof(row.kty), "EC");
+        snprintf(row->kty, sizeof(row->kty), "EC");
         v = json_object_get(body, "crv");
         if (v != NULL && !json_is_null(v)) {
             nid = json_is_string(v) ? kv_curve_nid_from_name(json_string_value(v)) : NID_undef;
@@ -358,42 +415,33 @@ void vd_keys_create(vd_req *r, const char *name, const char *version)
                        "Key type %.20s is not supported: use RSA, RSA-HSM, EC or EC-HSM.", kty_in);
         goto done;
     }
-    row.hsm = strstr(kty_in, "-HSM") != NULL;
+    row->hsm = strstr(kty_in, "-HSM") != NULL;
     if (json_object_get(body, "release_policy") != NULL &&
         !json_is_null(json_object_get(body, "release_policy"))) {
         vd_reply_error(r, 400, "BadParameter", NULL,
                        "AKV.SKR.1005: Non-exportable keys must not have release policy.");
         goto done;
     }
-    row.key_ops = vd_parse_key_ops(r, json_object_get(body, "key_ops"), row.kty);
-    if (row.key_ops == NULL || !vd_parse_attributes(r, json_object_get(body, "attributes"), &row) ||
-        !vd_parse_tags(r, json_object_get(body, "tags"), &row))
+    row->key_ops = vd_parse_key_ops(r, json_object_get(body, "key_ops"), row->kty);
+    if (row->key_ops == NULL || !vd_parse_attributes(r, json_object_get(body, "attributes"), row) ||
+        !vd_parse_tags(r, json_object_get(body, "tags"), row))
         goto done;
 
-    snprintf(row.vault, sizeof(row.vault), "%s", r->vault.name);
-    snprintf(row.name, sizeof(row.name), "%s", name);
-    if (vd_random_hex(row.version, 16) != KV_OK)
+    snprintf(row->vault, sizeof(row->vault), "%s", r->vault.name);
+    snprintf(row->name, sizeof(row->name), "%s", name);
+    if (vd_random_hex(row->version, 16) != KV_OK)
         goto fail;
-    row.created = row.updated = vd_now();
-    rv = vd_crypto_generate(row.kty, bits, nid, &pkey);
-    if (rv != KV_OK)
-        goto fail;
-    if (vd_crypto_pub_der(pkey, &row.pub_der, &row.pub_len) != KV_OK)
-        goto fail;
-    vd_key_aad(&row, aad, sizeof(aad));
-    if (vd_crypto_wrap_pkey(r->ctx->kek, aad, pkey, row.iv, &row.wrapped, &row.wrapped_len) !=
-        KV_OK)
-        goto fail;
-    if (vd_store_key_insert(r->store, &row) != KV_OK)
-        goto fail;
-    vd_keycache_put(r->ctx->keycache, row.vault, row.version, pkey);
-    vd_reply_bundle(r, &row);
-    goto done;
+    g->ctx = r->ctx;
+    g->bits = bits;
+    g->nid = nid;
+    json_decref(body);
+    vd_req_defer(r, vd_keygen_work, vd_keygen_done, g); /* answers; frees g */
+    return;
 fail:
     vd_reply_error(r, 500, "InternalServerError", NULL, "The key could not be created.");
 done:
-    EVP_PKEY_free(pkey);
-    vd_key_row_clear(&row);
+    if (g != NULL)
+        vd_keygen_free(g);
     json_decref(body);
 }
 

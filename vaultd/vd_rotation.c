@@ -24,6 +24,7 @@
 #include "vd_store_certs.h"
 #include "vd_store_keys.h"
 #include "vd_util.h"
+#include "vd_workpool.h"
 
 #define VD_DAY 86400LL
 #define VD_MIN_ACTION (7 * VD_DAY)  /* Azure: timeAfterCreate / timeBeforeExpiry >= 7 days */
@@ -149,10 +150,11 @@ done:
     return rv;
 }
 
-/* Creates the next version of latest (same type, size / curve, key_ops, tags) in st; exp from
- * the policy's expiryTime (expiry seconds, 0 = none). */
-static kv_rv vd_rotate_core(vd_ctx *ctx, vd_store *st, const vd_key_row *latest, long long expiry,
-                            vd_key_row *out)
+/* Makes the next version of latest (same type, size / curve, key_ops, tags) in out, without
+ * touching the store (so that it can run on a work-pool thread); exp from the policy's
+ * expiryTime (expiry seconds, 0 = none). *pkey_out: the software private key (NULL for HSM). */
+static kv_rv vd_rotate_prepare(vd_ctx *ctx, const vd_key_row *latest, long long expiry,
+                               vd_key_row *out, EVP_PKEY **pkey_out)
 {
     EVP_PKEY *pub = NULL, *pkey = NULL;
     char aad[300];
@@ -179,8 +181,6 @@ static kv_rv vd_rotate_core(vd_ctx *ctx, vd_store *st, const vd_key_row *latest,
         goto done;
     if (latest->hsm_ref != NULL) { /* HSM-protected: the new version lives in the pool too */
         rv = vd_rotate_hsm(ctx, latest, out);
-        if (rv == KV_OK)
-            rv = vd_store_key_insert(st, out);
         goto done;
     }
     rv = vd_crypto_pub_from_der(latest->pub_der, latest->pub_len, &pub);
@@ -193,14 +193,39 @@ static kv_rv vd_rotate_core(vd_ctx *ctx, vd_store *st, const vd_key_row *latest,
         goto done;
     vd_key_aad(out, aad, sizeof(aad));
     rv = vd_crypto_wrap_pkey(ctx->kek, aad, pkey, out->iv, &out->wrapped, &out->wrapped_len);
-    if (rv == KV_OK)
-        rv = vd_store_key_insert(st, out);
-    if (rv == KV_OK)
-        vd_keycache_put(ctx->keycache, out->vault, out->version, pkey);
 done:
-    if (rv != KV_OK)
+    if (rv != KV_OK) {
         vd_key_row_clear(out);
+        EVP_PKEY_free(pkey);
+        pkey = NULL;
+    }
     EVP_PKEY_free(pub);
+    *pkey_out = pkey;
+    return rv;
+}
+
+/* Stores a prepared version and caches its private key. */
+static kv_rv vd_rotate_commit(vd_ctx *ctx, vd_store *st, vd_key_row *out, EVP_PKEY *pkey)
+{
+    kv_rv rv = vd_store_key_insert(st, out);
+
+    if (rv == KV_OK && pkey != NULL)
+        vd_keycache_put(ctx->keycache, out->vault, out->version, pkey);
+    return rv;
+}
+
+/* prepare + commit in st (the maintenance thread's rotations). */
+static kv_rv vd_rotate_core(vd_ctx *ctx, vd_store *st, const vd_key_row *latest, long long expiry,
+                            vd_key_row *out)
+{
+    EVP_PKEY *pkey = NULL;
+    kv_rv rv = vd_rotate_prepare(ctx, latest, expiry, out, &pkey);
+
+    if (rv == KV_OK) {
+        rv = vd_rotate_commit(ctx, st, out, pkey);
+        if (rv != KV_OK)
+            vd_key_row_clear(out);
+    }
     EVP_PKEY_free(pkey);
     return rv;
 }
@@ -229,36 +254,72 @@ static long long vd_stored_expiry(vd_store *st, const char *vault, const char *n
     return d;
 }
 
-void vd_keys_rotate(vd_req *r, const char *name, const char *version)
-{
-    vd_key_row latest = {0}, row = {0};
-    kv_rv rv;
+/* POST /keys/{n}/rotate: the key material is made on a work-pool thread (vd_workpool.h), the
+ * version stored and answered on the request's event thread. */
+typedef struct vd_rotjob {
+    vd_ctx *ctx;
+    vd_key_row latest, row;
+    long long expiry;
+    EVP_PKEY *pkey;
+} vd_rotjob;
 
-    (void)version;
-    if (!vd_key_load(r, name, NULL, &latest))
-        goto done;
-    if (vd_store_key_is_managed(r->store, latest.vault, latest.name, latest.version)) {
-        vd_reply_error(r, 403, "Forbidden", NULL,
-                       "Key %.127s is managed by a certificate and cannot be rotated directly.",
-                       latest.name);
-        goto done;
-    }
-    rv = vd_rotate_core(r->ctx, r->store, &latest,
-                        vd_stored_expiry(r->store, latest.vault, latest.name), &row);
+static kv_rv vd_rotjob_work(void *arg)
+{
+    vd_rotjob *j = arg;
+
+    return vd_rotate_prepare(j->ctx, &j->latest, j->expiry, &j->row, &j->pkey);
+}
+
+static void vd_rotjob_done(vd_req *r, void *arg, kv_rv rv)
+{
+    vd_rotjob *j = arg;
+
     if (rv == KV_ERR_UNSUPPORTED) {
         vd_reply_error(r, 503, "ServiceUnavailable", NULL,
                        "The HSM pool of this vault is unavailable: the HSM-protected key cannot "
                        "be rotated.");
         goto done;
     }
+    if (rv == KV_OK && !vd_key_name_not_deleted(r, j->row.name)) /* deleted meanwhile */
+        goto done;
+    if (rv == KV_OK)
+        rv = vd_rotate_commit(r->ctx, r->store, &j->row, j->pkey);
     if (rv != KV_OK) {
         vd_reply_error(r, 500, "InternalServerError", NULL, "The key could not be rotated.");
         goto done;
     }
-    vd_reply_bundle(r, &row);
+    vd_reply_bundle(r, &j->row);
 done:
-    vd_key_row_clear(&latest);
-    vd_key_row_clear(&row);
+    EVP_PKEY_free(j->pkey);
+    vd_key_row_clear(&j->latest);
+    vd_key_row_clear(&j->row);
+    free(j);
+}
+
+void vd_keys_rotate(vd_req *r, const char *name, const char *version)
+{
+    vd_rotjob *j = calloc(1, sizeof(*j));
+
+    (void)version;
+    if (j == NULL) {
+        vd_reply_error(r, 500, "InternalServerError", NULL, "The key could not be rotated.");
+        return;
+    }
+    if (!vd_key_load(r, name, NULL, &j->latest))
+        goto fail;
+    if (vd_store_key_is_managed(r->store, j->latest.vault, j->latest.name, j->latest.version)) {
+        vd_reply_error(r, 403, "Forbidden", NULL,
+                       "Key %.127s is managed by a certificate and cannot be rotated directly.",
+                       j->latest.name);
+        goto fail;
+    }
+    j->ctx = r->ctx;
+    j->expiry = vd_stored_expiry(r->store, j->latest.vault, j->latest.name);
+    vd_req_defer(r, vd_rotjob_work, vd_rotjob_done, j); /* answers; frees j */
+    return;
+fail:
+    vd_key_row_clear(&j->latest);
+    free(j);
 }
 
 /* ---- rotation policy ---- */

@@ -7,10 +7,13 @@
 #include <string.h>
 
 #include "vd_admin.h"
+#include "vd_audit.h"
 #include "vd_hsm_keys.h"
 #include "vd_identity.h"
 #include "vd_keys.h"
+#include "vd_rbac.h"
 #include "vd_keys_lifecycle.h"
+#include "vd_metrics.h"
 #include "vd_certs.h"
 #include "vd_secrets.h"
 
@@ -81,7 +84,19 @@ static const vd_route vd_routes[] = {
     {"GET", "deletedsecrets/{n}", vd_secrets_deleted_get, "deletedsecrets/read"},
     {"POST", "deletedsecrets/{n}/recover", vd_secrets_recover, "deletedsecrets/recover/action"},
     {"DELETE", "deletedsecrets/{n}", vd_secrets_purge, "deletedsecrets/delete"},
-    /* certificates (vd_certs.c) */
+    /* certificates (vd_certs.c; backup / restore vd_certs_backup.c; contacts and issuers
+     * vd_certs_issuers.c: literal routes before the {n} captures) */
+    {"GET", "certificates/contacts", vd_certs_contacts_get, "certificates/read"},
+    {"PUT", "certificates/contacts", vd_certs_contacts_set, "certificatecontacts/write"},
+    {"DELETE", "certificates/contacts", vd_certs_contacts_delete, "certificatecontacts/write"},
+    {"GET", "certificates/issuers", vd_certs_issuers_list, "certificatecas/read"},
+    {"GET", "certificates/issuers/", vd_certs_issuers_list, "certificatecas/read"},
+    {"GET", "certificates/issuers/{n}", vd_certs_issuer_get, "certificatecas/read"},
+    {"PUT", "certificates/issuers/{n}", vd_certs_issuer_set, "certificatecas/write"},
+    {"PATCH", "certificates/issuers/{n}", vd_certs_issuer_update, "certificatecas/write"},
+    {"DELETE", "certificates/issuers/{n}", vd_certs_issuer_delete, "certificatecas/delete"},
+    {"POST", "certificates/restore", vd_certs_restore, "certificates/restore/action"},
+    {"POST", "certificates/{n}/backup", vd_certs_backup, "certificates/backup/action"},
     {"GET", "certificates", vd_certs_list, "certificates/read"},
     {"GET", "certificates/", vd_certs_list, "certificates/read"},
     {"GET", "certificates/{n}/versions", vd_certs_versions, "certificates/read"},
@@ -207,7 +222,6 @@ static void vd_vault_request(vd_req *r)
     const vd_route *route = NULL;
     const char *name = NULL, *version = NULL;
     char why[512];
-    bool has = false;
     size_t i;
 
     if (!vd_select_vault(r))
@@ -218,6 +232,11 @@ static void vd_vault_request(vd_req *r)
     }
     if (!vd_hsm_route_allowed(r)) /* managed HSM pools: keys only */
         return;
+    if (vd_rbac_is_api_path(r)) { /* [/{scope}]/providers/Microsoft.Authorization/... */
+        if (vd_audit_begin(r, NULL)) /* audit "begin" record before any state change */
+            vd_rbac_api_handle(r);
+        return;
+    }
     for (i = 0; i < sizeof(vd_routes) / sizeof(vd_routes[0]) && route == NULL; i++)
         if (strcmp(vd_routes[i].method, r->method) == 0 &&
             vd_route_match(r, vd_routes[i].pattern, &name, &version))
@@ -236,20 +255,11 @@ static void vd_vault_request(vd_req *r)
         vd_reply_error(r, 400, "BadParameter", NULL, "The api-version query parameter is missing.");
         return;
     }
-    /* Deny by default: for now any role assignment on the vault grants every action; the
-     * route's data action is where finer RBAC plugs in. */
-    if (vd_store_has_role(r->store, r->vault.name, r->principal, &has) != KV_OK) {
-        vd_reply_error(r, 500, "InternalServerError", NULL, "Role assignments unreadable.");
+    /* RBAC (vd_rbac.c): deny by default; answers 403 ForbiddenByRbac itself */
+    if (!vd_rbac_authorize(r, route, name))
         return;
-    }
-    if (!has) {
-        vd_reply_error(r, 403, "Forbidden", "ForbiddenByRbac",
-                       "Caller is not authorized to perform action on resource. Caller: "
-                       "appid=%s. Action: 'Microsoft.KeyVault/vaults/%s'. Vault: %s. "
-                       "Assignment: (not found).",
-                       r->principal, route->action, r->vault.name);
+    if (!vd_audit_begin(r, route->action)) /* audit "begin" record before any state change */
         return;
-    }
     route->fn(r, name, version);
 }
 
@@ -262,8 +272,13 @@ void vd_router_dispatch(vd_req *r)
             vd_reply_error(r, 405, "MethodNotAllowed", NULL, "Use GET.");
         return;
     }
+    if (vd_metrics_is_metrics_path(r)) {
+        vd_metrics_handle(r);
+        return;
+    }
     if (vd_admin_is_admin_path(r)) {
-        vd_admin_handle(r);
+        if (vd_audit_begin(r, NULL)) /* audit "begin" record before any state change */
+            vd_admin_handle(r);
         return;
     }
     if (!vd_is_collection(r->segs[0]) && vd_identity_is_identity_path(r)) {

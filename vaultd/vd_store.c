@@ -12,6 +12,8 @@
 #include "vd_hsm.h"
 #include "vd_store_certs.h"
 #include "vd_store_keys.h"
+#include "vd_store_principals.h"
+#include "vd_store_rbac.h"
 #include "vd_store_secrets.h"
 #include "vd_util.h"
 
@@ -123,6 +125,10 @@ kv_rv vd_store_init_schema(vd_store *st)
         rv = vd_store_admin_migrate(st);
     if (rv == KV_OK)
         rv = vd_store_hsm_migrate(st);
+    if (rv == KV_OK)
+        rv = vd_store_principals_migrate(st);
+    if (rv == KV_OK)
+        rv = vd_store_rbac_migrate(st);
     return rv;
 }
 
@@ -427,25 +433,18 @@ kv_rv vd_store_add_role_assignment(vd_store *st, const char *vault, const char *
     return vd_step_done(st, stmt);
 }
 
-kv_rv vd_store_has_role(vd_store *st, const char *vault, const char *principal_id, bool *has)
+kv_rv vd_store_delete_assignments_of(vd_store *st, const char *principal_id)
 {
     sqlite3_stmt *stmt = NULL;
     kv_rv rv;
-    int rc;
 
-    rv = vd_prepare(st,
-                    "SELECT 1 FROM role_assignments WHERE vault = ?1 AND principal_id = ?2"
-                    " LIMIT 1",
-                    &stmt);
+    if (st == NULL || principal_id == NULL)
+        return KV_ERR_INVALID_ARG;
+    rv = vd_prepare(st, "DELETE FROM role_assignments WHERE principal_id = ?1", &stmt);
     if (rv != KV_OK)
         return rv;
-    sqlite3_bind_text(stmt, 1, vault, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 2, principal_id, -1, SQLITE_TRANSIENT);
-    rc = sqlite3_step(stmt);
-    *has = rc == SQLITE_ROW;
-    rv = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? KV_OK : KV_ERR_INTERNAL;
-    sqlite3_finalize(stmt);
-    return rv;
+    sqlite3_bind_text(stmt, 1, principal_id, -1, SQLITE_TRANSIENT);
+    return vd_step_done(st, stmt);
 }
 
 /* ---- keys ---- */

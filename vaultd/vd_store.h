@@ -81,8 +81,9 @@ kv_rv vd_store_get_vault(vd_store *st, const char *name, vd_vault *out); /* case
 kv_rv vd_store_default_vault(vd_store *st, vd_vault *out);
 kv_rv vd_store_add_role_assignment(vd_store *st, const char *vault, const char *scope,
                                    const char *principal_id, const char *role_id);
-/* Whether principal_id holds any role assignment on the vault. */
-kv_rv vd_store_has_role(vd_store *st, const char *vault, const char *principal_id, bool *has);
+/* Removes every role assignment of principal_id, in every vault and scope (principal
+ * deletion; whoever owns the assignment tables keeps this working). */
+kv_rv vd_store_delete_assignments_of(vd_store *st, const char *principal_id);
 
 /* ---- keys ---- */
 /* Inserts a new version. If the name exists (any case), the stored spelling is kept and

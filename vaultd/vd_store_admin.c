@@ -10,6 +10,7 @@
 
 #include <sqlite3.h>
 
+#include "vd_store_rbac.h"
 #include "vd_util.h"
 
 /* Guarded ALTER TABLE ... ADD COLUMN: "duplicate column name" means already there. */
@@ -193,6 +194,8 @@ kv_rv vd_store_vault_create(vd_store *st, const vd_vault_props *p, const char *r
     }
     for (i = 0; i < nadmins && rv == KV_OK; i++)
         rv = vd_store_add_role_assignment(st, p->name, "/", admins[i], role_id);
+    if (rv == KV_OK && nadmins > 0) /* pools: the creator also gets key roles (vd_store_rbac.h) */
+        rv = vd_store_rbac_grant_creator(st, p->name, p->kind, admins[0]);
     if (rv == KV_OK)
         rv = vd_store_commit(st);
 done:
@@ -413,7 +416,7 @@ kv_rv vd_store_is_tenant_admin(vd_store *st, const char *principal, const char *
     rv = vd_prep(db,
                  "SELECT 1 FROM principals WHERE client_id = ?1 AND tenant_admin != 0"
                  " UNION ALL SELECT 1 FROM role_assignments WHERE vault = ?2 AND"
-                 " principal_id = ?1 AND role_id = ?3 LIMIT 1",
+                 " principal_id = ?1 AND role_id = ?3 AND scope = '/' LIMIT 1",
                  &stmt);
     if (rv != KV_OK)
         return rv;

@@ -24,7 +24,11 @@ static const char vd_certs_schema[] =
     "CREATE TABLE IF NOT EXISTS certificate_policies ("
     "  vault TEXT NOT NULL COLLATE NOCASE REFERENCES vaults(name),"
     "  name TEXT NOT NULL COLLATE NOCASE, policy TEXT NOT NULL, pending TEXT,"
-    "  created INTEGER NOT NULL, updated INTEGER NOT NULL, PRIMARY KEY (vault, name));";
+    "  created INTEGER NOT NULL, updated INTEGER NOT NULL, PRIMARY KEY (vault, name));"
+    "CREATE TABLE IF NOT EXISTS certificate_settings ("
+    "  vault TEXT NOT NULL COLLATE NOCASE REFERENCES vaults(name),"
+    "  kind TEXT NOT NULL, name TEXT NOT NULL COLLATE NOCASE, doc TEXT NOT NULL,"
+    "  PRIMARY KEY (vault, kind, name));";
 
 static const char vd_cert_cols[] = "seq, vault, name, version, created, updated, enabled, nbf,"
                                    " exp, tags, cer, x5t, deleted, deleted_date,"
@@ -632,4 +636,324 @@ kv_rv vd_store_sc_purge_due(vd_store *st, long long now)
     else
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     return rv;
+}
+
+/* ---- restore ---- */
+
+/* KV_ERR_CONFLICT when table holds any row (live or deleted) of vault/name. */
+static kv_rv vd_cert_name_free(sqlite3 *db, const char *table, const char *vault, const char *name)
+{
+    sqlite3_stmt *stmt = NULL;
+    char sql[160];
+    kv_rv rv;
+    int rc;
+
+    snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE vault = ?1 AND name = ?2 LIMIT 1", table);
+    rv = vd_cprepare(db, sql, &stmt);
+    if (rv != KV_OK)
+        return rv;
+    sqlite3_bind_text(stmt, 1, vault, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 2, name, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (rc == SQLITE_ROW)
+        return KV_ERR_CONFLICT;
+    return rc == SQLITE_DONE ? KV_OK : KV_ERR_INTERNAL;
+}
+
+static kv_rv vd_restore_key(sqlite3 *db, vd_key_row *row)
+{
+    sqlite3_stmt *stmt = NULL;
+    kv_rv rv = vd_cprepare(db,
+                           "INSERT INTO keys (vault, name, version, kty, hsm, created, updated,"
+                           " enabled, nbf, exp, key_ops, tags, public_der, wrapped_key, iv,"
+                           " hsm_ref, managed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+                           " ?11, ?12, ?13, ?14, ?15, ?16, 1)",
+                           &stmt);
+
+    if (rv != KV_OK)
+        return rv;
+    sqlite3_bind_text(stmt, 1, row->vault, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 2, row->name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 3, row->version, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 4, row->kty, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(stmt, 5, row->hsm ? 1 : 0);
+    sqlite3_bind_int64(stmt, 6, row->created);
+    sqlite3_bind_int64(stmt, 7, row->updated);
+    sqlite3_bind_int(stmt, 8, row->enabled ? 1 : 0);
+    if (row->has_nbf)
+        sqlite3_bind_int64(stmt, 9, row->nbf);
+    if (row->has_exp)
+        sqlite3_bind_int64(stmt, 10, row->exp);
+    sqlite3_bind_text(stmt, 11, row->key_ops, -1, SQLITE_TRANSIENT);
+    if (row->tags != NULL)
+        sqlite3_bind_text(stmt, 12, row->tags, -1, SQLITE_TRANSIENT);
+    if (row->pub_der != NULL)
+        sqlite3_bind_blob(stmt, 13, row->pub_der, (int)row->pub_len, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_zeroblob(stmt, 13, 0);
+    if (row->wrapped != NULL)
+        sqlite3_bind_blob(stmt, 14, row->wrapped, (int)row->wrapped_len, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_zeroblob(stmt, 14, 0); /* HSM key: the material stays in the pool */
+    sqlite3_bind_blob(stmt, 15, row->iv, VD_IV_LEN, SQLITE_TRANSIENT);
+    if (row->hsm_ref != NULL)
+        sqlite3_bind_text(stmt, 16, row->hsm_ref, -1, SQLITE_TRANSIENT);
+    rv = vd_cstep_done(db, stmt);
+    if (rv == KV_OK)
+        row->seq = sqlite3_last_insert_rowid(db);
+    return rv;
+}
+
+static kv_rv vd_restore_secret(sqlite3 *db, vd_secret_row *row)
+{
+    sqlite3_stmt *stmt = NULL;
+    kv_rv rv = vd_cprepare(db,
+                           "INSERT INTO secrets (vault, name, version, content_type, tags, kid,"
+                           " created, updated, enabled, nbf, exp, managed, value_enc, iv) VALUES"
+                           " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?13)",
+                           &stmt);
+
+    if (rv != KV_OK)
+        return rv;
+    sqlite3_bind_text(stmt, 1, row->vault, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 2, row->name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 3, row->version, -1, SQLITE_TRANSIENT);
+    if (row->content_type != NULL)
+        sqlite3_bind_text(stmt, 4, row->content_type, -1, SQLITE_TRANSIENT);
+    if (row->tags != NULL)
+        sqlite3_bind_text(stmt, 5, row->tags, -1, SQLITE_TRANSIENT);
+    if (row->kid != NULL)
+        sqlite3_bind_text(stmt, 6, row->kid, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(stmt, 7, row->created);
+    sqlite3_bind_int64(stmt, 8, row->updated);
+    sqlite3_bind_int(stmt, 9, row->enabled ? 1 : 0);
+    if (row->has_nbf)
+        sqlite3_bind_int64(stmt, 10, row->nbf);
+    if (row->has_exp)
+        sqlite3_bind_int64(stmt, 11, row->exp);
+    sqlite3_bind_blob(stmt, 12, row->value_enc, (int)row->value_enc_len, SQLITE_TRANSIENT);
+    sqlite3_bind_blob(stmt, 13, row->iv, VD_IV_LEN, SQLITE_TRANSIENT);
+    rv = vd_cstep_done(db, stmt);
+    if (rv == KV_OK)
+        row->seq = sqlite3_last_insert_rowid(db);
+    return rv;
+}
+
+static kv_rv vd_restore_cert(sqlite3 *db, vd_cert_row *row)
+{
+    sqlite3_stmt *stmt = NULL;
+    char sql[512];
+    kv_rv rv;
+
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO certificates (%s) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+             " ?10, ?11, 0, NULL, NULL)",
+             vd_cert_cols);
+    rv = vd_cprepare(db, sql, &stmt);
+    if (rv != KV_OK)
+        return rv;
+    sqlite3_bind_text(stmt, 1, row->vault, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 2, row->name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 3, row->version, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(stmt, 4, row->created);
+    sqlite3_bind_int64(stmt, 5, row->updated);
+    sqlite3_bind_int(stmt, 6, row->enabled ? 1 : 0);
+    if (row->has_nbf)
+        sqlite3_bind_int64(stmt, 7, row->nbf);
+    if (row->has_exp)
+        sqlite3_bind_int64(stmt, 8, row->exp);
+    if (row->tags != NULL)
+        sqlite3_bind_text(stmt, 9, row->tags, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_blob(stmt, 10, row->cer, (int)row->cer_len, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 11, row->x5t, -1, SQLITE_TRANSIENT);
+    rv = vd_cstep_done(db, stmt);
+    if (rv == KV_OK)
+        row->seq = sqlite3_last_insert_rowid(db);
+    return rv;
+}
+
+kv_rv vd_store_cert_restore(vd_store *st, vd_cert_row *certs, size_t ncerts, vd_key_row *keys,
+                            size_t nkeys, vd_secret_row *secrets, size_t nsecrets,
+                            const char *policy)
+{
+    sqlite3 *db = vd_store_sqlite(st);
+    sqlite3_stmt *stmt = NULL;
+    const char *vault, *name;
+    size_t i;
+    kv_rv rv;
+
+    if (db == NULL || certs == NULL || ncerts == 0 || (nkeys > 0 && keys == NULL) ||
+        (nsecrets > 0 && secrets == NULL) || policy == NULL)
+        return KV_ERR_INVALID_ARG;
+    vault = certs[0].vault;
+    name = certs[0].name;
+    rv = vd_cexec(db, "BEGIN IMMEDIATE");
+    if (rv != KV_OK)
+        return rv;
+    rv = vd_cert_name_free(db, "certificates", vault, name);
+    if (rv == KV_OK)
+        rv = vd_cert_name_free(db, "keys", vault, name);
+    if (rv == KV_OK)
+        rv = vd_cert_name_free(db, "secrets", vault, name);
+    for (i = 0; i < nkeys && rv == KV_OK; i++)
+        rv = vd_restore_key(db, &keys[i]);
+    for (i = 0; i < nsecrets && rv == KV_OK; i++)
+        rv = vd_restore_secret(db, &secrets[i]);
+    for (i = 0; i < ncerts && rv == KV_OK; i++)
+        rv = vd_restore_cert(db, &certs[i]);
+    if (rv == KV_OK)
+        rv = vd_cprepare(db,
+                         "INSERT OR REPLACE INTO certificate_policies (vault, name, policy,"
+                         " pending, created, updated) VALUES (?1, ?2, ?3, NULL,"
+                         " strftime('%s','now'), strftime('%s','now'))",
+                         &stmt);
+    if (rv == KV_OK) {
+        sqlite3_bind_text(stmt, 1, vault, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, 2, name, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, 3, policy, -1, SQLITE_TRANSIENT);
+        rv = vd_cstep_done(db, stmt);
+    }
+    if (rv == KV_OK)
+        rv = vd_cexec(db, "COMMIT");
+    if (rv != KV_OK)
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rv;
+}
+
+/* ---- contacts and issuers ---- */
+
+kv_rv vd_store_cert_setting_get(vd_store *st, const char *vault, const char *kind, const char *name,
+                                char **doc)
+{
+    sqlite3 *db = vd_store_sqlite(st);
+    sqlite3_stmt *stmt = NULL;
+    const unsigned char *t;
+    kv_rv rv;
+    int rc;
+
+    if (db == NULL || vault == NULL || kind == NULL || name == NULL || doc == NULL)
+        return KV_ERR_INVALID_ARG;
+    *doc = NULL;
+    rv = vd_cprepare(db,
+                     "SELECT doc FROM certificate_settings WHERE vault = ?1 AND kind = ?2 AND"
+                     " name = ?3",
+                     &stmt);
+    if (rv != KV_OK)
+        return rv;
+    sqlite3_bind_text(stmt, 1, vault, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 2, kind, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 3, name, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        t = sqlite3_column_text(stmt, 0);
+        *doc = strdup(t ? (const char *)t : "{}");
+        rv = *doc != NULL ? KV_OK : KV_ERR_NOMEM;
+    } else {
+        rv = rc == SQLITE_DONE ? KV_ERR_NOT_FOUND : KV_ERR_INTERNAL;
+    }
+    sqlite3_finalize(stmt);
+    return rv;
+}
+
+kv_rv vd_store_cert_setting_put(vd_store *st, const char *vault, const char *kind, const char *name,
+                                const char *doc)
+{
+    sqlite3 *db = vd_store_sqlite(st);
+    sqlite3_stmt *stmt = NULL;
+    kv_rv rv;
+
+    if (db == NULL || vault == NULL || kind == NULL || name == NULL || doc == NULL)
+        return KV_ERR_INVALID_ARG;
+    rv = vd_cprepare(db,
+                     "INSERT INTO certificate_settings (vault, kind, name, doc) VALUES (?1, ?2,"
+                     " ?3, ?4) ON CONFLICT (vault, kind, name) DO UPDATE SET doc = excluded.doc",
+                     &stmt);
+    if (rv != KV_OK)
+        return rv;
+    sqlite3_bind_text(stmt, 1, vault, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 2, kind, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 3, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 4, doc, -1, SQLITE_TRANSIENT);
+    return vd_cstep_done(db, stmt);
+}
+
+kv_rv vd_store_cert_setting_delete(vd_store *st, const char *vault, const char *kind,
+                                   const char *name)
+{
+    sqlite3 *db = vd_store_sqlite(st);
+    sqlite3_stmt *stmt = NULL;
+    kv_rv rv;
+
+    if (db == NULL || vault == NULL || kind == NULL || name == NULL)
+        return KV_ERR_INVALID_ARG;
+    rv = vd_cprepare(db,
+                     "DELETE FROM certificate_settings WHERE vault = ?1 AND kind = ?2 AND"
+                     " name = ?3",
+                     &stmt);
+    if (rv != KV_OK)
+        return rv;
+    sqlite3_bind_text(stmt, 1, vault, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 2, kind, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 3, name, -1, SQLITE_TRANSIENT);
+    rv = vd_cstep_done(db, stmt);
+    if (rv == KV_OK && sqlite3_changes(db) == 0)
+        rv = KV_ERR_NOT_FOUND;
+    return rv;
+}
+
+kv_rv vd_store_cert_setting_list(vd_store *st, const char *vault, const char *kind,
+                                 const char *after, size_t limit, char ***docs, size_t *n)
+{
+    sqlite3 *db = vd_store_sqlite(st);
+    sqlite3_stmt *stmt = NULL;
+    char **out = NULL;
+    size_t count = 0;
+    kv_rv rv;
+    int rc = SQLITE_DONE;
+
+    if (db == NULL || vault == NULL || kind == NULL || docs == NULL || n == NULL)
+        return KV_ERR_INVALID_ARG;
+    rv = vd_cprepare(db,
+                     "SELECT doc FROM certificate_settings WHERE vault = ?1 AND kind = ?2 AND"
+                     " (?3 IS NULL OR name > ?3) ORDER BY name LIMIT ?4",
+                     &stmt);
+    if (rv != KV_OK)
+        return rv;
+    sqlite3_bind_text(stmt, 1, vault, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 2, kind, -1, SQLITE_TRANSIENT);
+    if (after != NULL)
+        sqlite3_bind_text(stmt, 3, after, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(stmt, 4, (sqlite3_int64)limit);
+    out = calloc(limit ? limit : 1, sizeof(*out));
+    if (out == NULL)
+        rv = KV_ERR_NOMEM;
+    while (rv == KV_OK && count < limit && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(stmt, 0);
+
+        out[count] = strdup(t ? (const char *)t : "{}");
+        if (out[count++] == NULL)
+            rv = KV_ERR_NOMEM;
+    }
+    if (rv == KV_OK && count < limit && rc != SQLITE_DONE)
+        rv = KV_ERR_INTERNAL;
+    sqlite3_finalize(stmt);
+    if (rv != KV_OK) {
+        vd_store_cert_docs_free(out, count);
+        return rv;
+    }
+    *docs = out;
+    *n = count;
+    return KV_OK;
+}
+
+void vd_store_cert_docs_free(char **docs, size_t n)
+{
+    size_t i;
+
+    if (docs == NULL)
+        return;
+    for (i = 0; i < n; i++)
+        free(docs[i]);
+    free(docs);
 }

@@ -11,6 +11,7 @@
 
 #include "kv_status.h"
 #include "vd_store.h"
+#include "vd_store_secrets.h"
 
 /* One certificate version. Strings and blobs are owned by the row (vd_cert_row_clear). */
 typedef struct vd_cert_row {
@@ -69,6 +70,28 @@ kv_rv vd_store_cert_pending_clear(vd_store *st, const char *vault, const char *n
 /* Purges soft-deleted secrets and certificates (with their policies) whose scheduled purge
  * date has passed; their managed keys go with the keys' own sweep (vd_rotation.c). */
 kv_rv vd_store_sc_purge_due(vd_store *st, long long now);
+
+/* Restores a certificate from a backup in one transaction: its versions, the managed key and
+ * secret versions (inserted with managed = 1 as given) and the policy. KV_ERR_CONFLICT when a
+ * certificate, key or secret of that name exists (live or soft-deleted); nothing is written
+ * then. Row seqs are filled in. */
+kv_rv vd_store_cert_restore(vd_store *st, vd_cert_row *certs, size_t ncerts, vd_key_row *keys,
+                            size_t nkeys, vd_secret_row *secrets, size_t nsecrets,
+                            const char *policy);
+
+/* Certificate contacts (kind "contacts", name "contacts") and issuers (kind "issuer", name =
+ * issuer name, case-insensitive) of a vault as JSON documents. */
+kv_rv vd_store_cert_setting_get(vd_store *st, const char *vault, const char *kind, const char *name,
+                                char **doc);
+kv_rv vd_store_cert_setting_put(vd_store *st, const char *vault, const char *kind, const char *name,
+                                const char *doc);
+/* NOT_FOUND when there was none. */
+kv_rv vd_store_cert_setting_delete(vd_store *st, const char *vault, const char *kind,
+                                   const char *name);
+/* Documents of a kind with names after `after` (NULL = from the start), ordered by name. */
+kv_rv vd_store_cert_setting_list(vd_store *st, const char *vault, const char *kind,
+                                 const char *after, size_t limit, char ***docs, size_t *n);
+void vd_store_cert_docs_free(char **docs, size_t n);
 
 void vd_cert_row_clear(vd_cert_row *row);
 void vd_cert_rows_free(vd_cert_row *rows, size_t n);

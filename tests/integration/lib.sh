@@ -36,8 +36,31 @@ T_PASS=0
 T_FAIL=0
 VAULTD_PID=""
 
+# kv_keep_logs: copies vaultd's logs under $T_TMP (audit logs, and *.log files with vaultd's
+# stderr) into $KV_LOG_DIR (set by start_vaultd), with the secrets of the test (client secrets
+# of its *.conf files, HSM PINs, identity header) in $KV_LOG_DIR/.secrets, for test_logscan.sh.
+kv_keep_logs() {
+    local f rel
+    [ -n "${KV_LOG_DIR:-}" ] && [ -d "$KV_LOG_DIR" ] || return 0
+    find "$T_TMP" -type f -name '*.log' 2>/dev/null | while read -r f; do
+        case "$f" in
+        */audit/*.log | */audit*.log) ;;
+        *) grep -q '^vaultd: \|Z vaultd: ' "$f" 2>/dev/null || continue ;;
+        esac
+        rel=${f#"$T_TMP"/}
+        cp "$f" "$KV_LOG_DIR/${rel//\//_}" 2>/dev/null
+    done
+    { find "$T_TMP" -type f -name '*.conf' -exec sed -n \
+        's/^[[:space:]]*client_secret[[:space:]]*=[[:space:]]*//p' {} +
+      find "$T_TMP" -type f \( -name '*.pin' -o -name identity-header \) -exec cat {} +
+    } 2>/dev/null | sort -u >>"$KV_LOG_DIR/.secrets"
+    chmod 600 "$KV_LOG_DIR/.secrets" 2>/dev/null
+    return 0
+}
+
 kv_cleanup() {
     [ -n "$VAULTD_PID" ] && kill "$VAULTD_PID" 2>/dev/null && wait "$VAULTD_PID" 2>/dev/null
+    kv_keep_logs
     [ -n "${KV_KEEP_TMP:-}" ] || rm -rf "$T_TMP"
 }
 trap kv_cleanup EXIT
@@ -52,6 +75,10 @@ free_port() {
 start_vaultd() {
     VAULTD_STATE=${VAULTD_STATE:-$T_TMP/state}
     VAULTD_PORT=${VAULTD_PORT:-$(free_port)}
+    if [ -z "${KV_LOG_DIR:-}" ]; then # this test's logs, kept for test_logscan.sh
+        KV_LOG_DIR="$KV_BUILD_DIR/test-logs/$(basename "$0" .sh)"
+        rm -rf "$KV_LOG_DIR" && mkdir -p "$KV_LOG_DIR"
+    fi
     "$VAULTD" --dev --state "$VAULTD_STATE" --listen "127.0.0.1:$VAULTD_PORT" "$@" \
         >>"$T_TMP/vaultd.log" 2>&1 &
     VAULTD_PID=$!

@@ -87,7 +87,7 @@ expect "show unknown: 404" 404
 check "stored columns (kind, retention_days, purge_protection)" bash -c \
     "[ \"\$(sqlite3 '$VAULTD_STATE/vaultd.db' \"SELECT name||','||kind||','||retention_days||','||purge_protection FROM vaults WHERE name IN ('dev', 'pool-a', 'team-a', 'team-b') ORDER BY name\" | tr '\n' ' ')\" = 'dev,vault,90,0 pool-a,managedhsm,14,0 team-a,vault,7,1 team-b,vault,90,0 ' ]"
 check "creator holds Administrator on team-a; pool-a lists both admins" bash -c \
-    "[ \"\$(sqlite3 '$VAULTD_STATE/vaultd.db' \"SELECT COUNT(*) FROM role_assignments WHERE vault='team-a' AND principal_id='$(conf_get client_id)' AND role_id='00482a5a-887f-4fb3-b363-3b7fe8e74483'\")\" = 1 ] && [ \"\$(sqlite3 '$VAULTD_STATE/vaultd.db' \"SELECT COUNT(*) FROM role_assignments WHERE vault='pool-a'\")\" = 2 ]"
+    "[ \"\$(sqlite3 '$VAULTD_STATE/vaultd.db' \"SELECT COUNT(*) FROM role_assignments WHERE vault='team-a' AND principal_id='$(conf_get client_id)' AND role_id='00482a5a-887f-4fb3-b363-3b7fe8e74483'\")\" = 1 ] && [ \"\$(sqlite3 '$VAULTD_STATE/vaultd.db' \"SELECT COUNT(*) FROM role_assignments WHERE vault='pool-a' AND role_id='a290e904-7015-4bba-90c8-60543313cdb4'\")\" = 2 ]"
 
 # the new vault is served by Host header NAME.vault.localhost
 VCODE=$(curl -s -o "$T_TMP/resp.json" -w '%{http_code}' --cacert "$CA" -X POST \

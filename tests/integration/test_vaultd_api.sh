@@ -141,7 +141,7 @@ t_bad_client() {
 check "unknown client -> AADSTS700016" t_bad_client
 
 t_bad_grant() {
-    [ "$(token_request x "" password)" = 400 ] &&
+    [ "$(token_request x "" authorization_code)" = 400 ] &&
         [ "$(jget "$T_TMP/tok.json" 'd["error"]')" = unsupported_grant_type ]
 }
 check "unsupported grant -> unsupported_grant_type" t_bad_grant

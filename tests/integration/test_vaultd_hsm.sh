@@ -6,6 +6,15 @@
 # tampered GCM tag fails), /rng, software key types and secrets refused in the pool, and the
 # pool made unavailable (token directory moved away; a wrong PIN at restart): HSM key
 # operations answer 503 ServiceUnavailable naming the pool while software keys keep working.
+# The pool wrapping key (kvault-pool-wrap, made at first start with the dev SO PIN): HSM keys
+# are sensitive and extractable only wrapped; backup -> delete -> purge -> restore of RSA-HSM,
+# EC-HSM and oct-HSM keys unwraps the material back into SoftHSMv2 (the same key: old
+# signatures / ciphertexts still verify / decrypt), a key made while the pool had no wrapping
+# key keeps the reference-only backup (refused after purge), a backup taken under another pool
+# wrapping key is refused with 400, and another instance cannot open the backup at all.
+# A two-member pool from --hsm-config (SO PINs, wrap_escrow): the wrapping key on both members,
+# keys replicated to both, round trips, signing with one member removed, a member added later
+# provisioned from the escrow, a wrong escrow passphrase only warns.
 source "$(dirname "$0")/lib.sh"
 
 SOFTHSM_MODULE=""
@@ -103,6 +112,13 @@ t_dev_pool() {
         grep -q "^ref=pkcs11:token=vaultd-dev;id=" "$VAULTD_STATE/kek.hsm"
 }
 check "--dev made a SoftHSMv2 pool in DIR/softhsm and keeps the KEK in it (kek.hsm, no kek.bin)" t_dev_pool
+t_dev_wrapkey() {
+    grep -q "^so_pin_file = $VAULTD_STATE/softhsm/so.pin$" "$VAULTD_STATE/hsm.conf" &&
+        grep -q "HSM pool 'dev-softhsm': pool wrapping key provisioned on 1 member token" "$T_TMP/vaultd.log" &&
+        grep -Eq "HSM pool 'dev-softhsm': pool wrapping key [0-9a-f]{32} \(trusted\)" "$T_TMP/vaultd.log" ||
+        { cat "$T_TMP/vaultd.log"; return 1; }
+}
+check "--dev: the dev pool got a trusted pool wrapping key at first start (SO PIN in hsm.conf)" t_dev_wrapkey
 grep -q '^\[vault devhsm\]' "$KVAULT_CONF" && grep -q "url = $MURL" "$KVAULT_CONF" &&
     grep -q "resource = https://managedhsm.azure.net" "$KVAULT_CONF" &&
     ok "client.conf has [vault devhsm] with the managed HSM url and resource" ||
@@ -171,6 +187,61 @@ check "devhsm: oct-HSM key_size 512 refused" t_bad_oct_size
 P11=(pkcs11-tool --module "$SOFTHSM_MODULE" --token-label vaultd-dev --login
     --pin "$(cat "$VAULTD_STATE/softhsm/user.pin")")
 export SOFTHSM2_CONF="$VAULTD_STATE/softhsm/softhsm2.conf"
+# p11attrs LABEL CLASS: a key object's boolean attributes and whether its value is readable,
+# straight from the token through PKCS#11 (pkcs11-tool cannot read private key values at all).
+cat >"$T_TMP/p11attrs.py" <<'EOF'
+import ctypes, sys
+mod, token, pin, label = sys.argv[1:5]
+L = ctypes.CDLL(mod)
+UL = ctypes.c_ulong
+class ATTR(ctypes.Structure):
+    _fields_ = [("type", UL), ("pValue", ctypes.c_void_p), ("ulValueLen", UL)]
+class TOKINFO(ctypes.Structure):
+    _fields_ = [("label", ctypes.c_char * 32), ("rest", ctypes.c_ubyte * 512)]
+def ck(rv, what):
+    if rv != 0:
+        raise SystemExit("%s: 0x%x" % (what, rv))
+ck(L.C_Initialize(None), "C_Initialize")
+n = UL(0)
+ck(L.C_GetSlotList(1, None, ctypes.byref(n)), "slots")
+slots = (UL * n.value)()
+ck(L.C_GetSlotList(1, slots, ctypes.byref(n)), "slots")
+slot = None
+for s in slots:
+    ti = TOKINFO()
+    if L.C_GetTokenInfo(UL(s), ctypes.byref(ti)) == 0 and ti.label.decode().rstrip() == token:
+        slot = s
+sess = UL(0)
+ck(L.C_OpenSession(UL(slot), UL(6), None, None, ctypes.byref(sess)), "open")
+ck(L.C_Login(sess, UL(1), pin.encode(), UL(len(pin))), "login")
+lab = label.encode()
+cls = UL(int(sys.argv[5], 0))
+t = (ATTR * 2)(ATTR(0x3, ctypes.cast(ctypes.c_char_p(lab), ctypes.c_void_p), len(lab)),
+               ATTR(0x0, ctypes.cast(ctypes.pointer(cls), ctypes.c_void_p), ctypes.sizeof(cls)))
+ck(L.C_FindObjectsInit(sess, t, UL(2)), "find")
+h = UL(0); cnt = UL(0)
+ck(L.C_FindObjects(sess, ctypes.byref(h), UL(1), ctypes.byref(cnt)), "find")
+L.C_FindObjectsFinal(sess)
+if cnt.value != 1:
+    raise SystemExit("object not found")
+out = []
+for name, typ in [("SENSITIVE", 0x103), ("ALWAYS_SENSITIVE", 0x165), ("EXTRACTABLE", 0x162),
+                  ("NEVER_EXTRACTABLE", 0x164), ("WRAP_WITH_TRUSTED", 0x210), ("TRUSTED", 0x86)]:
+    b = ctypes.c_ubyte(9)
+    a = ATTR(typ, ctypes.cast(ctypes.pointer(b), ctypes.c_void_p), 1)
+    rv = L.C_GetAttributeValue(sess, h, ctypes.byref(a), UL(1))
+    out.append("%s=%s" % (name, b.value if rv == 0 else "rv0x%x" % rv))
+buf = (ctypes.c_ubyte * 2048)()
+for name, typ in [("VALUE", 0x11), ("PRIVATE_EXPONENT", 0x123)]:
+    a = ATTR(typ, ctypes.cast(buf, ctypes.c_void_p), 2048)
+    rv = L.C_GetAttributeValue(sess, h, ctypes.byref(a), UL(1))
+    out.append("%s=%s" % (name, "readable" if rv == 0 else "rv0x%x" % rv))
+print(" ".join(out))
+EOF
+p11attrs() {
+    python3 "$T_TMP/p11attrs.py" "$SOFTHSM_MODULE" vaultd-dev "$(cat "$VAULTD_STATE/softhsm/user.pin")" "$1" "$2"
+}
+p11attrs_tok() { python3 "$T_TMP/p11attrs.py" "$SOFTHSM_MODULE" "$@"; } # TOKEN PIN LABEL CLASS
 t_p11_objects() {
     "${P11[@]}" -O >"$T_TMP/objs.txt" 2>&1 || { cat "$T_TMP/objs.txt"; return 1; }
     python3 - "$T_TMP/objs.txt" "$(jget "$T_TMP/hrsa.json" 'd["key"]["kid"].split("/")[-1]')" <<'EOF'
@@ -192,15 +263,36 @@ labels = " ".join(privs)
 for name in ["vaultd/dev/hrsa/", "vaultd/dev/hec/", "vaultd/devhsm/mrsa/", "vaultd/devhsm/mec/",
              "vaultd/devhsm/mec256k/", "vaultd/devhsm/maes/", "vaultd/devhsm/maes128/", "vaultd/kek"]:
     assert name in labels, name
+wrap = [o for o in privs if re.search(r"label:\s+kvault-pool-wrap\s*$", o, re.M)]
+assert len(wrap) == 1 and wrap[0].startswith("Secret Key Object; AES length 32"), wrap
+assert re.search(r"Usage:\s+wrap, unwrap\s*$", wrap[0], re.M), wrap[0]
+assert re.search(r"Access:\s+sensitive\s*$", wrap[0], re.M), wrap[0]  # not extractable
 for o in privs:
+    if o in wrap:
+        continue
     acc = re.search(r"Access:\s+(.*)", o).group(1)
-    assert "sensitive" in acc and "never extractable" in acc, o
-    assert "extractable" not in acc.replace("never extractable", ""), o
+    # generated with a pool wrapping key: always sensitive, extractable (only wrapped under the
+    # trusted pool wrapping key: CKA_WRAP_WITH_TRUSTED), never in the clear
+    assert "sensitive" in acc and "always sensitive" in acc, o
+    assert "extractable" in acc and "never extractable" not in acc, o
 assert "vaultd/dev/swrsa/" not in text, "software key in the token"
-print("ok", len(privs), "private/secret objects, all sensitive and never extractable")
+print("ok", len(privs), "private/secret objects, all sensitive; the keys extractable only wrapped")
 EOF
 }
-check "pkcs11-tool -O: HSM keys (and the KEK) are SoftHSMv2 objects, sensitive + never extractable; software keys are not" t_p11_objects
+check "pkcs11-tool -O: HSM keys (and the KEK) are SoftHSMv2 objects, always sensitive, extractable only wrapped; the pool wrapping key is not extractable; software keys are not there" t_p11_objects
+t_p11_no_value() {
+    local label a
+    label=$(grep -o "vaultd/dev/hrsa/[0-9a-f]*" "$T_TMP/objs.txt" | head -1)
+    a=$(p11attrs "$label" 3) || return 1
+    [ "$a" = "SENSITIVE=1 ALWAYS_SENSITIVE=1 EXTRACTABLE=1 NEVER_EXTRACTABLE=0 WRAP_WITH_TRUSTED=1 TRUSTED=rv0x12 VALUE=rv0x12 PRIVATE_EXPONENT=rv0x11" ] ||
+        { echo "hrsa: $a"; return 1; }
+    a=$(p11attrs kvault-pool-wrap 4) || return 1
+    [ "$a" = "SENSITIVE=1 ALWAYS_SENSITIVE=0 EXTRACTABLE=0 NEVER_EXTRACTABLE=0 WRAP_WITH_TRUSTED=0 TRUSTED=1 VALUE=rv0x11 PRIVATE_EXPONENT=rv0x12" ] ||
+        { echo "kvault-pool-wrap: $a"; return 1; }
+    ! "${P11[@]}" --read-object --type secrkey --label kvault-pool-wrap -o "$T_TMP/leak2.bin" >"$T_TMP/read.txt" 2>&1 &&
+        grep -q "CKR_ATTRIBUTE_SENSITIVE" "$T_TMP/read.txt" || { cat "$T_TMP/read.txt"; return 1; }
+}
+check "PKCS#11 attributes: an RSA-HSM key is sensitive, extractable only under a trusted key (CKA_WRAP_WITH_TRUSTED), its value unreadable (CKR_ATTRIBUTE_SENSITIVE); the pool wrapping key is CKA_TRUSTED, not extractable, unreadable" t_p11_no_value
 t_p11_aes() {
     grep -A3 "^Secret Key Object; AES length 32" "$T_TMP/objs.txt" | grep -q "label: *vaultd/devhsm/maes/" &&
         grep -A3 "^Secret Key Object; AES length 16" "$T_TMP/objs.txt" | grep -q "label: *vaultd/devhsm/maes128/"
@@ -410,7 +502,7 @@ t_import_sw_in_pool() {
 }
 check "vault dev: importing an oct key is refused" t_import_sw_in_pool
 
-# ---- backup / restore of HSM keys: the backup holds only the pool reference ----
+# ---- backup / restore of HSM keys: the material travels wrapped under the pool wrapping key ----
 t_hsm_backup_move() {
     local blob
     create "$URL" hmove '{"kty":"EC-HSM","crv":"P-256"}' EC-HSM "$TOKEN" || return 1
@@ -425,19 +517,98 @@ t_hsm_backup_move() {
     sign_verify "$MURL" "$MTOKEN" hmove ES256 sha256 ec
 }
 check "HSM key backup restored into devhsm while the original exists signs; purging the original keeps it" t_hsm_backup_move
-t_hsm_backup_purged() {
-    create "$URL" hbak '{"kty":"EC-HSM","crv":"P-256"}' EC-HSM "$TOKEN" || return 1
-    [ "$(api POST "$URL/keys/hbak/backup?$API")" = 200 ] || { cat "$T_TMP/resp.json"; return 1; }
-    HBLOB=$(jget "$T_TMP/resp.json" 'd["value"]')
-    [ "$(api DELETE "$URL/keys/hbak?$API")" = 200 ] && [ "$(api DELETE "$URL/deletedkeys/hbak?$API")" = 204 ] ||
+# purge_key BASE TOKEN NAME: soft delete + purge.
+purge_key() {
+    [ "$(api DELETE "$1/keys/$3?$API" "" "$2")" = 200 ] && [ "$(api DELETE "$1/deletedkeys/$3?$API" "" "$2")" = 204 ] ||
         { cat "$T_TMP/resp.json"; return 1; }
-    expect_error "$(api POST "$URL/keys/restore?$API" "{\"value\":\"$HBLOB\"}")" 400 BadParameter \
-        "HSM key material that no longer exists in pool 'dev-softhsm' \(the key was purged\)" || return 1
-    expect_error "$(api GET "$URL/keys/hbak?$API")" 404 KeyNotFound || return 1
-    expect_error "$(api POST "$MURL/keys/restore?$API" "{\"value\":\"$HBLOB\"}" "$MTOKEN")" 400 BadParameter "no longer exists" || return 1
-    expect_error "$(api GET "$MURL/keys/hbak?$API" "" "$MTOKEN")" 404 KeyNotFound
 }
-check "HSM key backup after purge: restore refused 400 (material gone), nothing restored" t_hsm_backup_purged
+# backup_to VAR BASE TOKEN NAME: the backup blob into $VAR.
+backup_to() {
+    [ "$(api POST "$2/keys/$4/backup?$API" "" "$3")" = 200 ] || { cat "$T_TMP/resp.json"; return 1; }
+    printf -v "$1" '%s' "$(jget "$T_TMP/resp.json" 'd["value"]')"
+}
+# in_token LABEL-PREFIX KIND TYPE: pkcs11-tool lists exactly one KIND object with that label
+# prefix, sensitive and not "never extractable", whose value cannot be read (TYPE: privkey|secrkey).
+in_token() {
+    "${P11[@]}" -O >"$T_TMP/objs2.txt" 2>&1 || { cat "$T_TMP/objs2.txt"; return 1; }
+    python3 - "$T_TMP/objs2.txt" "$1" "$2" <<'EOF' || return 1
+import re, sys
+objs = re.split(r"\n(?=\S)", open(sys.argv[1]).read())
+got = [o for o in objs if o.startswith(sys.argv[3]) and re.search(r"label:\s+" + re.escape(sys.argv[2]), o)]
+assert len(got) == 1, (sys.argv[2], len(got))
+acc = re.search(r"Access:\s+(.*)", got[0]).group(1)
+assert acc.startswith("sensitive") and "never extractable" not in acc, got[0]
+EOF
+    local label a cls=3 val=VALUE
+    label=$(grep -o "label: *$1[0-9a-f]*" "$T_TMP/objs2.txt" | head -1 | sed 's/label: *//')
+    [ "$3" = secrkey ] && cls=4
+    [[ "$2" == *RSA* ]] && val=PRIVATE_EXPONENT
+    a=$(p11attrs "$label" $cls) || return 1
+    # unwrapped: CKA_ALWAYS_SENSITIVE is false by the standard (the key was outside this token)
+    [[ "$a" == "SENSITIVE=1 ALWAYS_SENSITIVE=0 EXTRACTABLE=1 NEVER_EXTRACTABLE=0 WRAP_WITH_TRUSTED=1 "* ]] &&
+        [[ "$a" == *" $val=rv0x11"* ]] || { echo "$label: $a"; return 1; }
+}
+t_hsm_roundtrip_rsa() {
+    local blob
+    create "$URL" brsa '{"kty":"RSA-HSM","key_size":2048}' RSA-HSM "$TOKEN" || return 1
+    jwk_to_pem "$T_TMP/brsa.json" "$T_TMP/brsa.pem" || return 1
+    openssl rand 32 >"$T_TMP/bpt.bin"
+    openssl pkeyutl -encrypt -pubin -inkey "$T_TMP/brsa.pem" -pkeyopt rsa_padding_mode:oaep \
+        -in "$T_TMP/bpt.bin" -out "$T_TMP/bct.bin" || return 1
+    backup_to blob "$URL" "$TOKEN" brsa || return 1
+    purge_key "$URL" "$TOKEN" brsa || return 1
+    ! "${P11[@]}" -O 2>/dev/null | grep -q "vaultd/dev/brsa/" || { echo "object still in the token"; return 1; }
+    [ "$(api POST "$URL/keys/restore?$API" "{\"value\":\"$blob\"}")" = 200 ] || { cat "$T_TMP/resp.json"; return 1; }
+    [ "$(jget "$T_TMP/resp.json" 'd["key"]["n"]')" = "$(jget "$T_TMP/brsa.json" 'd["key"]["n"]')" ] || return 1
+    # the ciphertext made before the backup decrypts in the pool: the same key came back
+    [ "$(api POST "$URL/keys/brsa/decrypt?$API" "{\"alg\":\"RSA-OAEP\",\"value\":\"$(b64url_file "$T_TMP/bct.bin")\"}")" = 200 ] &&
+        [ "$(jget "$T_TMP/resp.json" 'd["value"]')" = "$(b64url_file "$T_TMP/bpt.bin")" ] || { cat "$T_TMP/resp.json"; return 1; }
+    sign_verify "$URL" "$TOKEN" brsa RS256 sha256 || return 1
+    in_token "vaultd/dev/brsa/" "Private Key Object; RSA" privkey
+}
+check "RSA-HSM: backup, delete, purge (object gone from the token), restore: decrypts an old ciphertext, signs; back in SoftHSMv2, sensitive, value unreadable" t_hsm_roundtrip_rsa
+t_hsm_roundtrip_ec() {
+    local blob
+    create "$MURL" bec '{"kty":"EC-HSM","crv":"P-384"}' EC-HSM "$MTOKEN" || return 1
+    backup_to blob "$MURL" "$MTOKEN" bec || return 1
+    purge_key "$MURL" "$MTOKEN" bec || return 1
+    expect_error "$(api GET "$MURL/keys/bec?$API" "" "$MTOKEN")" 404 KeyNotFound || return 1
+    [ "$(api POST "$MURL/keys/restore?$API" "{\"value\":\"$blob\"}" "$MTOKEN")" = 200 ] || { cat "$T_TMP/resp.json"; return 1; }
+    [ "$(jget "$T_TMP/resp.json" 'd["key"]["x"]')" = "$(jget "$T_TMP/bec.json" 'd["key"]["x"]')" ] || return 1
+    sign_verify "$MURL" "$MTOKEN" bec ES384 sha384 ec || return 1
+    in_token "vaultd/devhsm/bec/" "Private Key Object; EC" privkey
+}
+check "EC-HSM (devhsm): backup, delete, purge, restore: the same public key, ES384 verifies with openssl; back in SoftHSMv2" t_hsm_roundtrip_ec
+t_hsm_roundtrip_oct() {
+    local blob c iv tag code
+    create "$MURL" baes '{"kty":"oct-HSM","key_size":256}' oct-HSM "$MTOKEN" || return 1
+    openssl rand 40 >"$T_TMP/apt.bin"
+    code=$(api POST "$MURL/keys/baes/encrypt?$API" "{\"alg\":\"A256GCM\",\"value\":\"$(b64url_file "$T_TMP/apt.bin")\"}" "$MTOKEN")
+    [ "$code" = 200 ] || { cat "$T_TMP/resp.json"; return 1; }
+    c=$(jget "$T_TMP/resp.json" 'd["value"]'); iv=$(jget "$T_TMP/resp.json" 'd["iv"]'); tag=$(jget "$T_TMP/resp.json" 'd["tag"]')
+    backup_to blob "$MURL" "$MTOKEN" baes || return 1
+    purge_key "$MURL" "$MTOKEN" baes || return 1
+    [ "$(api POST "$MURL/keys/restore?$API" "{\"value\":\"$blob\"}" "$MTOKEN")" = 200 ] || { cat "$T_TMP/resp.json"; return 1; }
+    code=$(api POST "$MURL/keys/baes/decrypt?$API" "{\"alg\":\"A256GCM\",\"value\":\"$c\",\"iv\":\"$iv\",\"tag\":\"$tag\"}" "$MTOKEN")
+    [ "$code" = 200 ] && [ "$(jget "$T_TMP/resp.json" 'd["value"]')" = "$(b64url_file "$T_TMP/apt.bin")" ] ||
+        { cat "$T_TMP/resp.json"; return 1; }
+    # the restored key still knows its size: A128GCM is refused
+    expect_error "$(api POST "$MURL/keys/baes/encrypt?$API" '{"alg":"A128GCM","value":"AAEC"}' "$MTOKEN")" 400 BadParameter || return 1
+    in_token "vaultd/devhsm/baes/" "Secret Key Object; AES" secrkey
+}
+check "oct-HSM: backup, delete, purge, restore: an AES-GCM ciphertext made before decrypts; back in SoftHSMv2, sensitive, value unreadable" t_hsm_roundtrip_oct
+t_hsm_restore_twice() {
+    # the restored copy can be backed up again and restored into another container
+    backup_to B2 "$MURL" "$MTOKEN" bec || return 1
+    [ "$(api POST "$URL/keys/restore?$API" "{\"value\":\"$B2\"}")" = 200 ] || { cat "$T_TMP/resp.json"; return 1; }
+    sign_verify "$URL" "$TOKEN" bec ES384 sha384 ec
+}
+check "a restored HSM key is backed up again and restored into vault dev (shares the pool object), signs" t_hsm_restore_twice
+t_hsm_gone() { # a purged key's backup, restored below while the pool is unavailable
+    create "$URL" hgone '{"kty":"EC-HSM","crv":"P-256"}' EC-HSM "$TOKEN" && backup_to HBLOB "$URL" "$TOKEN" hgone &&
+        purge_key "$URL" "$TOKEN" hgone
+}
+check "vault dev: backup + purge of EC-HSM key hgone" t_hsm_gone
 
 # ---- random bytes ----
 t_rng() {
@@ -484,9 +655,47 @@ t_back() {
 }
 check "token directory back: HSM keys sign again without a restart" t_back
 
+# ---- keys made without a pool wrapping key; a backup under another pool wrapping key ----
+t_foreign_prep() {
+    create "$URL" hfor '{"kty":"RSA-HSM","key_size":2048}' RSA-HSM "$TOKEN" && backup_to FBLOB "$URL" "$TOKEN" hfor &&
+        purge_key "$URL" "$TOKEN" hfor || return 1
+    # the pool loses its wrapping key (deleted with pkcs11-tool while vaultd runs)
+    "${P11[@]}" --delete-object --type secrkey --label kvault-pool-wrap >"$T_TMP/del.txt" 2>&1 || { cat "$T_TMP/del.txt"; return 1; }
+    ! "${P11[@]}" -O 2>/dev/null | grep -q "label: *kvault-pool-wrap"
+}
+check "RSA-HSM key hfor backed up and purged; the pool wrapping key deleted from the token" t_foreign_prep
+t_legacy() {
+    local blob
+    create "$URL" hleg '{"kty":"EC-HSM","crv":"P-256"}' EC-HSM "$TOKEN" || return 1
+    "${P11[@]}" -O 2>/dev/null | grep -A4 "^Private Key Object; EC" | grep -A3 "label: *vaultd/dev/hleg/" |
+        grep -q "Access: *sensitive, always sensitive, never extractable" || { echo "hleg is extractable"; return 1; }
+    backup_to blob "$URL" "$TOKEN" hleg || return 1
+    # while the object exists the reference-only backup restores (shared object) ...
+    [ "$(api POST "$MURL/keys/restore?$API" "{\"value\":\"$blob\"}" "$MTOKEN")" = 200 ] || { cat "$T_TMP/resp.json"; return 1; }
+    purge_key "$MURL" "$MTOKEN" hleg || return 1
+    purge_key "$URL" "$TOKEN" hleg || return 1
+    # ... after the purge it cannot: the material never left the pool
+    expect_error "$(api POST "$URL/keys/restore?$API" "{\"value\":\"$blob\"}")" 400 BadParameter \
+        "HSM key material that no longer exists in pool 'dev-softhsm' \(the key was purged\)" || return 1
+    expect_error "$(api GET "$URL/keys/hleg?$API")" 404 KeyNotFound
+}
+check "without a pool wrapping key a new HSM key is never extractable; its backup holds only the reference: restore refused 400 after purge" t_legacy
+
 # ---- restart: keys persist; KEK in the pool needs the pool ----
 stop_vaultd
 start_vaultd || not_ok "vaultd restarts"
+t_new_wrapkey() {
+    grep -q "HSM pool 'dev-softhsm': pool wrapping key provisioned on 1 member token" "$T_TMP/vaultd.log" ||
+        { cat "$T_TMP/vaultd.log"; return 1; }
+}
+check "restart: the dev pool got a new (different) pool wrapping key" t_new_wrapkey
+t_foreign_restore() {
+    expect_error "$(api POST "$URL/keys/restore?$API" "{\"value\":\"$FBLOB\"}")" 400 BadParameter \
+        "cannot be restored into pool 'dev-softhsm': .*wrapped under a different pool wrapping key \(fingerprint [0-9a-f]{32}\) than this pool holds \([0-9a-f]{32}\)" || return 1
+    expect_error "$(api GET "$URL/keys/hfor?$API")" 404 KeyNotFound || return 1
+    ! "${P11[@]}" -O 2>/dev/null | grep -q "vaultd/dev/hfor/" || { echo "a stray object was left"; return 1; }
+}
+check "restore of a backup wrapped under another pool wrapping key: 400 BadParameter naming both fingerprints, nothing restored" t_foreign_restore
 t_after_restart() {
     [ "$(api POST "$URL/keys/hec/sign?$API" "{\"alg\":\"ES256\",\"value\":\"$D32\"}")" = 200 ] &&
         [ "$(api POST "$URL/keys/swrsa/sign?$API" "{\"alg\":\"RS256\",\"value\":\"$D32\"}")" = 200 ] &&
@@ -516,6 +725,10 @@ check "--kek-location file: the KEK is kek.bin although a pool exists" t_file_ke
 URL="https://dev.vault.localhost:$VAULTD_PORT"
 check "state2: create EC-HSM key hec2" create "$URL" hec2 '{"kty":"EC-HSM"}' EC-HSM "$TOKEN"
 check "state2: create software EC key swec2" create "$URL" swec2 '{"kty":"EC"}' EC "$TOKEN"
+t_other_instance() {
+    expect_error "$(api POST "$URL/keys/restore?$API" "{\"value\":\"$HBLOB\"}")" 400 BadParameter "not created by this vaultd instance"
+}
+check "state2: an HSM key backup of the first instance is refused (400, the backup seal)" t_other_instance
 stop_vaultd
 echo 0000000000 >"$VAULTD_STATE/softhsm/user.pin"
 start_vaultd || not_ok "vaultd starts with a wrong PIN"
@@ -529,5 +742,100 @@ t_bad_pin_sw() {
         [ "$(api GET "$URL/keys/hec2?$API")" = 200 ]
 }
 check "... while the software key still signs (KEK in a file)" t_bad_pin_sw
+
+# ---- a two-member pool from --hsm-config: SO PINs, the escrow, a member added later ----
+stop_vaultd
+P3=$T_TMP/pool3
+mkdir -p "$P3/tokens"
+printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$P3" >"$P3/softhsm2.conf"
+export SOFTHSM2_CONF="$P3/softhsm2.conf"
+for t in m1 m2 m3; do
+    softhsm2-util --init-token --free --label "pool3-$t" --so-pin 22334455 --pin 11223344 >/dev/null
+done
+echo 11223344 >"$P3/user.pin"; echo 22334455 >"$P3/so.pin"; echo "escrow passphrase 3" >"$P3/escrow.pass"
+chmod 600 "$P3"/*.pin "$P3/escrow.pass"
+pool3_conf() { # pool3_conf MEMBER...
+    printf 'name = pool3\nsofthsm2_conf = %s\nwrap_escrow = %s/wrap.escrow\nwrap_escrow_passphrase_file = %s/escrow.pass\n' \
+        "$P3/softhsm2.conf" "$P3" "$P3"
+    local m
+    for m in "$@"; do
+        printf '[member]\nmodule = %s\ntoken = pool3-%s\npin_file = %s/user.pin\nso_pin_file = %s/so.pin\n' \
+            "$SOFTHSM_MODULE" "$m" "$P3" "$P3"
+    done
+}
+pool3_conf m1 m2 >"$P3/hsm.conf"
+newlog() { tail -n "+$((LOGMARK + 1))" "$T_TMP/vaultd.log"; } # since the last start
+VAULTD_STATE=$T_TMP/state3 VAULTD_PORT=$(free_port)
+LOGMARK=$(wc -l <"$T_TMP/vaultd.log")
+start_vaultd --hsm-config "$P3/hsm.conf" || not_ok "vaultd starts with a two-member pool"
+CA="$VAULTD_STATE/ca.pem"
+TOKEN=$(token_for https://vault.azure.net)
+URL="https://dev.vault.localhost:$VAULTD_PORT"
+t_pool3_wrap() {
+    newlog | grep -q "HSM pool 'pool3': pool wrapping key provisioned on 2 member tokens" &&
+        newlog | grep -Eq "HSM pool 'pool3': pool wrapping key [0-9a-f]{32} \(trusted\)" &&
+        [ "$(stat -c %a "$P3/wrap.escrow")" = 600 ] && grep -q "^kvault-pool-wrap-escrow v1$" "$P3/wrap.escrow" &&
+        grep -q "^fingerprint=$(newlog | grep -Eo "pool wrapping key [0-9a-f]{32}" | head -1 | cut -d' ' -f4)$" "$P3/wrap.escrow" ||
+        { newlog; return 1; }
+}
+check "two-member pool: the wrapping key on both members (trusted), escrow written 0600 with its fingerprint" t_pool3_wrap
+# on_members LABEL-PREFIX N: each of pool3-m1 and pool3-m2 holds N private keys with that label.
+on_members() {
+    local t n
+    for t in pool3-m1 pool3-m2; do
+        n=$(pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$t" --login --pin 11223344 -O 2>/dev/null |
+            grep -A1 "^Private Key Object" | grep -c "label: *$1")
+        [ "$n" = "$2" ] || { echo "$t holds $n objects $1, want $2"; return 1; }
+    done
+}
+t_pool3_roundtrip() {
+    local blob i
+    for i in 1 2 3 4; do # keys are made on either member and replicated to the other
+        create "$URL" "p3k$i" '{"kty":"EC-HSM","crv":"P-256"}' EC-HSM "$TOKEN" || return 1
+        on_members "vaultd/dev/p3k$i/" 1 || return 1
+        backup_to blob "$URL" "$TOKEN" "p3k$i" && purge_key "$URL" "$TOKEN" "p3k$i" || return 1
+        on_members "vaultd/dev/p3k$i/" 0 || return 1
+        [ "$(api POST "$URL/keys/restore?$API" "{\"value\":\"$blob\"}")" = 200 ] || { cat "$T_TMP/resp.json"; return 1; }
+        on_members "vaultd/dev/p3k$i/" 1 || return 1
+        sign_verify "$URL" "$TOKEN" "p3k$i" ES256 sha256 ec || return 1
+    done
+}
+check "two-member pool: keys replicated to both members; backup, purge (every copy), restore (replicated again), sign" t_pool3_roundtrip
+t_pool3_failover() {
+    local dir i
+    dir=$(dirname "$(grep -l "pool3-m1" "$P3"/tokens/*/token.object)")
+    [ -d "$dir" ] || { echo "no token directory for pool3-m1"; return 1; }
+    mv "$dir" "$dir.away"
+    for i in 1 2 3 4; do # half of them name pool3-m1 in their reference
+        sign_verify "$URL" "$TOKEN" "p3k$i" ES256 sha256 ec || { mv "$dir.away" "$dir"; return 1; }
+    done
+    mv "$dir.away" "$dir"
+}
+check "two-member pool: with member pool3-m1 removed every key still signs (served by its replica on pool3-m2)" t_pool3_failover
+stop_vaultd
+pool3_conf m1 m2 m3 >"$P3/hsm.conf"
+LOGMARK=$(wc -l <"$T_TMP/vaultd.log")
+start_vaultd --hsm-config "$P3/hsm.conf" || not_ok "vaultd starts with a third member"
+t_pool3_added() {
+    newlog | grep -q "HSM pool 'pool3': pool wrapping key provisioned on 1 member token" ||
+        { newlog; return 1; }
+    P11=(pkcs11-tool --module "$SOFTHSM_MODULE" --token-label pool3-m3 --login --pin 11223344)
+    [ "$(p11attrs_tok pool3-m3 11223344 kvault-pool-wrap 4)" = \
+        "SENSITIVE=1 ALWAYS_SENSITIVE=0 EXTRACTABLE=0 NEVER_EXTRACTABLE=0 WRAP_WITH_TRUSTED=0 TRUSTED=1 VALUE=rv0x11 PRIVATE_EXPONENT=rv0x12" ]
+}
+check "a third member added later gets the same wrapping key from the escrow at start" t_pool3_added
+stop_vaultd
+echo "another passphrase" >"$P3/escrow.pass"
+softhsm2-util --init-token --free --label pool3-m4 --so-pin 22334455 --pin 11223344 >/dev/null
+pool3_conf m1 m2 m3 m4 >"$P3/hsm.conf"
+LOGMARK=$(wc -l <"$T_TMP/vaultd.log")
+start_vaultd --hsm-config "$P3/hsm.conf" || not_ok "vaultd starts with a fourth member"
+t_pool3_badpass() {
+    newlog | grep -q "warning: HSM pool 'pool3': cannot provision the pool wrapping key: cannot open the pool wrapping key escrow (wrong passphrase" ||
+        { newlog; return 1; }
+    [ "$(api POST "$URL/keys/p3k1/sign?$API" "{\"alg\":\"ES256\",\"value\":\"$D32\"}")" = 200 ]
+}
+check "a wrong escrow passphrase: a clear warning, the pool keeps working" t_pool3_badpass
+stop_vaultd
 
 finish

@@ -1,6 +1,9 @@
 /* test_kv_hsm.c - kv_hsm (the local HSM pool, a PKCS#11 consumer) against a SoftHSMv2 token
  * created in a temporary directory: key generation, signatures checked with OpenSSL, RSA
- * decryption, AES-GCM/CBC/key wrap, random, destroy, a wrong PIN, and use after fork.
+ * decryption, AES-GCM/CBC/key wrap, random, destroy, a wrong PIN, and use after fork; the
+ * pool wrapping key: provisioning (SO PIN: CKA_TRUSTED) on two member tokens, wrap on one and
+ * unwrap on the other for RSA / EC / AES keys, replication, a foreign wrapping key, a tampered
+ * blob, the untrusted fallback, legacy non-extractable keys, and the passphrase escrow.
  * Skips when SoftHSMv2 is not installed. Env KV_SOFTHSM_MODULE overrides the module path. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -68,6 +71,12 @@ static int kv_setup(void **state)
     snprintf(cmd, sizeof(cmd),
              "softhsm2-util --init-token --free --label kvtest --so-pin 123456 --pin 654321 "
              ">/dev/null");
+    if (kv_run(cmd) != 0)
+        return -1;
+    /* kvw1 + kvw2: a two-member pool with a trusted wrapping key; kvw3: another pool */
+    snprintf(cmd, sizeof(cmd),
+             "for t in kvw1 kvw2 kvw3; do softhsm2-util --init-token --free --label $t "
+             "--so-pin 123456 --pin 654321 >/dev/null || exit 1; done");
     if (kv_run(cmd) != 0)
         return -1;
     /* a second token, never logged in, for the wrong-PIN case */
@@ -426,12 +435,266 @@ static void test_fork(void **state)
     free(sig);
 }
 
+/* ---- the pool wrapping key ---- */
+
+static kv_hsm_pool *kv_open2(kv_test_state *st, const char *name, const char *t1, const char *t2,
+                             const char *so_pin)
+{
+    kv_hsm_member_cfg m[2];
+    kv_hsm_pool *p = NULL;
+    kv_err err;
+
+    memset(m, 0, sizeof(m));
+    m[0].module = m[1].module = st->module;
+    m[0].token_label = t1;
+    m[1].token_label = t2;
+    m[0].pin = m[1].pin = "654321";
+    m[0].so_pin = m[1].so_pin = so_pin;
+    assert_int_equal(kv_hsm_pool_open(name, m, t2 ? 2 : 1, 2, &p, &err), KV_OK);
+    return p;
+}
+
+/* ref with its token label replaced (the same CKA_ID on another member). */
+static void kv_ref_on(const char *ref, const char *from, const char *to, char out[KV_HSM_REF_MAX])
+{
+    const char *p = strstr(ref, from);
+
+    assert_non_null(p);
+    snprintf(out, KV_HSM_REF_MAX, "%.*s%s%s", (int)(p - ref), ref, to, p + strlen(from));
+}
+
+static void kv_sign_check(kv_hsm_pool *p, const char *ref, EVP_PKEY *pub, bool rsa)
+{
+    uint8_t d[32], *sig = NULL, der[160];
+    size_t siglen = 0, derlen = sizeof(der);
+    kv_err err;
+
+    memset(d, 0x5a, sizeof(d));
+    assert_int_equal(kv_hsm_sign(p, ref, rsa ? KV_HSM_SIG_PKCS1 : KV_HSM_SIG_ECDSA, EVP_sha256(), d,
+                                 sizeof(d), &sig, &siglen, &err),
+                     KV_OK);
+    if (rsa) {
+        kv_verify(pub, RSA_PKCS1_PADDING, EVP_sha256(), d, sizeof(d), sig, siglen);
+    } else {
+        EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(pub, NULL);
+
+        assert_int_equal(kv_ecdsa_raw_to_der(sig, siglen, der, &derlen), KV_OK);
+        assert_int_equal(EVP_PKEY_verify_init(c), 1);
+        assert_int_equal(EVP_PKEY_verify(c, der, derlen, d, sizeof(d)), 1);
+        EVP_PKEY_CTX_free(c);
+    }
+    free(sig);
+}
+
+static void test_wrapkey(void **state)
+{
+    kv_test_state *st = *state;
+    kv_hsm_pool *p = kv_open2(st, "wp", "kvw1", "kvw2", "123456"), *p3;
+    uint8_t mat[KV_HSM_WRAPKEY_LEN], mat2[KV_HSM_WRAPKEY_LEN], back[KV_HSM_WRAPKEY_LEN];
+    char fp[KV_HSM_FP_HEX], *escrow = NULL;
+    kv_hsm_wrapkey_status ws;
+    size_t made = 9;
+    kv_err err;
+
+    assert_int_equal(RAND_bytes(mat, sizeof(mat)), 1);
+    assert_int_equal(RAND_bytes(mat2, sizeof(mat2)), 1);
+    assert_int_equal(kv_hsm_wrapkey_status_get(p, &ws, &err), KV_OK);
+    assert_int_equal(ws.holding, 0);
+    assert_string_equal(ws.missing, "kvw1, kvw2");
+    /* provision both members (SO PIN: trusted), idempotent, a different key conflicts */
+    assert_int_equal(kv_hsm_wrapkey_provision(p, mat, &made, &err), KV_OK);
+    assert_int_equal(made, 2);
+    assert_int_equal(kv_hsm_wrapkey_provision(p, mat, &made, &err), KV_OK);
+    assert_int_equal(made, 0);
+    assert_int_equal(kv_hsm_wrapkey_provision(p, mat2, &made, &err), KV_ERR_CONFLICT);
+    assert_int_equal(kv_hsm_wrapkey_status_get(p, &ws, &err), KV_OK);
+    assert_int_equal(ws.reachable, 2);
+    assert_int_equal(ws.holding, 2);
+    assert_int_equal(ws.trusted, 2);
+    assert_true(ws.consistent);
+    assert_int_equal(kv_hsm_wrapkey_fingerprint(mat, fp, &err), KV_OK);
+    assert_string_equal(ws.fingerprint, fp);
+    /* escrow round trip; a wrong passphrase fails */
+    assert_int_equal(kv_hsm_wrapkey_seal(mat, "correct horse", &escrow, &err), KV_OK);
+    assert_non_null(strstr(escrow, fp));
+    assert_int_equal(kv_hsm_wrapkey_unseal(escrow, "wrong horse", back, &err), KV_ERR_BAD_REQUEST);
+    assert_int_equal(kv_hsm_wrapkey_unseal(escrow, "correct horse", back, &err), KV_OK);
+    assert_memory_equal(back, mat, sizeof(mat));
+    free(escrow);
+    /* a third token gets another wrapping key without an SO PIN: not trusted */
+    p3 = kv_open2(st, "p3", "kvw3", NULL, NULL);
+    assert_int_equal(kv_hsm_wrapkey_provision(p3, mat2, &made, &err), KV_OK);
+    assert_int_equal(made, 1);
+    assert_int_equal(kv_hsm_wrapkey_status_get(p3, &ws, &err), KV_OK);
+    assert_int_equal(ws.holding, 1);
+    assert_int_equal(ws.trusted, 0);
+    kv_hsm_pool_free(p3);
+    /* a wrong SO PIN is a configuration error, and nothing is provisioned */
+    {
+        kv_hsm_member_cfg m = {st->module, "kvtest2", "111111", NULL, "999999", NULL};
+
+        assert_int_equal(kv_hsm_pool_open("badso", &m, 1, 1, &p3, &err), KV_OK);
+        assert_int_equal(kv_hsm_wrapkey_provision(p3, mat, &made, &err), KV_ERR_CONFIG);
+        assert_non_null(strstr(err.message, "SO PIN"));
+        assert_int_equal(kv_hsm_wrapkey_status_get(p3, &ws, &err), KV_OK);
+        assert_int_equal(ws.holding, 0);
+        kv_hsm_pool_free(p3);
+    }
+    OPENSSL_cleanse(mat, sizeof(mat));
+    OPENSSL_cleanse(mat2, sizeof(mat2));
+    kv_hsm_pool_free(p);
+}
+
+/* wrap on one member, unwrap on the other; the copy works and matches */
+static void test_wrap_unwrap(void **state)
+{
+    kv_test_state *st = *state;
+    kv_hsm_pool *p = kv_open2(st, "wp", "kvw1", "kvw2", "123456");
+    static const kv_hsm_keyspec specs[] = {
+        {KV_HSM_RSA, 2048, 0},
+        {KV_HSM_EC, 0, NID_X9_62_prime256v1},
+        {KV_HSM_EC, 0, NID_secp384r1},
+        {KV_HSM_AES, 256, 0},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
+        kv_hsm_unwrap_spec us = {"unit/unwrapped", false, NULL};
+        char ref[KV_HSM_REF_MAX], ref2[KV_HSM_REF_MAX], fp[KV_HSM_FP_HEX];
+        const char *from;
+        EVP_PKEY *pub = NULL, *pub2 = NULL;
+        uint8_t *blob = NULL, *ct = NULL, *pt = NULL, iv[12], tag[16];
+        size_t bloblen = 0, ctlen = 0, ptlen = 0;
+        bool aes = specs[i].type == KV_HSM_AES;
+        kv_err err;
+
+        assert_int_equal(kv_hsm_generate(p, &specs[i], "unit/wrapme", ref, aes ? NULL : &pub, &err),
+                         KV_OK);
+        from = strstr(ref, "token=kvw1") ? "kvw1" : "kvw2";
+        us.member = strcmp(from, "kvw1") == 0 ? "kvw2" : "kvw1";
+        assert_int_equal(kv_hsm_wrap_key(p, ref, &blob, &bloblen, &err), KV_OK);
+        assert_int_equal(kv_hsm_blob_fingerprint(blob, bloblen, fp, &err), KV_OK);
+        assert_int_equal(kv_hsm_unwrap_key(p, blob, bloblen, &us, ref2, &err), KV_OK);
+        assert_non_null(strstr(ref2, us.member));
+        if (aes) {
+            int bits = 0;
+
+            assert_int_equal(kv_hsm_secret_bits(p, ref2, &bits, &err), KV_OK);
+            assert_int_equal(bits, 256);
+            assert_int_equal(kv_hsm_aes_gcm_encrypt(p, ref, NULL, 0, (const uint8_t *)"abc", 3, iv,
+                                                    &ct, &ctlen, tag, &err),
+                             KV_OK);
+            assert_int_equal(
+                kv_hsm_aes_gcm_decrypt(p, ref2, iv, NULL, 0, ct, ctlen, tag, &pt, &ptlen, &err),
+                KV_OK);
+            assert_int_equal(ptlen, 3);
+            assert_memory_equal(pt, "abc", 3);
+            free(ct);
+            free(pt);
+        } else {
+            assert_int_equal(kv_hsm_get_public(p, ref2, &pub2, &err), KV_OK);
+            assert_int_equal(EVP_PKEY_eq(pub, pub2), 1);
+            kv_sign_check(p, ref2, pub, specs[i].type == KV_HSM_RSA);
+            kv_sign_check(p, ref, pub, specs[i].type == KV_HSM_RSA);
+        }
+        /* a tampered blob fails the integrity check */
+        blob[bloblen - 3] ^= 0x40;
+        assert_int_equal(kv_hsm_unwrap_key(p, blob, bloblen, &us, ref2, &err), KV_ERR_BAD_REQUEST);
+        blob[bloblen - 3] ^= 0x40;
+        /* the other pool's wrapping key (kvw3) is different: a clear refusal */
+        {
+            kv_hsm_pool *p3 = kv_open2(st, "p3", "kvw3", NULL, NULL);
+
+            assert_int_equal(kv_hsm_unwrap_key(p3, blob, bloblen, NULL, ref2, &err),
+                             KV_ERR_BAD_REQUEST);
+            assert_non_null(strstr(err.message, "different pool wrapping key"));
+            assert_non_null(strstr(err.message, fp));
+            kv_hsm_pool_free(p3);
+        }
+        free(blob);
+        EVP_PKEY_free(pub);
+        EVP_PKEY_free(pub2);
+    }
+    kv_hsm_pool_free(p);
+}
+
+static void test_replicate_and_legacy(void **state)
+{
+    kv_test_state *st = *state;
+    kv_hsm_pool *p = kv_open2(st, "wp", "kvw1", "kvw2", "123456"), *p3;
+    kv_hsm_keyspec spec = {KV_HSM_EC, 0, NID_X9_62_prime256v1};
+    char ref[KV_HSM_REF_MAX], other[KV_HSM_REF_MAX];
+    EVP_PKEY *pub = NULL, *pub2 = NULL;
+    uint8_t *blob = NULL, raw[32];
+    size_t copies = 9, bloblen = 0;
+    kv_err err;
+
+    assert_int_equal(kv_hsm_generate(p, &spec, "unit/replicated", ref, &pub, &err), KV_OK);
+    if (strstr(ref, "token=kvw1"))
+        kv_ref_on(ref, "kvw1", "kvw2", other);
+    else
+        kv_ref_on(ref, "kvw2", "kvw1", other);
+    assert_int_equal(kv_hsm_replicate(p, ref, &copies, &err), KV_OK);
+    assert_int_equal(copies, 1);
+    assert_int_equal(kv_hsm_replicate(p, ref, &copies, &err), KV_OK);
+    assert_int_equal(copies, 0);
+    kv_sign_check(p, other, pub, false);
+    /* the original gone: its reference is served by the replica (failover by CKA_ID) */
+    assert_int_equal(kv_hsm_destroy(p, other, &err), KV_OK); /* every copy */
+    assert_int_equal(kv_hsm_find(p, ref, &err), KV_ERR_NOT_FOUND);
+    assert_int_equal(kv_hsm_generate(p, &spec, "unit/replicated2", ref, NULL, &err), KV_OK);
+    assert_int_equal(kv_hsm_replicate(p, ref, &copies, &err), KV_OK);
+    assert_int_equal(copies, 1);
+    assert_int_equal(kv_hsm_get_public(p, ref, &pub2, &err), KV_OK);
+    {
+        char cmd[600];
+
+        /* remove the copy on the member the reference names (another process, pkcs11-tool) */
+        snprintf(cmd, sizeof(cmd),
+                 "pkcs11-tool --module '%s' --token-label %s --login --pin 654321 "
+                 "--delete-object --type privkey --label unit/replicated2 >/dev/null 2>&1",
+                 st->module, strstr(ref, "token=kvw1") ? "kvw1" : "kvw2");
+        assert_int_equal(kv_run(cmd), 0);
+    }
+    kv_sign_check(p, ref, pub2, false); /* served by the replica */
+    /* replicating again (from the replica) puts it back on the reference's member */
+    assert_int_equal(kv_hsm_replicate(p, ref, &copies, &err), KV_OK);
+    assert_int_equal(copies, 1);
+    kv_sign_check(p, ref, pub2, false);
+    EVP_PKEY_free(pub2);
+    EVP_PKEY_free(pub);
+    pub = NULL;
+    /* untrusted fallback (kvw3, no SO PIN): keys are extractable and wrap/unwrap works */
+    p3 = kv_open2(st, "p3", "kvw3", NULL, NULL);
+    assert_int_equal(kv_hsm_generate(p3, &spec, "unit/untrusted", ref, &pub, &err), KV_OK);
+    assert_int_equal(kv_hsm_wrap_key(p3, ref, &blob, &bloblen, &err), KV_OK);
+    assert_int_equal(kv_hsm_unwrap_key(p3, blob, bloblen, NULL, other, &err), KV_OK);
+    kv_sign_check(p3, other, pub, false);
+    free(blob);
+    EVP_PKEY_free(pub);
+    kv_hsm_pool_free(p3);
+    kv_hsm_pool_free(p);
+    /* a key made where there is no wrapping key (st->pool, token kvtest) is never extractable */
+    assert_int_equal(kv_hsm_generate(st->pool, &spec, "unit/legacy", ref, NULL, &err), KV_OK);
+    assert_int_equal(kv_hsm_wrap_key(st->pool, ref, &blob, &bloblen, &err), KV_ERR_UNSUPPORTED);
+    memset(raw, 1, sizeof(raw));
+    assert_int_equal(kv_hsm_import_aes(st->pool, raw, sizeof(raw), "unit/legacy-aes", ref, &err),
+                     KV_OK);
+    assert_int_equal(kv_hsm_wrap_key(st->pool, ref, &blob, &bloblen, &err), KV_ERR_UNSUPPORTED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rsa),    cmocka_unit_test(test_ec),
-        cmocka_unit_test(test_aes),    cmocka_unit_test(test_random_and_errors),
-        cmocka_unit_test(test_import), cmocka_unit_test(test_fork),
+        cmocka_unit_test(test_rsa),
+        cmocka_unit_test(test_ec),
+        cmocka_unit_test(test_aes),
+        cmocka_unit_test(test_random_and_errors),
+        cmocka_unit_test(test_import),
+        cmocka_unit_test(test_fork),
+        cmocka_unit_test(test_wrapkey),
+        cmocka_unit_test(test_wrap_unwrap),
+        cmocka_unit_test(test_replicate_and_legacy),
     };
 
     if (access(getenv("KV_SOFTHSM_MODULE") ? getenv("KV_SOFTHSM_MODULE")

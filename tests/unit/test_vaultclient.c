@@ -75,7 +75,7 @@ static void test_conf_errors(void **state)
                       "bad.conf:5: unknown setting 'bogus'");
     expect_conf_error("[vault dev]\nurl = http://x\ntenant_id=a\nclient_id=b\nclient_secret=c\n",
                       "https://");
-    expect_conf_error("[vault dev]\nurl = https://x\n", "needs tenant_id");
+    expect_conf_error("[vault dev]\nurl = https://x\nauth = client_secret\n", "needs client_id");
     expect_conf_error("[vault x]\n", "3-24 characters");
     expect_conf_error("[kvault]\ntimeout = 0\n", "timeout");
     expect_conf_error("[nope]\n", "unknown section");
