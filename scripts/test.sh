@@ -13,7 +13,11 @@ run_suite() { # NAME BUILD_DIR
     echo "== $name: building in $dir"
     if [ "$name" = asan ]; then KV_SANITIZE=1 ./scripts/build.sh "$dir"; else ./scripts/build.sh "$dir"; fi
     echo "== $name: running tests"
-    if meson test -C "$dir" --print-errorlogs --num-processes 1 2>&1 | tee "$log"; then :; fi
+    # sanitizer builds run about twice as slow: give their tests twice the time limit
+    local mult=1
+    if [ "$name" = asan ]; then mult=2; fi
+    if meson test -C "$dir" --print-errorlogs --num-processes 1 --timeout-multiplier "$mult" 2>&1 |
+        tee "$log"; then :; fi
     local ok bad
     ok=$(sed -n 's/^Ok:[[:space:]]*\([0-9]*\).*/\1/p' "$log" | tail -n1)
     bad=$(awk '/^(Fail|Timeout|Unexpected Pass):/ {s += $2} END {print s+0}' "$log")

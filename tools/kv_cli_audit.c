@@ -1,4 +1,5 @@
-/* kv_cli_audit.c - `kvault audit verify` (checks the hash chain of vaultd's audit log) and
+/* kv_cli_audit.c - `kvault audit verify` (checks the hash chain of vaultd's audit log, and
+ * its end against the head file, so that records cut off the end are noticed) and
  * `kvault audit tail [--follow]` (prints, and follows, its records with key / principal
  * filters). Both read the log file locally: run them on the vaultd host (docs/audit.md). */
 #include "kv_cli.h"
@@ -7,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,9 +18,16 @@
 #include "vd_audit_chain.h"
 
 static const kv_arg_spec kv_verify_specs[] = {
-    {"--file", NULL, KV_ARG_VALUE, 0, "PATH", "The audit log file."},
+    {"--file", NULL, KV_ARG_VALUE, 0, "PATH",
+     "The audit log file (its head: audit.head next to audit.log, else PATH.head)."},
     {"--state", NULL, KV_ARG_VALUE, 0, "DIR",
-     "vaultd's state directory (the log is DIR/audit/audit.log)."},
+     "vaultd's state directory (the log is DIR/audit/audit.log, its head DIR/audit/audit.head)."},
+    {"--head", NULL, KV_ARG_VALUE, 0, "FILE", "The head file to compare the log's end with."},
+    {"--no-head", NULL, KV_ARG_FLAG, 0, NULL,
+     "Check the chain only (records cut off the end go unnoticed)."},
+    {"--reset-head", NULL, KV_ARG_FLAG, 0, NULL,
+     "Check the chain only, then write the head at the log's current end (accepts that end; "
+     "vaultd must be stopped)."},
 };
 
 static const kv_arg_spec kv_tail_specs[] = {
@@ -47,27 +57,112 @@ static int kv_audit_path(const kv_args *args, char *path, size_t len)
     return KV_EXIT_OK;
 }
 
+/* Reads the head file: 1 read, 0 missing, -1 unreadable / malformed (message printed). */
+static int kv_audit_head_read(const char *head, long long *seq, char hash[VD_AUDIT_HASH_HEX + 1])
+{
+    char text[VD_AUDIT_HEAD_MAX + 1];
+    size_t n;
+    FILE *f = fopen(head, "r");
+
+    if (f == NULL && errno == ENOENT)
+        return 0;
+    if (f == NULL) {
+        fprintf(stderr, "ERROR: cannot open the head %s: %s\n", head, strerror(errno));
+        return -1;
+    }
+    n = fread(text, 1, sizeof(text), f);
+    fclose(f);
+    if (vd_audit_head_parse(text, n, seq, hash) != KV_OK) {
+        fprintf(stderr, "ERROR: the head %s is malformed\n", head);
+        return -1;
+    }
+    return 1;
+}
+
+/* Writes the head atomically (temporary file, fsync, rename, fsync of the directory). */
+static int kv_audit_head_write(const char *head, long long seq, const char *hash)
+{
+    char text[VD_AUDIT_HEAD_MAX], tmp[4200], dir[4096];
+    const char *slash = strrchr(head, '/');
+    size_t n = 0;
+    int fd = -1, dfd = -1, rc = -1;
+
+    if (vd_audit_head_format(seq, hash, text, sizeof(text), &n) != KV_OK ||
+        (size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", head) >= sizeof(tmp))
+        goto done;
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else
+        snprintf(dir, sizeof(dir), "%.*s", slash == head ? 1 : (int)(slash - head), head);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, text, n) != (ssize_t)n || fsync(fd) != 0)
+        goto done;
+    if (close(fd) != 0) {
+        fd = -1;
+        goto done;
+    }
+    fd = -1;
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || rename(tmp, head) != 0 || fsync(dfd) != 0)
+        goto done;
+    rc = 0;
+done:
+    if (rc != 0)
+        fprintf(stderr, "ERROR: cannot write the head %s: %s\n", head, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    if (dfd >= 0)
+        close(dfd);
+    return rc;
+}
+
 static int kv_audit_verify(kv_cli *cli, const kv_args *args)
 {
     char path[4096], prev[VD_AUDIT_HASH_HEX + 1] = VD_AUDIT_GENESIS, hash[VD_AUDIT_HASH_HEX + 1];
+    char head[4096], hhash[VD_AUDIT_HASH_HEX + 1], at[VD_AUDIT_HASH_HEX + 1] = "", msg[512];
     char *line = NULL;
     size_t cap = 0, len;
     ssize_t n;
-    long long lineno = 0, seq = 0, got;
-    const char *why = NULL;
+    long long lineno = 0, seq = 0, got, hseq = 0;
+    const char *why = NULL, *athead = NULL;
+    bool reset = kv_args_has(args, "--reset-head");
+    bool nohead = reset || kv_args_has(args, "--no-head");
+    int rc, hstate = 0;
     FILE *f = NULL;
-    int rc;
 
     (void)cli;
     rc = kv_audit_path(args, path, sizeof(path));
     if (rc != KV_EXIT_OK)
         return rc;
+    if (kv_args_has(args, "--no-head") && (reset || kv_args_get(args, "--head") != NULL)) {
+        fprintf(stderr, "ERROR: --no-head goes with neither --head nor --reset-head\n");
+        return KV_EXIT_USAGE;
+    }
+    if (kv_args_get(args, "--head") != NULL)
+        snprintf(head, sizeof(head), "%s", kv_args_get(args, "--head"));
+    else if (vd_audit_head_path(path, head, sizeof(head)) != KV_OK)
+        return KV_EXIT_USAGE;
+    if (reset) {
+        fprintf(stderr, "WARNING: --reset-head: the log's end is not compared with its head; "
+                        "the head is rewritten to accept the log's current end\n");
+    } else if (nohead) {
+        fprintf(stderr, "WARNING: --no-head: the log's end is not compared with its head; "
+                        "records cut off the end go unnoticed\n");
+    } else { /* the head first: a running vaultd only moves it after the log has grown */
+        hstate = kv_audit_head_read(head, &hseq, hhash);
+        if (hstate < 0)
+            return KV_EXIT_ERROR;
+    }
     f = fopen(path, "r");
     if (f == NULL) {
         fprintf(stderr, "ERROR: cannot open %s: %s\n", path, strerror(errno));
         return KV_EXIT_ERROR;
     }
     rc = KV_EXIT_ERROR;
+    if (reset && flock(fileno(f), LOCK_EX | LOCK_NB) != 0) { /* vaultd holds it while running */
+        fprintf(stderr, "ERROR: %s is in use (by a running vaultd?): stop vaultd first\n", path);
+        goto done;
+    }
     while ((n = getline(&line, &cap, f)) > 0) {
         lineno++;
         len = (size_t)n;
@@ -80,12 +175,41 @@ static int kv_audit_verify(kv_cli *cli, const kv_args *args)
             goto bad;
         seq = got;
         memcpy(prev, hash, sizeof(prev));
+        if (hstate > 0 && seq == hseq)
+            memcpy(at, hash, sizeof(at));
     }
     if (ferror(f)) {
         fprintf(stderr, "ERROR: cannot read %s: %s\n", path, strerror(errno));
         goto done;
     }
     printf("verified %lld records (last seq %lld, hash %s)\n", lineno, seq, prev);
+    if (reset) {
+        if (kv_audit_head_write(head, seq, prev) != 0)
+            goto done;
+        printf("head %s: reset to seq %lld\n", head, seq);
+    }
+    if (hstate == 0 && !nohead) {
+        fprintf(stderr,
+                "ERROR: %s: its head %s is missing: records cut off the end of the log could "
+                "not be noticed (give --head FILE, or --no-head to check the chain only)\n",
+                path, head);
+        printf("verification failed: no head\n");
+        goto done;
+    }
+    if (hstate > 0) {
+        athead = hseq == 0 ? VD_AUDIT_GENESIS : hseq <= seq ? at : NULL;
+        if (vd_audit_head_check(seq, hseq, hhash, athead, msg, sizeof(msg)) != KV_OK) {
+            fprintf(stderr, "ERROR: %s: %s (head %s)\n", path, msg, head);
+            printf("verification failed: the log's end does not match its head\n");
+            goto done;
+        }
+        if (seq > hseq)
+            printf("head %s: seq %lld matches; %lld record(s) after it (written after the "
+                   "head's last update: by a running vaultd, or just before a crash)\n",
+                   head, hseq, seq - hseq);
+        else
+            printf("head %s: seq %lld matches the log's end\n", head, hseq);
+    }
     rc = KV_EXIT_OK;
     goto done;
 bad:
@@ -237,10 +361,14 @@ done:
 }
 
 static const kv_cli_cmd kv_audit_cmds[] = {
-    {"verify", "Check the hash chain of vaultd's audit log (run on the vaultd host).",
+    {"verify",
+     "Check the hash chain of vaultd's audit log and its end against the head (run on the "
+     "vaultd host).",
      kv_verify_specs, KV_NELEM(kv_verify_specs), kv_audit_verify,
      "kvault audit verify --state /var/lib/vaultd\n"
-     "kvault audit verify --file /var/lib/vaultd/audit/audit.log"},
+     "kvault audit verify --file /var/lib/vaultd/audit/audit.log\n"
+     "kvault audit verify --file audit-2026-11.log --head audit-2026-11.log.head\n"
+     "kvault audit verify --state /var/lib/vaultd --reset-head   # vaultd stopped"},
     {"tail", "Print the last audit records and optionally follow new ones.", kv_tail_specs,
      KV_NELEM(kv_tail_specs), kv_audit_tail,
      "kvault audit tail --state /var/lib/vaultd --key k1 -f\n"

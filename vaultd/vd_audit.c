@@ -29,7 +29,11 @@ struct vd_audit {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int fd;
+    int dirfd; /* the head file's directory */
     char path[PATH_MAX];
+    char head[PATH_MAX];              /* the head file ({seq, hash} of the last durable record) */
+    const char *head_name;            /* its name inside dirfd */
+    char head_tmp[PATH_MAX];          /* the temporary name it is written under */
     char prev[VD_AUDIT_HASH_HEX + 1]; /* hash of the last record in the file */
     long long seq;                    /* seq of the last record */
     off_t size;                       /* bytes of complete records */
@@ -62,8 +66,163 @@ static kv_rv vd_audit_path(vd_ctx *ctx, char *path, size_t len)
     return KV_OK;
 }
 
+/* Rewrites the head file atomically: temporary file, fdatasync, rename, fsync of the
+ * directory. Called by the one thread that syncs (group commit) and at open / close. */
+static kv_rv vd_audit_head_write(vd_audit *a, long long seq, const char *hash)
+{
+    char text[VD_AUDIT_HEAD_MAX];
+    size_t n = 0, off = 0;
+    ssize_t w;
+    int fd = -1;
+    kv_rv rv = KV_ERR_INTERNAL;
+
+    if (vd_audit_head_format(seq, hash, text, sizeof(text), &n) != KV_OK)
+        goto done;
+    fd = openat(a->dirfd, a->head_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        goto done;
+    while (off < n) {
+        w = write(fd, text + off, n - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            goto done;
+        off += (size_t)w;
+    }
+    if (fdatasync(fd) != 0)
+        goto done;
+    if (close(fd) != 0) {
+        fd = -1;
+        goto done;
+    }
+    fd = -1;
+    if (renameat(a->dirfd, a->head_tmp, a->dirfd, a->head_name) != 0 || fsync(a->dirfd) != 0)
+        goto done;
+    rv = KV_OK;
+done:
+    if (fd >= 0)
+        close(fd);
+    return rv;
+}
+
+/* Reads the head file: KV_OK, KV_ERR_NOT_FOUND (no head file) or an error (message printed). */
+static kv_rv vd_audit_head_read(vd_audit *a, long long *seq, char hash[VD_AUDIT_HASH_HEX + 1])
+{
+    char text[VD_AUDIT_HEAD_MAX + 1];
+    ssize_t n;
+    int fd;
+
+    fd = openat(a->dirfd, a->head_name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT)
+        return KV_ERR_NOT_FOUND;
+    if (fd < 0) {
+        fprintf(stderr, "vaultd: cannot open the audit head %s: %s\n", a->head, strerror(errno));
+        return KV_ERR_CONFIG;
+    }
+    n = read(fd, text, sizeof(text));
+    close(fd);
+    if (n < 0 || vd_audit_head_parse(text, (size_t)n, seq, hash) != KV_OK) {
+        fprintf(stderr,
+                "vaultd: the audit head %s is unreadable or malformed; refusing to start "
+                "(`kvault audit verify --file %s --reset-head` checks the log and rewrites "
+                "it)\n",
+                a->head, a->path);
+        return KV_ERR_CONFIG;
+    }
+    return KV_OK;
+}
+
+/* The hash of record number seq: looked for in buf (the file's tail from offset off, complete
+ * lines up to n) first, then by reading the whole file. false when there is no such record. */
+static bool vd_audit_hash_of(vd_audit *a, const char *buf, size_t n, off_t off, long long seq,
+                             char hash[VD_AUDIT_HASH_HEX + 1])
+{
+    const char *end = buf + n, *start, *why = NULL;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    long long s = 0;
+    bool found = false;
+    FILE *f = NULL;
+
+    while (end > buf) { /* backwards through the complete lines of the buffer */
+        start = end - 1;
+        while (start > buf && start[-1] != '\n')
+            start--;
+        if (start == buf && off > 0)
+            break; /* may be a partial line */
+        if (vd_audit_chain_check(start, (size_t)(end - 1 - start), NULL, 0, &s, hash, &why) ==
+                KV_OK &&
+            s == seq)
+            return true;
+        if (s > 0 && s < seq)
+            return false;
+        end = start;
+    }
+    f = fopen(a->path, "re");
+    if (f == NULL)
+        return false;
+    while (!found && (got = getline(&line, &cap, f)) > 0) {
+        if (line[got - 1] != '\n')
+            break;
+        line[got - 1] = '\0';
+        if (vd_audit_chain_check(line, (size_t)got - 1, NULL, 0, &s, hash, &why) == KV_OK &&
+            s == seq)
+            found = true;
+    }
+    free(line);
+    fclose(f);
+    return found;
+}
+
+/* Compares the end of the log (a->seq, a->prev) with the head file and rewrites the head to
+ * the log's end. Refuses when records were cut off the end (the log ends before the head) or
+ * the head names a record the log does not have. */
+static kv_rv vd_audit_head_open(vd_audit *a, const char *buf, size_t n, off_t off)
+{
+    char hhash[VD_AUDIT_HASH_HEX + 1], at[VD_AUDIT_HASH_HEX + 1], msg[512];
+    long long hseq = 0;
+    const char *athead = NULL;
+    kv_rv rv;
+
+    rv = vd_audit_head_read(a, &hseq, hhash);
+    if (rv == KV_ERR_NOT_FOUND && a->seq > 0) {
+        fprintf(stderr,
+                "vaultd: %s: the log has %lld record(s) but its head %s is missing; refusing "
+                "to start (records cut off the end could not be noticed). If the log is "
+                "complete, `kvault audit verify --file %s --reset-head` checks it and writes "
+                "the head; or move the log aside to start a new chain.\n",
+                a->path, a->seq, a->head, a->path);
+        return KV_ERR_CONFIG;
+    }
+    if (rv == KV_OK) {
+        if (hseq == 0)
+            athead = VD_AUDIT_GENESIS;
+        else if (hseq == a->seq)
+            athead = a->prev;
+        else if (hseq < a->seq && vd_audit_hash_of(a, buf, n, off, hseq, at))
+            athead = at;
+        if (vd_audit_head_check(a->seq, hseq, hhash, athead, msg, sizeof(msg)) != KV_OK) {
+            fprintf(stderr,
+                    "vaultd: %s: %s (head %s); refusing to start. Restore the missing "
+                    "records, or move the log aside (with its head) to start a new chain; "
+                    "`kvault audit verify --file %s --reset-head` accepts the log as it is.\n",
+                    a->path, msg, a->head, a->path);
+            return KV_ERR_CONFIG;
+        }
+    } else if (rv != KV_ERR_NOT_FOUND) {
+        return rv;
+    }
+    if (vd_audit_head_write(a, a->seq, a->prev) != KV_OK) {
+        fprintf(stderr, "vaultd: cannot write the audit head %s: %s\n", a->head, strerror(errno));
+        return KV_ERR_CONFIG;
+    }
+    return KV_OK;
+}
+
 /* Finds the last record of the file: cuts off a torn last line, checks the last complete
- * line's own hash and takes its seq and hash as the chain's head. */
+ * line's own hash and takes its seq and hash as the chain's end, then checks that end
+ * against the head file (nothing cut off the end). */
 static kv_rv vd_audit_tail(vd_audit *a)
 {
     const size_t want = 2 * VD_AUDIT_LINE_MAX;
@@ -80,10 +239,10 @@ static kv_rv vd_audit_tail(vd_audit *a)
     a->size = stb.st_size;
     snprintf(a->prev, sizeof(a->prev), "%s", VD_AUDIT_GENESIS);
     a->seq = 0;
-    if (stb.st_size == 0) {
-        rv = KV_OK;
-        goto done;
-    }
+    n = 0;
+    off = 0;
+    if (stb.st_size == 0)
+        goto head;
     off = stb.st_size > (off_t)want ? stb.st_size - (off_t)want : 0;
     n = (size_t)(stb.st_size - off);
     buf = malloc(n + 1);
@@ -109,10 +268,8 @@ static kv_rv vd_audit_tail(vd_audit *a)
             goto done;
         n = cut;
         a->size = off + (off_t)cut;
-        if (a->size == 0) {
-            rv = KV_OK;
-            goto done;
-        }
+        if (a->size == 0)
+            goto head;
     }
     end = buf + n - 1; /* the final '\n' */
     start = end;
@@ -132,10 +289,38 @@ static kv_rv vd_audit_tail(vd_audit *a)
                 a->path, why ? why : "?", a->path);
         goto done;
     }
-    rv = KV_OK;
+head:
+    rv = vd_audit_head_open(a, buf, n, off);
 done:
     free(buf);
     return rv;
+}
+
+/* The head file's path, name and directory (opened for renameat / fsync). */
+static kv_rv vd_audit_head_dir(vd_audit *a)
+{
+    char dir[PATH_MAX];
+    const char *slash;
+
+    if (vd_audit_head_path(a->path, a->head, sizeof(a->head)) != KV_OK)
+        return KV_ERR_CONFIG;
+    slash = strrchr(a->head, '/');
+    a->head_name = slash ? slash + 1 : a->head;
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == a->head)
+        snprintf(dir, sizeof(dir), "/");
+    else
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - a->head), a->head);
+    if ((size_t)snprintf(a->head_tmp, sizeof(a->head_tmp), "%s.tmp", a->head_name) >=
+        sizeof(a->head_tmp))
+        return KV_ERR_CONFIG;
+    a->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (a->dirfd < 0) {
+        fprintf(stderr, "vaultd: cannot open %s: %s\n", dir, strerror(errno));
+        return KV_ERR_CONFIG;
+    }
+    return KV_OK;
 }
 
 kv_rv vd_audit_open(vd_ctx *ctx)
@@ -151,7 +336,11 @@ kv_rv vd_audit_open(vd_ctx *ctx)
     a->fd = -1;
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->cv, NULL);
+    a->dirfd = -1;
     rv = vd_audit_path(ctx, a->path, sizeof(a->path));
+    if (rv != KV_OK)
+        goto done;
+    rv = vd_audit_head_dir(a);
     if (rv != KV_OK)
         goto done;
     a->fd = open(a->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
@@ -169,13 +358,15 @@ kv_rv vd_audit_open(vd_ctx *ctx)
     rv = vd_audit_tail(a);
     if (rv != KV_OK)
         goto done;
-    fprintf(stderr, "vaultd: audit log %s (%lld record(s))\n", a->path, a->seq);
+    fprintf(stderr, "vaultd: audit log %s (%lld record(s)), head %s\n", a->path, a->seq, a->head);
     ctx->audit = a;
     a = NULL;
 done:
     if (a != NULL) {
         if (a->fd >= 0)
             close(a->fd);
+        if (a->dirfd >= 0)
+            close(a->dirfd);
         pthread_mutex_destroy(&a->mu);
         pthread_cond_destroy(&a->cv);
         free(a);
@@ -189,10 +380,17 @@ void vd_audit_close(vd_ctx *ctx)
 
     if (a == NULL)
         return;
+    pthread_mutex_lock(&a->mu);
+    while (a->syncing) /* (workers are stopped by now; never race a syncer's head write) */
+        pthread_cond_wait(&a->cv, &a->mu);
     if (a->fd >= 0) {
-        (void)fdatasync(a->fd);
+        if (fdatasync(a->fd) == 0 && !a->broken) /* a clean stop: the head names the end */
+            (void)vd_audit_head_write(a, a->seq, a->prev);
         close(a->fd);
     }
+    pthread_mutex_unlock(&a->mu);
+    if (a->dirfd >= 0)
+        close(a->dirfd);
     pthread_mutex_destroy(&a->mu);
     pthread_cond_destroy(&a->cv);
     free(a);
@@ -231,8 +429,9 @@ static bool vd_write_all(int fd, const char *p, size_t n)
 /* Appends rec (its "seq" member is set here, "prev" added) and waits until it is durable. */
 static kv_rv vd_audit_append(vd_audit *a, json_t *rec)
 {
-    char hash[VD_AUDIT_HASH_HEX + 1], *text = NULL, *line = NULL;
+    char hash[VD_AUDIT_HASH_HEX + 1], thash[VD_AUDIT_HASH_HEX + 1], *text = NULL, *line = NULL;
     unsigned long long mine, target;
+    long long tseq;
     size_t len = 0;
     int rc;
     kv_rv rv = KV_ERR_INTERNAL;
@@ -269,9 +468,13 @@ static kv_rv vd_audit_append(vd_audit *a, json_t *rec)
             continue;
         }
         a->syncing = true;
-        target = a->written;
+        target = a->written; /* the last record appended: seq and hash go into the head */
+        tseq = a->seq;
+        memcpy(thash, a->prev, sizeof(thash));
         pthread_mutex_unlock(&a->mu);
         rc = fdatasync(a->fd);
+        if (rc == 0 && vd_audit_head_write(a, tseq, thash) != KV_OK)
+            rc = -1; /* not anchored: fail closed like a failed sync */
         pthread_mutex_lock(&a->mu);
         a->syncing = false;
         if (rc == 0 && target > a->synced)

@@ -146,3 +146,98 @@ done:
     free(content);
     return rv;
 }
+
+kv_rv vd_audit_head_path(const char *log, char *out, size_t len)
+{
+    const char *base;
+    size_t dirlen;
+
+    if (log == NULL || out == NULL || len == 0 || log[0] == '\0')
+        return KV_ERR_INVALID_ARG;
+    base = strrchr(log, '/');
+    base = base ? base + 1 : log;
+    dirlen = (size_t)(base - log);
+    if (strcmp(base, "audit.log") == 0) {
+        if ((size_t)snprintf(out, len, "%.*saudit.head", (int)dirlen, log) >= len)
+            return KV_ERR_INVALID_ARG;
+    } else if ((size_t)snprintf(out, len, "%s.head", log) >= len) {
+        return KV_ERR_INVALID_ARG;
+    }
+    return KV_OK;
+}
+
+kv_rv vd_audit_head_format(long long seq, const char *hash, char *buf, size_t len, size_t *n)
+{
+    int w;
+
+    if (hash == NULL || buf == NULL || n == NULL || seq < 0 || strlen(hash) != VD_AUDIT_HASH_HEX ||
+        !vd_is_hex64(hash))
+        return KV_ERR_INVALID_ARG;
+    w = snprintf(buf, len, "{\"seq\":%lld,\"hash\":\"%s\"}\n", seq, hash);
+    if (w < 0 || (size_t)w >= len)
+        return KV_ERR_INVALID_ARG;
+    *n = (size_t)w;
+    return KV_OK;
+}
+
+kv_rv vd_audit_head_parse(const char *text, size_t len, long long *seq,
+                          char hash[VD_AUDIT_HASH_HEX + 1])
+{
+    json_t *j = NULL, *jseq, *jhash;
+    const char *h;
+    kv_rv rv = KV_ERR_BAD_REQUEST;
+
+    if (text == NULL || seq == NULL || hash == NULL)
+        return KV_ERR_INVALID_ARG;
+    if (len > VD_AUDIT_HEAD_MAX)
+        goto done;
+    j = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+    jseq = json_object_get(j, "seq");
+    jhash = json_object_get(j, "hash");
+    if (!json_is_object(j) || !json_is_integer(jseq) || json_integer_value(jseq) < 0 ||
+        !json_is_string(jhash))
+        goto done;
+    h = json_string_value(jhash);
+    if (strlen(h) != VD_AUDIT_HASH_HEX || !vd_is_hex64(h))
+        goto done;
+    *seq = json_integer_value(jseq);
+    memcpy(hash, h, VD_AUDIT_HASH_HEX + 1);
+    rv = KV_OK;
+done:
+    json_decref(j);
+    return rv;
+}
+
+kv_rv vd_audit_head_check(long long log_seq, long long head_seq, const char *head_hash,
+                          const char *at_head, char *msg, size_t msglen)
+{
+    if (head_hash == NULL || msg == NULL || msglen == 0)
+        return KV_ERR_INVALID_ARG;
+    msg[0] = '\0';
+    if (log_seq < head_seq) {
+        if (log_seq + 1 == head_seq)
+            snprintf(msg, msglen,
+                     "the log ends at seq %lld but its head names seq %lld: record %lld is "
+                     "missing (cut off the end of the log)",
+                     log_seq, head_seq, head_seq);
+        else
+            snprintf(msg, msglen,
+                     "the log ends at seq %lld but its head names seq %lld: records %lld..%lld "
+                     "are missing (cut off the end of the log)",
+                     log_seq, head_seq, log_seq + 1, head_seq);
+        return KV_ERR_BAD_REQUEST;
+    }
+    if (at_head == NULL) {
+        snprintf(msg, msglen, "the head names seq %lld, which is not in the log", head_seq);
+        return KV_ERR_BAD_REQUEST;
+    }
+    if (strlen(at_head) != VD_AUDIT_HASH_HEX ||
+        CRYPTO_memcmp(at_head, head_hash, VD_AUDIT_HASH_HEX) != 0) {
+        snprintf(msg, msglen,
+                 "the head names seq %lld with hash %s, but the log's record %lld has hash %s "
+                 "(the log was replaced or rewritten)",
+                 head_seq, head_hash, head_seq, at_head);
+        return KV_ERR_BAD_REQUEST;
+    }
+    return KV_OK;
+}

@@ -34,4 +34,27 @@ kv_rv vd_audit_chain_check(const char *line, size_t len, const char *expect_prev
                            long long expect_seq, long long *seq, char hash[VD_AUDIT_HASH_HEX + 1],
                            const char **why);
 
+/* ---- the head: {seq, hash} of the last durable record, kept in a small file next to the
+ * log (rewritten atomically after each group commit) so that records cut off the END of the
+ * log are noticed. File contents: {"seq":N,"hash":"H"} and '\n'. ---- */
+
+#define VD_AUDIT_HEAD_MAX 128 /* the head file is never longer */
+
+/* The head file of a log: DIR/audit.head for DIR/audit.log, otherwise LOG.head. */
+kv_rv vd_audit_head_path(const char *log, char *out, size_t len);
+
+/* Formats the head file's contents into buf (NUL-terminated); *n receives the length. */
+kv_rv vd_audit_head_format(long long seq, const char *hash, char *buf, size_t len, size_t *n);
+
+/* Parses a head file's contents. */
+kv_rv vd_audit_head_parse(const char *text, size_t len, long long *seq,
+                          char hash[VD_AUDIT_HASH_HEX + 1]);
+
+/* Compares the end of a verified log with its head. log_seq: the log's last seq (0: empty);
+ * at_head: the hash of the log's record number head_seq (VD_AUDIT_GENESIS when head_seq is
+ * 0; NULL when the log has no such record). The log may extend past the head (records
+ * appended after its last update). On failure msg says what is wrong, naming the seqs. */
+kv_rv vd_audit_head_check(long long log_seq, long long head_seq, const char *head_hash,
+                          const char *at_head, char *msg, size_t msglen);
+
 #endif

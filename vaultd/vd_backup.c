@@ -17,6 +17,7 @@
 #include <openssl/crypto.h>
 
 #include "kv_b64.h"
+#include "vd_backup.h"
 #include "vd_crypto.h"
 #include "vd_hsm.h"
 #include "vd_keycache.h"
@@ -27,7 +28,7 @@
 #define VD_BACKUP_FORMAT 1
 #define VD_BACKUP_MAX_VERSIONS 500
 
-static json_t *vd_b64_member(const uint8_t *b, size_t len)
+json_t *vd_backup_b64(const uint8_t *b, size_t len)
 {
     char *s = b != NULL && len > 0 ? kv_b64url_encode(b, len) : strdup("");
     json_t *j = s ? json_string(s) : NULL;
@@ -42,9 +43,9 @@ static json_t *vd_version_json(const vd_key_row *row)
                           row->version, "kty", row->kty, "hsm", row->hsm, "created",
                           (json_int_t)row->created, "updated", (json_int_t)row->updated, "enabled",
                           row->enabled, "key_ops", json_loads(row->key_ops, 0, NULL), "pub",
-                          vd_b64_member(row->pub_der, row->pub_len), "wrapped",
-                          vd_b64_member(row->wrapped, row->wrapped_len), "iv",
-                          vd_b64_member(row->iv, VD_IV_LEN));
+                          vd_backup_b64(row->pub_der, row->pub_len), "wrapped",
+                          vd_backup_b64(row->wrapped, row->wrapped_len), "iv",
+                          vd_backup_b64(row->iv, VD_IV_LEN));
 
     if (v == NULL)
         return NULL;
@@ -59,28 +60,34 @@ static json_t *vd_version_json(const vd_key_row *row)
     return v;
 }
 
-/* Adds "hsm_wrapped" (the material under the pool wrapping key) to an HSM version. Keys that
- * cannot be wrapped (made non-extractable before the pool had a wrapping key) keep a
- * reference-only entry. false after answering 503 (pool unavailable) or 500. */
-static bool vd_backup_hsm(vd_req *r, const vd_key_row *row, json_t *v)
+kv_rv vd_backup_hsm_wrapped(vd_req *r, const vd_key_row *row, json_t *v, kv_err *err)
 {
     kv_hsm_pool *pool;
     uint8_t *blob = NULL;
     size_t blen = 0;
-    kv_err err;
     kv_rv rv;
 
     if (row->hsm_ref == NULL)
-        return true;
-    pool = vd_hsm_pool(r->ctx, &err);
-    rv = pool != NULL ? kv_hsm_wrap_key(pool, row->hsm_ref, &blob, &blen, &err) : err.rv;
+        return KV_OK;
+    pool = vd_hsm_pool(r->ctx, err);
+    rv = pool != NULL ? kv_hsm_wrap_key(pool, row->hsm_ref, &blob, &blen, err) : err->rv;
     if (rv == KV_OK) {
-        json_object_set_new(v, "hsm_wrapped", vd_b64_member(blob, blen));
+        json_object_set_new(v, "hsm_wrapped", vd_backup_b64(blob, blen));
         free(blob);
-        return true;
     }
     if (rv == KV_ERR_UNSUPPORTED || rv == KV_ERR_NOT_FOUND)
-        return true; /* legacy key (or no pool / object): reference only, checked at restore */
+        rv = KV_OK; /* legacy key (or no pool / object): reference only, checked at restore */
+    return rv;
+}
+
+/* vd_backup_hsm_wrapped; false after answering 503 (pool unavailable) or 500. */
+static bool vd_backup_hsm(vd_req *r, const vd_key_row *row, json_t *v)
+{
+    kv_err err;
+    kv_rv rv = vd_backup_hsm_wrapped(r, row, v, &err);
+
+    if (rv == KV_OK)
+        return true;
     if (rv == KV_ERR_SERVER || rv == KV_ERR_NETWORK)
         vd_reply_error(r, 503, "ServiceUnavailable", NULL, "%s", err.message);
     else
@@ -165,6 +172,29 @@ static bool vd_blob_member(const json_t *v, const char *member, uint8_t **out, s
     return json_is_string(s) && kv_b64_decode(json_string_value(s), out, len) == KV_OK;
 }
 
+kv_rv vd_backup_rewrap(vd_req *r, const char *old_vault, vd_key_row *row, const uint8_t *iv,
+                       const uint8_t *wrapped, size_t wlen, bool *unwrap_failed)
+{
+    vd_key_row old = {0};
+    EVP_PKEY *pkey = NULL;
+    char aad[300];
+    kv_rv rv;
+
+    snprintf(old.vault, sizeof(old.vault), "%s", old_vault);
+    snprintf(old.name, sizeof(old.name), "%s", row->name);
+    snprintf(old.version, sizeof(old.version), "%s", row->version);
+    vd_key_aad(&old, aad, sizeof(aad));
+    rv = vd_crypto_unwrap_pkey(r->ctx->kek, aad, iv, wrapped, wlen, &pkey);
+    if (unwrap_failed != NULL)
+        *unwrap_failed = rv != KV_OK;
+    if (rv == KV_OK) {
+        vd_key_aad(row, aad, sizeof(aad));
+        rv = vd_crypto_wrap_pkey(r->ctx->kek, aad, pkey, row->iv, &row->wrapped, &row->wrapped_len);
+    }
+    EVP_PKEY_free(pkey);
+    return rv;
+}
+
 /* Rebuilds a version row from the backup for vault/name, rewrapping its private key. */
 static kv_rv vd_restore_version(vd_req *r, const char *old_vault, const char *name, const json_t *v,
                                 vd_key_row *row)
@@ -172,9 +202,6 @@ static kv_rv vd_restore_version(vd_req *r, const char *old_vault, const char *na
     const json_t *s;
     uint8_t *iv = NULL, *wrapped = NULL;
     size_t ivlen = 0, wlen = 0;
-    EVP_PKEY *pkey = NULL;
-    vd_key_row old = {0};
-    char aad[300];
     kv_rv rv = KV_ERR_INVALID_ARG;
 
     s = json_object_get(v, "version");
@@ -215,17 +242,8 @@ static kv_rv vd_restore_version(vd_req *r, const char *old_vault, const char *na
     if (!vd_blob_member(v, "wrapped", &wrapped, &wlen))
         goto done;
     /* unwrap under the AAD of the original place, wrap under the new one */
-    snprintf(old.vault, sizeof(old.vault), "%s", old_vault);
-    snprintf(old.name, sizeof(old.name), "%s", name);
-    snprintf(old.version, sizeof(old.version), "%s", row->version);
-    vd_key_aad(&old, aad, sizeof(aad));
-    rv = vd_crypto_unwrap_pkey(r->ctx->kek, aad, iv, wrapped, wlen, &pkey);
-    if (rv != KV_OK)
-        goto done;
-    vd_key_aad(row, aad, sizeof(aad));
-    rv = vd_crypto_wrap_pkey(r->ctx->kek, aad, pkey, row->iv, &row->wrapped, &row->wrapped_len);
+    rv = vd_backup_rewrap(r, old_vault, row, iv, wrapped, wlen, NULL);
 done:
-    EVP_PKEY_free(pkey);
     free(iv);
     free(wrapped);
     return rv;

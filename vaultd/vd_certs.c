@@ -35,6 +35,7 @@
 #include "vd_secrets.h"
 #include "vd_store_certs.h"
 #include "vd_util.h"
+#include "vd_workpool.h"
 
 #define VD_CT_PKCS12 "application/x-pkcs12"
 #define VD_CT_PEM "application/x-pem-file"
@@ -1103,16 +1104,16 @@ done:
 }
 
 /* Issuer Unknown: the key waits, sealed under the KEK inside the pending operation, for the
- * certificate signed elsewhere from the CSR (merge). Answers 202 itself. */
-static void vd_create_unknown(vd_req *r, const char *name, vd_cert_build *b)
+ * certificate signed elsewhere from the CSR (merge). csr: made by vd_make_csr on the work pool
+ * (NULL with err its failure). Answers 202 itself. */
+static void vd_create_unknown(vd_req *r, const char *name, vd_cert_build *b, const char *csr,
+                              const kv_err *err)
 {
     uint8_t iv[12], *wrapped = NULL;
     size_t wlen = 0;
-    char guid[37], aad[400], *csr = NULL, *iv64 = NULL, *key64 = NULL, *ptext = NULL,
-                             *pending = NULL;
+    char guid[37], aad[400], *iv64 = NULL, *key64 = NULL, *ptext = NULL, *pending = NULL;
     json_t *op = NULL, *vd = NULL;
     bool deleted = false;
-    kv_err err;
 
     if (vd_store_cert_is_deleted(r->store, r->vault.name, name, &deleted) != KV_OK)
         goto fail;
@@ -1120,9 +1121,8 @@ static void vd_create_unknown(vd_req *r, const char *name, vd_cert_build *b)
         vd_cert_deleted_conflict(r, name);
         goto done;
     }
-    csr = vd_make_csr(r->ctx, b, &err);
-    if (csr == NULL && err.rv != KV_OK) {
-        vd_certs_hsm_reply_err(r, &err, "The CSR could not be signed in the HSM pool");
+    if (csr == NULL && err->rv != KV_OK) {
+        vd_certs_hsm_reply_err(r, err, "The CSR could not be signed in the HSM pool");
         goto done;
     }
     if (csr == NULL) {
@@ -1160,7 +1160,6 @@ fail:
 done:
     json_decref(vd);
     json_decref(op);
-    free(csr);
     free(iv64);
     free(key64);
     free(wrapped);
@@ -1168,93 +1167,135 @@ done:
     free(pending);
 }
 
-void vd_certs_create(vd_req *r, const char *name, const char *version)
-{
-    vd_cert_build b = {0};
-    vd_cert_row row = {0};
-    vd_vault_info info;
-    json_t *body = NULL, *op = NULL, *kp;
-    const char *kty;
-    char *csr = NULL, *pending = NULL, guid[37];
-    kv_err err;
-    kv_rv rv;
+/* A certificate version being created: the key generation (software, or C_GenerateKeyPair in
+ * the HSM pool; RSA-4096 takes a second or more), the self-signed certificate and the CSR are
+ * made on a work-pool thread; the store writes and the reply happen in vd_certjob_done on the
+ * request's event thread (vd_workpool.h). */
+typedef enum vd_certjob_stage {
+    VD_CJ_KEY,  /* generating the key */
+    VD_CJ_SIGN, /* the self-signed certificate */
+    VD_CJ_CSR,  /* the CSR */
+    VD_CJ_OK,   /* everything made */
+} vd_certjob_stage;
 
-    (void)version;
-    kv_err_clear(&err);
-    if (!vd_sc_vault_only(r, &info))
-        goto done;
-    if (!vd_sc_name_ok(name)) {
-        vd_bad(r, "The certificate name must be 1-127 characters of 0-9, a-z, A-Z and '-'.");
-        goto done;
+typedef struct vd_certjob {
+    vd_ctx *ctx;
+    vd_cert_build b;
+    char vault[VD_ID_MAX], name[VD_NAME_MAX];
+    bool gen_hsm, gen_soft; /* the key is to be made (else reused: b.pkey set) */
+    bool unknown;           /* issuer Unknown: CSR only */
+    vd_certjob_stage stage; /* where the work stopped */
+    kv_rv rv;               /* that step's result */
+    kv_err err;             /* an HSM pool failure (err.rv != KV_OK) */
+    char *csr;
+} vd_certjob;
+
+static void vd_certjob_free(vd_certjob *j)
+{
+    if (j == NULL)
+        return;
+    vd_cert_build_clear(j->ctx, &j->b);
+    free(j->csr);
+    free(j);
+}
+
+/* Pool thread: CPU and HSM work only (no store, no reply). Always KV_OK: the outcome is in
+ * j->stage / j->rv / j->err (KV_ERR_SERVER in done thus means the job was cancelled). */
+static kv_rv vd_certjob_work(void *arg)
+{
+    vd_certjob *j = arg;
+    const json_t *kp = json_object_get(j->b.policy, "key_props");
+    const char *kty = json_string_value(json_object_get(kp, "kty"));
+
+    kv_err_clear(&j->err);
+    j->stage = VD_CJ_KEY;
+    j->rv = KV_OK;
+    if (j->gen_hsm)
+        j->rv = vd_certs_hsm_generate(j->ctx, kp, j->vault, j->name, j->b.version, &j->b.hsm_ref,
+                                      &j->b.pkey, &j->err);
+    else if (j->gen_soft)
+        j->rv = strncmp(kty, "RSA", 3) == 0
+                    ? vd_crypto_generate("RSA",
+                                         (int)json_integer_value(json_object_get(kp, "key_size")),
+                                         NID_undef, &j->b.pkey)
+                    : vd_crypto_generate(
+                          "EC", 0,
+                          kv_curve_nid_from_name(json_string_value(json_object_get(kp, "crv"))),
+                          &j->b.pkey);
+    if (j->rv != KV_OK)
+        return KV_OK;
+    if (!j->unknown) {
+        j->stage = VD_CJ_SIGN;
+        j->rv = vd_make_self_signed(j->ctx, &j->b, &j->err);
+        if (j->rv != KV_OK)
+            return KV_OK;
     }
-    body = vd_req_json_body(r);
-    if (body == NULL || !vd_cert_common_body(r, body, &b) ||
-        !vd_policy_normalize(r, json_object_get(body, "policy"), true, &b.policy))
-        goto done;
-    if (json_object_get(body, "policy") == NULL) {
-        vd_bad(r, "The parameter policy is missing.");
-        goto done;
+    j->stage = VD_CJ_CSR;
+    j->csr = vd_make_csr(j->ctx, &j->b, &j->err);
+    if (j->csr == NULL) {
+        j->rv = j->err.rv != KV_OK ? j->err.rv : KV_ERR_INVALID_ARG;
+        if (!j->unknown) /* vd_create_unknown tells its CSR failures itself */
+            return KV_OK;
     }
-    kp = json_object_get(b.policy, "key_props");
-    kty = json_string_value(json_object_get(kp, "kty"));
-    rv = json_is_true(json_object_get(kp, "reuse_key")) ? vd_reuse_key(r, name, kp, &b)
-                                                        : KV_ERR_NOT_FOUND;
-    if (rv != KV_OK && vd_certs_kty_is_hsm(kty)) {
-        /* the key is made in the HSM pool, under the version it will have */
-        if (vd_random_hex(b.version, 16) != KV_OK)
-            goto fail;
-        b.hsm_new = true;
-        if (vd_certs_hsm_generate(r->ctx, kp, r->vault.name, name, b.version, &b.hsm_ref, &b.pkey,
-                                  &err) != KV_OK) {
-            vd_certs_hsm_reply_err(r, &err, "The certificate's HSM key could not be created");
-            goto done;
-        }
-        rv = KV_OK;
-    } else if (rv != KV_OK)
-        rv = strncmp(kty, "RSA", 3) == 0
-                 ? vd_crypto_generate("RSA",
-                                      (int)json_integer_value(json_object_get(kp, "key_size")),
-                                      NID_undef, &b.pkey)
-                 : vd_crypto_generate(
-                       "EC", 0,
-                       kv_curve_nid_from_name(json_string_value(json_object_get(kp, "crv"))),
-                       &b.pkey);
-    if (rv != KV_OK) {
-        vd_reply_error(r, 500, "InternalServerError", NULL, "The key could not be generated.");
-        goto done;
+    j->stage = VD_CJ_OK;
+    return KV_OK;
+}
+
+/* Event thread: answers a failed step of the work; false when there was none. */
+static bool vd_certjob_failed(vd_req *r, vd_certjob *j)
+{
+    if (j->stage == VD_CJ_KEY && j->rv != KV_OK) {
+        if (j->gen_hsm)
+            vd_certs_hsm_reply_err(r, &j->err, "The certificate's HSM key could not be created");
+        else
+            vd_reply_error(r, 500, "InternalServerError", NULL, "The key could not be generated.");
+        return true;
     }
-    if (strcmp(json_string_value(json_object_get(json_object_get(b.policy, "issuer"), "name")),
-               "Unknown") == 0) {
-        vd_create_unknown(r, name, &b);
-        goto done;
+    if (j->stage == VD_CJ_SIGN) {
+        if (j->err.rv != KV_OK)
+            vd_certs_hsm_reply_err(r, &j->err,
+                                   "The certificate could not be signed in the HSM pool");
+        else if (j->rv == KV_ERR_INVALID_ARG)
+            vd_bad(r, "x509_props.subject is not a valid X.500 name (e.g. \"CN=name, O=org\").");
+        else
+            vd_reply_error(r, 500, "InternalServerError", NULL,
+                           "The certificate could not be created.");
+        return true;
     }
-    rv = vd_make_self_signed(r->ctx, &b, &err);
-    if (rv != KV_OK && err.rv != KV_OK) {
-        vd_certs_hsm_reply_err(r, &err, "The certificate could not be signed in the HSM pool");
-        goto done;
+    if (j->stage == VD_CJ_CSR) {
+        if (j->err.rv != KV_OK)
+            vd_certs_hsm_reply_err(r, &j->err, "The CSR could not be signed in the HSM pool");
+        else
+            vd_reply_error(r, 500, "InternalServerError", NULL,
+                           "The certificate could not be created.");
+        return true;
     }
-    if (rv == KV_ERR_INVALID_ARG) {
-        vd_bad(r, "x509_props.subject is not a valid X.500 name (e.g. \"CN=name, O=org\").");
-        goto done;
-    }
-    if (rv != KV_OK) {
-        vd_reply_error(r, 500, "InternalServerError", NULL,
-                       "The certificate could not be created.");
-        goto done;
-    }
-    csr = vd_make_csr(r->ctx, &b, &err);
-    if (csr == NULL && err.rv != KV_OK) {
-        vd_certs_hsm_reply_err(r, &err, "The CSR could not be signed in the HSM pool");
-        goto done;
-    }
-    if (csr == NULL || vd_guid(guid) != KV_OK)
+    return false;
+}
+
+static void vd_certjob_done(vd_req *r, void *arg, kv_rv rv)
+{
+    vd_certjob *j = arg;
+    vd_cert_row row = {0};
+    json_t *op = NULL;
+    char *pending = NULL, guid[37];
+
+    if (rv != KV_OK) /* cancelled at shutdown */
         goto fail;
-    op = json_pack("{s:{s:s}, s:s, s:s, s:s}", "issuer", "name", "Self", "csr", csr, "request_id",
-                   guid, "status", "completed");
+    if (vd_certjob_failed(r, j))
+        goto done;
+    if (j->unknown) {
+        vd_create_unknown(r, j->name, &j->b, j->csr, &j->err);
+        goto done;
+    }
+    if (vd_guid(guid) != KV_OK)
+        goto fail;
+    op = json_pack("{s:{s:s}, s:s, s:s, s:s}", "issuer", "name", "Self", "csr", j->csr,
+                   "request_id", guid, "status", "completed");
     pending = op ? json_dumps(op, JSON_COMPACT) : NULL;
     if (pending == NULL)
         goto fail;
-    if (!vd_cert_persist(r, name, &b, pending, &row))
+    if (!vd_cert_persist(r, j->name, &j->b, pending, &row))
         goto done;
     json_decref(op);
     op = vd_cert_operation(r, row.name, pending, true);
@@ -1267,10 +1308,66 @@ fail:
     vd_reply_error(r, 500, "InternalServerError", NULL, "The certificate could not be created.");
 done:
     json_decref(op);
-    free(csr);
     free(pending);
     vd_cert_row_clear(&row);
-    vd_cert_build_clear(r->ctx, &b);
+    vd_certjob_free(j);
+}
+
+void vd_certs_create(vd_req *r, const char *name, const char *version)
+{
+    vd_certjob *j = calloc(1, sizeof(*j));
+    vd_vault_info info;
+    json_t *body = NULL, *kp;
+    const char *kty;
+    kv_rv rv;
+
+    (void)version;
+    if (j == NULL) {
+        vd_reply_error(r, 500, "InternalServerError", NULL,
+                       "The certificate could not be created.");
+        return;
+    }
+    j->ctx = r->ctx;
+    if (!vd_sc_vault_only(r, &info))
+        goto done;
+    if (!vd_sc_name_ok(name)) {
+        vd_bad(r, "The certificate name must be 1-127 characters of 0-9, a-z, A-Z and '-'.");
+        goto done;
+    }
+    body = vd_req_json_body(r);
+    if (body == NULL || !vd_cert_common_body(r, body, &j->b) ||
+        !vd_policy_normalize(r, json_object_get(body, "policy"), true, &j->b.policy))
+        goto done;
+    if (json_object_get(body, "policy") == NULL) {
+        vd_bad(r, "The parameter policy is missing.");
+        goto done;
+    }
+    kp = json_object_get(j->b.policy, "key_props");
+    kty = json_string_value(json_object_get(kp, "kty"));
+    rv = json_is_true(json_object_get(kp, "reuse_key")) ? vd_reuse_key(r, name, kp, &j->b)
+                                                        : KV_ERR_NOT_FOUND;
+    if (rv != KV_OK && vd_certs_kty_is_hsm(kty)) {
+        /* the key is made in the HSM pool, under the version it will have */
+        if (vd_random_hex(j->b.version, 16) != KV_OK) {
+            vd_reply_error(r, 500, "InternalServerError", NULL,
+                           "The certificate could not be created.");
+            goto done;
+        }
+        j->b.hsm_new = true;
+        j->gen_hsm = true;
+    } else if (rv != KV_OK) {
+        j->gen_soft = true;
+    }
+    j->unknown =
+        strcmp(json_string_value(json_object_get(json_object_get(j->b.policy, "issuer"), "name")),
+               "Unknown") == 0;
+    snprintf(j->vault, sizeof(j->vault), "%s", r->vault.name);
+    snprintf(j->name, sizeof(j->name), "%s", name);
+    json_decref(body);
+    vd_req_defer(r, vd_certjob_work, vd_certjob_done, j); /* answers; frees j */
+    return;
+done:
+    vd_certjob_free(j);
     json_decref(body);
 }
 

@@ -16,6 +16,7 @@
 
 #include "kv_b64.h"
 #include "kv_hsm.h"
+#include "vd_backup.h"
 #include "vd_certs_int.h"
 #include "vd_crypto.h"
 #include "vd_hsm.h"
@@ -27,15 +28,6 @@
 #define VD_CERT_BACKUP_LABEL "kvault vaultd certificate backup v1"
 #define VD_CERT_BACKUP_FORMAT 1
 #define VD_CERT_BACKUP_MAX_VERSIONS 100
-
-static json_t *vd_b64(const uint8_t *b, size_t len)
-{
-    char *s = b != NULL && len > 0 ? kv_b64url_encode(b, len) : strdup("");
-    json_t *j = s ? json_string(s) : NULL;
-
-    free(s);
-    return j;
-}
 
 static void vd_set_dates(json_t *o, bool has_nbf, long long nbf, bool has_exp, long long exp)
 {
@@ -49,7 +41,7 @@ static json_t *vd_cert_json(const vd_cert_row *c)
 {
     json_t *o = json_pack("{s:s, s:I, s:I, s:b, s:o, s:s}", "version", c->version, "created",
                           (json_int_t)c->created, "updated", (json_int_t)c->updated, "enabled",
-                          c->enabled, "cer", vd_b64(c->cer, c->cer_len), "x5t", c->x5t);
+                          c->enabled, "cer", vd_backup_b64(c->cer, c->cer_len), "x5t", c->x5t);
 
     if (o == NULL)
         return NULL;
@@ -61,12 +53,12 @@ static json_t *vd_cert_json(const vd_cert_row *c)
 
 static json_t *vd_key_json(const vd_key_row *k)
 {
-    json_t *o =
-        json_pack("{s:s, s:s, s:b, s:I, s:I, s:b, s:s, s:o, s:o, s:o}", "version", k->version,
-                  "kty", k->kty, "hsm", k->hsm, "created", (json_int_t)k->created, "updated",
-                  (json_int_t)k->updated, "enabled", k->enabled, "key_ops",
-                  k->key_ops ? k->key_ops : "[]", "pub", vd_b64(k->pub_der, k->pub_len), "wrapped",
-                  vd_b64(k->wrapped, k->wrapped_len), "iv", vd_b64(k->iv, VD_IV_LEN));
+    json_t *o = json_pack(
+        "{s:s, s:s, s:b, s:I, s:I, s:b, s:s, s:o, s:o, s:o}", "version", k->version, "kty", k->kty,
+        "hsm", k->hsm, "created", (json_int_t)k->created, "updated", (json_int_t)k->updated,
+        "enabled", k->enabled, "key_ops", k->key_ops ? k->key_ops : "[]", "pub",
+        vd_backup_b64(k->pub_der, k->pub_len), "wrapped", vd_backup_b64(k->wrapped, k->wrapped_len),
+        "iv", vd_backup_b64(k->iv, VD_IV_LEN));
 
     if (o == NULL)
         return NULL;
@@ -78,28 +70,14 @@ static json_t *vd_key_json(const vd_key_row *k)
     return o;
 }
 
-/* Adds "hsm_wrapped" (the key material under the pool wrapping key) to an HSM key version, so
- * that the backup survives a purge; keys that cannot be wrapped (made before the pool had a
- * wrapping key) keep a reference-only entry. false after answering 503 / 500. */
+/* Adds "hsm_wrapped" to an HSM key version so that the backup survives a purge
+ * (vd_backup_hsm_wrapped). false after answering 503 / 500. */
 static bool vd_backup_hsm(vd_req *r, const vd_key_row *k, json_t *o)
 {
-    kv_hsm_pool *pool;
-    uint8_t *blob = NULL;
-    size_t blen = 0;
     kv_err err;
-    kv_rv rv;
 
-    if (k->hsm_ref == NULL)
+    if (vd_backup_hsm_wrapped(r, k, o, &err) == KV_OK)
         return true;
-    pool = vd_hsm_pool(r->ctx, &err);
-    rv = pool != NULL ? kv_hsm_wrap_key(pool, k->hsm_ref, &blob, &blen, &err) : err.rv;
-    if (rv == KV_OK) {
-        json_object_set_new(o, "hsm_wrapped", vd_b64(blob, blen));
-        free(blob);
-        return true;
-    }
-    if (rv == KV_ERR_UNSUPPORTED || rv == KV_ERR_NOT_FOUND)
-        return true; /* reference only: checked at restore */
     vd_certs_hsm_reply_err(r, &err, "The certificate could not be backed up");
     return false;
 }
@@ -287,10 +265,8 @@ static kv_rv vd_key_from(vd_req *r, const char *old_vault, const char *name, con
 {
     uint8_t *iv = NULL, *wrapped = NULL;
     size_t ivlen = 0, wlen = 0;
-    vd_key_row old = {0};
-    EVP_PKEY *pkey = NULL;
     const char *kty = json_string_value(json_object_get(o, "kty"));
-    char aad[400];
+    bool unwrap_failed = false;
     kv_rv rv = KV_ERR_INVALID_ARG;
 
     snprintf(k->vault, sizeof(k->vault), "%s", r->vault.name);
@@ -324,16 +300,10 @@ static kv_rv vd_key_from(vd_req *r, const char *old_vault, const char *name, con
             KV_OK ||
         wlen == 0)
         goto done;
-    snprintf(old.vault, sizeof(old.vault), "%s", old_vault);
-    snprintf(old.name, sizeof(old.name), "%s", name);
-    snprintf(old.version, sizeof(old.version), "%s", k->version);
-    vd_key_aad(&old, aad, sizeof(aad));
-    if (vd_crypto_unwrap_pkey(r->ctx->kek, aad, iv, wrapped, wlen, &pkey) != KV_OK)
-        goto done;
-    vd_key_aad(k, aad, sizeof(aad));
-    rv = vd_crypto_wrap_pkey(r->ctx->kek, aad, pkey, k->iv, &k->wrapped, &k->wrapped_len);
+    rv = vd_backup_rewrap(r, old_vault, k, iv, wrapped, wlen, &unwrap_failed);
+    if (unwrap_failed)
+        rv = KV_ERR_INVALID_ARG;
 done:
-    EVP_PKEY_free(pkey);
     free(iv);
     free(wrapped);
     return rv;
@@ -469,9 +439,7 @@ void vd_certs_restore(vd_req *r, const char *name, const char *version)
 
     (void)name;
     (void)version;
-    if (!vd_sc_vault_only(r, &info))
-        goto done;
-    body = vd_req_json_body(r);
+    body = vd_sc_vault_body(r, &info);
     if (body == NULL)
         goto done;
     v = json_object_get(body, "value");

@@ -94,9 +94,7 @@ void vd_certs_contacts_set(vd_req *r, const char *name, const char *version)
 
     (void)name;
     (void)version;
-    if (!vd_sc_vault_only(r, &info))
-        goto done;
-    body = vd_req_json_body(r);
+    body = vd_sc_vault_body(r, &info);
     if (body == NULL)
         goto done;
     list = json_object_get(body, "contacts");

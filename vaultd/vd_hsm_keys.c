@@ -24,6 +24,7 @@
 #include "vd_keys_lifecycle.h"
 #include "vd_store_admin.h"
 #include "vd_util.h"
+#include "vd_workpool.h"
 
 /* ---- helpers ---- */
 
@@ -118,18 +119,102 @@ static bool vd_b64_member(vd_req *r, const json_t *body, const char *member, uin
 
 /* ---- create ---- */
 
+/* An HSM-protected key being created: generated in the pool (C_GenerateKeyPair of an RSA-4096
+ * key takes seconds) and replicated to the other members on a work-pool thread; stored and
+ * answered on the request's event thread (vd_workpool.h). kv_hsm is thread-safe. */
+typedef struct vd_hsm_keygen {
+    vd_ctx *ctx;
+    kv_hsm_pool *pool;
+    kv_hsm_keyspec spec;
+    vd_key_row row;
+    char ref[KV_HSM_REF_MAX]; /* the new pool object ("" until generated) */
+    bool stored;              /* the key row owns ref now */
+    kv_rv gen_rv;             /* the pool's answer, err its message */
+    kv_err err;
+} vd_hsm_keygen;
+
+static void vd_hsm_keygen_free(vd_hsm_keygen *g)
+{
+    kv_err err;
+
+    if (g == NULL)
+        return;
+    if (g->ref[0] != '\0' && !g->stored)
+        (void)kv_hsm_destroy(g->pool, g->ref, &err);
+    vd_key_row_clear(&g->row);
+    free(g);
+}
+
+/* Pool thread: the PKCS#11 work only (no store, no reply). Always KV_OK: the outcome is in
+ * g->gen_rv / g->err (KV_ERR_SERVER in done thus means the job was cancelled). */
+static kv_rv vd_hsm_keygen_work(void *arg)
+{
+    vd_hsm_keygen *g = arg;
+    char label[VD_ID_MAX * 2 + VD_NAME_MAX + 16];
+    EVP_PKEY *pub = NULL;
+
+    kv_err_clear(&g->err);
+    snprintf(label, sizeof(label), "vaultd/%s/%s/%s", g->row.vault, g->row.name, g->row.version);
+    g->gen_rv = kv_hsm_generate(g->pool, &g->spec, label, g->ref,
+                                g->spec.type == KV_HSM_AES ? NULL : &pub, &g->err);
+    if (g->gen_rv != KV_OK) {
+        g->ref[0] = '\0';
+        goto done;
+    }
+    vd_hsm_replicate(g->ctx, g->ref);
+    g->row.hsm_ref = strdup(g->ref);
+    if (g->row.hsm_ref == NULL ||
+        (pub != NULL && vd_crypto_pub_der(pub, &g->row.pub_der, &g->row.pub_len) != KV_OK))
+        g->gen_rv = kv_err_set(&g->err, KV_ERR_NOMEM, "out of memory");
+done:
+    EVP_PKEY_free(pub);
+    return KV_OK;
+}
+
+/* Event thread: store the new version and answer (also when the client has gone away). */
+static void vd_hsm_keygen_done(vd_req *r, void *arg, kv_rv rv)
+{
+    vd_hsm_keygen *g = arg;
+
+    if (rv != KV_OK) { /* cancelled at shutdown */
+        vd_reply_error(r, 500, "InternalServerError", NULL, "The key could not be created.");
+        goto done;
+    }
+    if (g->gen_rv == KV_ERR_NOMEM) {
+        vd_reply_error(r, 500, "InternalServerError", NULL, "The key could not be created.");
+        goto done;
+    }
+    if (g->gen_rv != KV_OK) {
+        vd_hsm_reply_err(r, &g->err, "The key could not be created");
+        goto done;
+    }
+    if (!vd_key_name_not_deleted(r, g->row.name)) /* deleted meanwhile: 409 */
+        goto done;
+    g->row.created = g->row.updated = vd_now();
+    if (vd_store_key_insert(r->store, &g->row) != KV_OK) {
+        vd_reply_error(r, 500, "InternalServerError", NULL, "The key could not be created.");
+        goto done;
+    }
+    g->stored = true;
+    vd_reply_bundle(r, &g->row);
+done:
+    vd_hsm_keygen_free(g);
+}
+
 void vd_hsm_keys_create(vd_req *r, const char *name, const char *version)
 {
     json_t *body = NULL, *v;
     const char *kty_in;
     bool mhsm = vd_hsm_is_mhsm(r);
-    vd_key_row row = {0};
-    kv_hsm_keyspec spec = {KV_HSM_RSA, 2048, NID_X9_62_prime256v1};
-    kv_hsm_pool *pool;
-    EVP_PKEY *pub = NULL;
-    char ref[KV_HSM_REF_MAX] = "", label[VD_ID_MAX * 2 + VD_NAME_MAX + 16];
-    kv_err err;
+    vd_hsm_keygen *g = calloc(1, sizeof(*g));
+    vd_key_row *row = g != NULL ? &g->row : NULL;
+    kv_hsm_keyspec *spec = g != NULL ? &g->spec : NULL;
 
+    if (g == NULL) {
+        vd_reply_error(r, 500, "InternalServerError", NULL, "The key could not be created.");
+        return;
+    }
+    *spec = (kv_hsm_keyspec){KV_HSM_RSA, 2048, NID_X9_62_prime256v1};
     body = vd_req_json_body(r);
     if (body == NULL)
         goto done;
@@ -138,6 +223,7 @@ void vd_hsm_keys_create(vd_req *r, const char *name, const char *version)
     if (!mhsm && (kty_in == NULL || !vd_ends_with_hsm(kty_in))) {
         /* software-protected key in a vault: the software path */
         json_decref(body);
+        vd_hsm_keygen_free(g);
         vd_keys_create(r, name, version);
         return;
     }
@@ -151,11 +237,11 @@ void vd_hsm_keys_create(vd_req *r, const char *name, const char *version)
         goto done;
     }
     if (strcmp(kty_in, "RSA-HSM") == 0) {
-        snprintf(row.kty, sizeof(row.kty), "RSA");
+        snprintf(row->kty, sizeof(row->kty), "RSA");
         v = json_object_get(body, "key_size");
         if (v != NULL && !json_is_null(v)) {
-            spec.bits = json_is_integer(v) ? (int)json_integer_value(v) : 0;
-            if (spec.bits != 2048 && spec.bits != 3072 && spec.bits != 4096) {
+            spec->bits = json_is_integer(v) ? (int)json_integer_value(v) : 0;
+            if (spec->bits != 2048 && spec->bits != 3072 && spec->bits != 4096) {
                 vd_reply_error(r, 400, "BadParameter", NULL,
                                "Invalid key_size: RSA keys must be 2048, 3072 or 4096 bits.");
                 goto done;
@@ -169,27 +255,27 @@ void vd_hsm_keys_create(vd_req *r, const char *name, const char *version)
             goto done;
         }
     } else if (strcmp(kty_in, "EC-HSM") == 0) {
-        snprintf(row.kty, sizeof(row.kty), "EC");
-        spec.type = KV_HSM_EC;
+        snprintf(row->kty, sizeof(row->kty), "EC");
+        spec->type = KV_HSM_EC;
         v = json_object_get(body, "crv");
         if (v != NULL && !json_is_null(v)) {
-            spec.curve_nid =
+            spec->curve_nid =
                 json_is_string(v) ? kv_curve_nid_from_name(json_string_value(v)) : NID_undef;
-            if (spec.curve_nid == NID_undef || kv_curve_name_from_nid(spec.curve_nid) == NULL ||
-                strcmp(kv_curve_name_from_nid(spec.curve_nid), json_string_value(v)) != 0) {
+            if (spec->curve_nid == NID_undef || kv_curve_name_from_nid(spec->curve_nid) == NULL ||
+                strcmp(kv_curve_name_from_nid(spec->curve_nid), json_string_value(v)) != 0) {
                 vd_reply_error(r, 400, "BadParameter", NULL,
                                "Invalid crv: use P-256, P-384, P-521 or P-256K.");
                 goto done;
             }
         }
     } else if (strcmp(kty_in, "oct-HSM") == 0 && mhsm) {
-        snprintf(row.kty, sizeof(row.kty), "oct");
-        spec.type = KV_HSM_AES;
-        spec.bits = 256;
+        snprintf(row->kty, sizeof(row->kty), "oct");
+        spec->type = KV_HSM_AES;
+        spec->bits = 256;
         v = json_object_get(body, "key_size");
         if (v != NULL && !json_is_null(v)) {
-            spec.bits = json_is_integer(v) ? (int)json_integer_value(v) : 0;
-            if (spec.bits != 128 && spec.bits != 192 && spec.bits != 256) {
+            spec->bits = json_is_integer(v) ? (int)json_integer_value(v) : 0;
+            if (spec->bits != 128 && spec->bits != 192 && spec->bits != 256) {
                 vd_reply_error(r, 400, "BadParameter", NULL,
                                "Invalid key_size: oct-HSM keys must be 128, 192 or 256 bits.");
                 goto done;
@@ -205,7 +291,7 @@ void vd_hsm_keys_create(vd_req *r, const char *name, const char *version)
                        mhsm ? "RSA-HSM, EC-HSM or oct-HSM" : "RSA, RSA-HSM, EC or EC-HSM");
         goto done;
     }
-    row.hsm = true;
+    row->hsm = true;
     if (json_object_get(body, "release_policy") != NULL &&
         !json_is_null(json_object_get(body, "release_policy"))) {
         vd_reply_error(r, 400, "BadParameter", NULL,
@@ -213,43 +299,28 @@ void vd_hsm_keys_create(vd_req *r, const char *name, const char *version)
         goto done;
     }
     v = json_object_get(body, "key_ops");
-    if (spec.type == KV_HSM_AES && (v == NULL || json_is_null(v)))
-        row.key_ops = strdup("[\"encrypt\",\"decrypt\",\"wrapKey\",\"unwrapKey\"]");
+    if (spec->type == KV_HSM_AES && (v == NULL || json_is_null(v)))
+        row->key_ops = strdup("[\"encrypt\",\"decrypt\",\"wrapKey\",\"unwrapKey\"]");
     else
-        row.key_ops = vd_parse_key_ops(r, v, row.kty);
-    if (row.key_ops == NULL || !vd_parse_attributes(r, json_object_get(body, "attributes"), &row) ||
-        !vd_parse_tags(r, json_object_get(body, "tags"), &row) || !vd_key_name_not_deleted(r, name))
+        row->key_ops = vd_parse_key_ops(r, v, row->kty);
+    if (row->key_ops == NULL || !vd_parse_attributes(r, json_object_get(body, "attributes"), row) ||
+        !vd_parse_tags(r, json_object_get(body, "tags"), row) || !vd_key_name_not_deleted(r, name))
         goto done;
-    pool = vd_hsm_pool_or_reply(r, "The key could not be created");
-    if (pool == NULL)
+    g->pool = vd_hsm_pool_or_reply(r, "The key could not be created");
+    if (g->pool == NULL)
         goto done;
-    snprintf(row.vault, sizeof(row.vault), "%s", r->vault.name);
-    snprintf(row.name, sizeof(row.name), "%s", name);
-    if (vd_random_hex(row.version, 16) != KV_OK)
-        goto fail;
-    row.created = row.updated = vd_now();
-    snprintf(label, sizeof(label), "vaultd/%s/%s/%s", row.vault, row.name, row.version);
-    if (kv_hsm_generate(pool, &spec, label, ref, spec.type == KV_HSM_AES ? NULL : &pub, &err) !=
-        KV_OK) {
-        vd_hsm_reply_err(r, &err, "The key could not be created");
+    snprintf(row->vault, sizeof(row->vault), "%s", r->vault.name);
+    snprintf(row->name, sizeof(row->name), "%s", name);
+    if (vd_random_hex(row->version, 16) != KV_OK) {
+        vd_reply_error(r, 500, "InternalServerError", NULL, "The key could not be created.");
         goto done;
     }
-    vd_hsm_replicate(r->ctx, ref);
-    row.hsm_ref = strdup(ref);
-    if (row.hsm_ref == NULL ||
-        (pub != NULL && vd_crypto_pub_der(pub, &row.pub_der, &row.pub_len) != KV_OK))
-        goto fail;
-    if (vd_store_key_insert(r->store, &row) != KV_OK)
-        goto fail;
-    vd_reply_bundle(r, &row);
-    goto done;
-fail:
-    if (ref[0] != '\0')
-        (void)kv_hsm_destroy(pool, ref, &err);
-    vd_reply_error(r, 500, "InternalServerError", NULL, "The key could not be created.");
+    g->ctx = r->ctx;
+    json_decref(body);
+    vd_req_defer(r, vd_hsm_keygen_work, vd_hsm_keygen_done, g); /* answers; frees g */
+    return;
 done:
-    EVP_PKEY_free(pub);
-    vd_key_row_clear(&row);
+    vd_hsm_keygen_free(g);
     json_decref(body);
 }
 

@@ -25,6 +25,7 @@
 #include "vd_identity_keys.h"
 #include "vd_store_principals.h"
 #include "vd_util.h"
+#include "vd_workpool.h"
 
 #define VD_JWT_MAX 8192
 #define VD_NBF_SKEW 60
@@ -195,31 +196,47 @@ static void vd_sc_mac(vd_secretcache *sc, const vd_principal *p, const char *sec
     EVP_MAC_free(m);
 }
 
-bool vd_identity_check_secret(vd_ctx *ctx, const vd_principal *p, const char *secret)
+static bool vd_secret_form_ok(const char *secret)
+{
+    return secret != NULL && secret[0] != '\0' && strlen(secret) < VD_SECRET_MAX;
+}
+
+/* Whether secret is in the verified-secret cache for p (a fast HMAC, no PBKDF2). */
+static bool vd_secret_cached(vd_ctx *ctx, const vd_principal *p, const char *secret)
+{
+    vd_secretcache *sc = ctx ? ctx->secretcache : NULL;
+    uint8_t mac[32];
+    bool hit = false;
+    size_t i;
+
+    if (sc == NULL || p == NULL || !vd_secret_form_ok(secret))
+        return false;
+    vd_sc_mac(sc, p, secret, mac);
+    pthread_mutex_lock(&sc->lock);
+    for (i = 0; i < VD_SC_SLOTS; i++)
+        if (sc->e[i].used && strcmp(sc->e[i].client_id, p->client_id) == 0 &&
+            CRYPTO_memcmp(sc->e[i].mac, mac, 32) == 0)
+            hit = true;
+    pthread_mutex_unlock(&sc->lock);
+    OPENSSL_cleanse(mac, sizeof(mac));
+    return hit;
+}
+
+/* The PBKDF2 check (about 50 ms; thread-safe: token requests run it on the work pool); a
+ * verified secret enters the cache. */
+static bool vd_secret_verify(vd_ctx *ctx, const vd_principal *p, const char *secret)
 {
     vd_secretcache *sc = ctx ? ctx->secretcache : NULL;
     uint8_t hash[VD_HASH_LEN], mac[32];
-    bool ok = false, hit = false;
+    bool ok = false;
     size_t i;
 
-    if (p == NULL || secret == NULL || secret[0] == '\0' || strlen(secret) >= VD_SECRET_MAX)
+    if (p == NULL || !vd_secret_form_ok(secret))
         return false;
-    if (sc != NULL) {
-        vd_sc_mac(sc, p, secret, mac);
-        pthread_mutex_lock(&sc->lock);
-        for (i = 0; i < VD_SC_SLOTS; i++)
-            if (sc->e[i].used && strcmp(sc->e[i].client_id, p->client_id) == 0 &&
-                CRYPTO_memcmp(sc->e[i].mac, mac, 32) == 0)
-                hit = true;
-        pthread_mutex_unlock(&sc->lock);
-        if (hit) {
-            OPENSSL_cleanse(mac, sizeof(mac));
-            return true;
-        }
-    }
     if (p->iterations > 0 && vd_hash_secret(secret, p->salt, p->iterations, hash) == KV_OK)
         ok = CRYPTO_memcmp(hash, p->hash, VD_HASH_LEN) == 0;
     if (ok && sc != NULL) {
+        vd_sc_mac(sc, p, secret, mac);
         pthread_mutex_lock(&sc->lock);
         for (i = 0; i < VD_SC_SLOTS; i++)
             if (sc->e[i].used && strcmp(sc->e[i].client_id, p->client_id) == 0)
@@ -234,6 +251,11 @@ bool vd_identity_check_secret(vd_ctx *ctx, const vd_principal *p, const char *se
     OPENSSL_cleanse(hash, sizeof(hash));
     OPENSSL_cleanse(mac, sizeof(mac));
     return ok;
+}
+
+bool vd_identity_check_secret(vd_ctx *ctx, const vd_principal *p, const char *secret)
+{
+    return vd_secret_cached(ctx, p, secret) || vd_secret_verify(ctx, p, secret);
 }
 
 kv_rv vd_identity_key_id(const EVP_PKEY *pkey, char out[VD_ID_MAX])
@@ -745,20 +767,195 @@ static bool vd_token_client(vd_req *r, const char *tenant, const char *client_id
     return ok;
 }
 
-/* grant_type=password (resource-owner password credentials): the user's token, or false after
- * answering. client_id: the Azure CLI's public client id or a registered application (whose
- * secret, when sent, must be right). */
-static bool vd_token_password(vd_req *r, const char *tenant, const vd_params *form,
-                              const char *client_id, const char *resource, char **token,
-                              char *principal)
+/* A token request in progress. The client-secret and password checks (PBKDF2, about 50 ms)
+ * run on the work pool unless the verified-secret cache knows the secret, so that a flood of
+ * wrong secrets cannot stall the other connections of the event thread; everything else (the
+ * store, the lockout, the reply) stays on the request's event thread. A step that needs a
+ * check hands the request to vd_tok_check, which continues with the next step. */
+typedef struct vd_tok vd_tok;
+typedef void (*vd_tok_next)(vd_req *r, vd_tok *t, bool ok);
+
+struct vd_tok {
+    vd_ctx *ctx;
+    char tenant[VD_ID_MAX];
+    bool v2, password;
+    vd_params form;
+    const char *client_id, *secret, *scope, *resource; /* in form */
+    long life;
+    vd_principal p, up;   /* the application; the user (password grant) */
+    vd_principal_rec rec; /* the user's record (password grant) */
+    char *token;
+    /* the check in progress */
+    const vd_principal *chk_p;
+    const char *chk_secret;
+    bool chk_ok;
+    vd_tok_next next;
+};
+
+static void vd_tok_free(vd_tok *t)
 {
-    const char *user = vd_params_get(form, "username"), *pw = vd_params_get(form, "password");
-    const char *secret = vd_params_get(form, "client_secret");
-    vd_principal app = {0}, up = {0};
-    vd_principal_rec rec = {0};
+    if (t == NULL)
+        return;
+    if (t->token != NULL)
+        vd_free_secret(t->token, strlen(t->token));
+    vd_params_clear(&t->form);
+    vd_principal_rec_clear(&t->rec);
+    OPENSSL_cleanse(t, sizeof(*t));
+    free(t);
+}
+
+static kv_rv vd_tok_check_work(void *arg)
+{
+    vd_tok *t = arg;
+
+    t->chk_ok = vd_secret_verify(t->ctx, t->chk_p, t->chk_secret);
+    return KV_OK;
+}
+
+static void vd_tok_check_done(vd_req *r, void *arg, kv_rv rv)
+{
+    vd_tok *t = arg;
+
+    if (rv != KV_OK) { /* cancelled at shutdown */
+        vd_entra_error(r, 503, "temporarily_unavailable", 90033,
+                       "A transient error has occurred. Please try again.");
+        vd_tok_free(t);
+        return;
+    }
+    t->next(r, t, t->chk_ok);
+}
+
+/* Checks secret against p (cache on this thread, else PBKDF2 on the work pool), then calls
+ * next(r, t, ok), which owns t from then on. */
+static void vd_tok_check(vd_req *r, vd_tok *t, const vd_principal *p, const char *secret,
+                         vd_tok_next next)
+{
+    if (!vd_secret_form_ok(secret) || p->iterations <= 0) {
+        next(r, t, false);
+        return;
+    }
+    if (vd_secret_cached(r->ctx, p, secret)) {
+        next(r, t, true);
+        return;
+    }
+    t->chk_p = p;
+    t->chk_secret = secret;
+    t->next = next;
+    vd_req_defer(r, vd_tok_check_work, vd_tok_check_done, t); /* continues; owns t */
+}
+
+/* The 200 token reply (then frees t). */
+static void vd_tok_reply(vd_req *r, vd_tok *t)
+{
+    char num[32], nbf[32];
+    long long now = vd_now();
+    json_t *resp;
+
+    resp =
+        json_pack("{s:s, s:I, s:I, s:s}", "token_type", "Bearer", "expires_in", (json_int_t)t->life,
+                  "ext_expires_in", (json_int_t)t->life, "access_token", t->token);
+    if (resp != NULL && t->v2 && t->password) {
+        json_object_set_new(resp, "scope",
+                            json_pack("s++", t->resource, "/", "user_impersonation"));
+    }
+    if (resp != NULL && !t->v2) {
+        snprintf(num, sizeof(num), "%lld", now + t->life);
+        snprintf(nbf, sizeof(nbf), "%lld", now);
+        json_object_set_new(resp, "expires_on", json_string(num));
+        json_object_set_new(resp, "not_before", json_string(nbf));
+        json_object_set_new(resp, "resource", json_string(t->resource));
+    }
+    vd_add_header(r, "Cache-Control", "no-store, no-cache");
+    vd_add_header(r, "Pragma", "no-cache");
+    vd_reply_json(r, 200, resp);
+    vd_tok_free(t);
+}
+
+/* grant_type=password (resource-owner password credentials): the user's token. client_id: the
+ * Azure CLI's public client id or a registered application (whose secret, when sent, must be
+ * right). Steps: vd_token_password -> [app secret] -> vd_tok_pw_user -> [password] ->
+ * vd_tok_pw_signed_in. */
+static void vd_tok_pw_signed_in(vd_req *r, vd_tok *t, bool ok)
+{
     vd_token_user tu;
-    bool ok = false;
+
+    if (!ok) {
+        vd_user_signin(r->ctx, t->rec.client_id, false);
+        vd_entra_error(r, 400, "invalid_grant", 50126,
+                       "Error validating credentials due to invalid username or password.");
+        goto done;
+    }
+    vd_user_signin(r->ctx, t->rec.client_id, true);
+    tu.upn = t->rec.upn;
+    tu.name = t->rec.display_name;
+    tu.azp =
+        strcasecmp(t->client_id, VD_AZURE_CLI_APP_ID) == 0 ? VD_AZURE_CLI_APP_ID : t->p.client_id;
+    if (vd_identity_issue_user(r->ctx, t->tenant, t->rec.client_id, &tu, t->resource, t->life,
+                               &t->token) != KV_OK) {
+        vd_entra_error(r, 500, "temporarily_unavailable", 90033,
+                       "A transient error has occurred. Please try again.");
+        goto done;
+    }
+    snprintf(r->principal, VD_ID_MAX, "%s", t->rec.client_id);
+    vd_tok_reply(r, t);
+    return;
+done:
+    vd_tok_free(t);
+}
+
+static void vd_tok_pw_user(vd_req *r, vd_tok *t, bool app_ok)
+{
+    const char *user = vd_params_get(&t->form, "username"),
+               *pw = vd_params_get(&t->form, "password");
     kv_rv rv;
+
+    if (!app_ok) {
+        vd_entra_error(r, 401, "invalid_client", 7000215,
+                       "Invalid client secret provided for app '%s'.", t->p.client_id);
+        goto done;
+    }
+    if (t->resource == NULL) {
+        vd_entra_error(r, 400, "invalid_scope", 70011,
+                       "The provided request must include a valid 'scope' (v2) or 'resource' "
+                       "(v1) naming https://vault.azure.net, https://managedhsm.azure.net or "
+                       "https://management.azure.com.");
+        goto done;
+    }
+    rv = strlen(user) < sizeof(t->rec.upn) ? vd_store_user_get(r->store, t->tenant, user, &t->rec)
+                                           : KV_ERR_NOT_FOUND;
+    if (rv == KV_OK && strchr(user, '@') == NULL) /* sign-in is by userPrincipalName */
+        rv = KV_ERR_NOT_FOUND;
+    if (rv == KV_OK)
+        rv = vd_store_get_principal(r->store, t->tenant, t->rec.client_id, &t->up);
+    if (rv == KV_ERR_NOT_FOUND) {
+        vd_entra_error(r, 400, "invalid_grant", 50034,
+                       "The user account {EUII Hidden} does not exist in the %s directory. To "
+                       "sign into this application, the account must be added to the directory.",
+                       t->tenant);
+        goto done;
+    }
+    if (rv != KV_OK) {
+        vd_entra_error(r, 500, "temporarily_unavailable", 90033,
+                       "A transient error has occurred. Please try again.");
+        goto done;
+    }
+    if (vd_user_locked(r->ctx, t->rec.client_id)) { /* before the slow hash: no oracle, no CPU */
+        vd_entra_error(r, 400, "invalid_grant", 50053,
+                       "Your account is locked because you've tried to sign in too many times "
+                       "with an incorrect user ID or password. Try again in %d seconds.",
+                       VD_LOCK_SECONDS);
+        goto done;
+    }
+    vd_tok_check(r, t, &t->up, pw, vd_tok_pw_signed_in);
+    return;
+done:
+    vd_tok_free(t);
+}
+
+static void vd_token_password(vd_req *r, vd_tok *t)
+{
+    const char *user = vd_params_get(&t->form, "username"),
+               *pw = vd_params_get(&t->form, "password");
 
     if (user == NULL || user[0] == '\0' || pw == NULL || pw[0] == '\0') {
         vd_entra_error(r, 400, "invalid_request", 900144,
@@ -766,84 +963,71 @@ static bool vd_token_password(vd_req *r, const char *tenant, const vd_params *fo
                        user == NULL || user[0] == '\0' ? "username" : "password");
         goto done;
     }
-    if (strcasecmp(client_id, VD_AZURE_CLI_APP_ID) != 0) {
-        if (!vd_token_client(r, tenant, client_id, &app))
+    if (strcasecmp(t->client_id, VD_AZURE_CLI_APP_ID) != 0) {
+        if (!vd_token_client(r, t->tenant, t->client_id, &t->p))
             goto done;
-        if (secret != NULL && !vd_identity_check_secret(r->ctx, &app, secret)) {
-            vd_entra_error(r, 401, "invalid_client", 7000215,
-                           "Invalid client secret provided for app '%s'.", app.client_id);
-            goto done;
+        if (t->secret != NULL) {
+            vd_tok_check(r, t, &t->p, t->secret, vd_tok_pw_user);
+            return;
         }
     }
-    if (resource == NULL) {
-        vd_entra_error(r, 400, "invalid_scope", 70011,
-                       "The provided request must include a valid 'scope' (v2) or 'resource' "
-                       "(v1) naming https://vault.azure.net, https://managedhsm.azure.net or "
-                       "https://management.azure.com.");
-        goto done;
-    }
-    rv = strlen(user) < sizeof(rec.upn) ? vd_store_user_get(r->store, tenant, user, &rec)
-                                        : KV_ERR_NOT_FOUND;
-    if (rv == KV_OK && strchr(user, '@') == NULL) /* sign-in is by userPrincipalName */
-        rv = KV_ERR_NOT_FOUND;
-    if (rv == KV_OK)
-        rv = vd_store_get_principal(r->store, tenant, rec.client_id, &up);
-    if (rv == KV_ERR_NOT_FOUND) {
-        vd_entra_error(r, 400, "invalid_grant", 50034,
-                       "The user account {EUII Hidden} does not exist in the %s directory. To "
-                       "sign into this application, the account must be added to the directory.",
-                       tenant);
-        goto done;
-    }
-    if (rv != KV_OK) {
-        vd_entra_error(r, 500, "temporarily_unavailable", 90033,
-                       "A transient error has occurred. Please try again.");
-        goto done;
-    }
-    if (vd_user_locked(r->ctx, rec.client_id)) { /* before the slow hash: no oracle, no CPU */
-        vd_entra_error(r, 400, "invalid_grant", 50053,
-                       "Your account is locked because you've tried to sign in too many times "
-                       "with an incorrect user ID or password. Try again in %d seconds.",
-                       VD_LOCK_SECONDS);
-        goto done;
-    }
-    if (!vd_identity_check_secret(r->ctx, &up, pw)) {
-        vd_user_signin(r->ctx, rec.client_id, false);
-        vd_entra_error(r, 400, "invalid_grant", 50126,
-                       "Error validating credentials due to invalid username or password.");
-        goto done;
-    }
-    vd_user_signin(r->ctx, rec.client_id, true);
-    tu.upn = rec.upn;
-    tu.name = rec.display_name;
-    tu.azp = strcasecmp(client_id, VD_AZURE_CLI_APP_ID) == 0 ? VD_AZURE_CLI_APP_ID : app.client_id;
-    if (vd_identity_issue_user(r->ctx, tenant, rec.client_id, &tu, resource,
-                               r->ctx->cfg.token_lifetime, token) != KV_OK) {
-        vd_entra_error(r, 500, "temporarily_unavailable", 90033,
-                       "A transient error has occurred. Please try again.");
-        goto done;
-    }
-    snprintf(principal, VD_ID_MAX, "%s", rec.client_id);
-    ok = true;
+    vd_tok_pw_user(r, t, true);
+    return;
 done:
-    OPENSSL_cleanse(&app, sizeof(app));
-    OPENSSL_cleanse(&up, sizeof(up));
-    vd_principal_rec_clear(&rec);
-    return ok;
+    vd_tok_free(t);
+}
+
+/* client_credentials after the secret check (or a valid assertion): the app token. */
+static void vd_tok_client_checked(vd_req *r, vd_tok *t, bool ok)
+{
+    if (!ok) {
+        vd_entra_error(r, 401, "invalid_client", 7000215,
+                       "Invalid client secret provided. Ensure the secret being sent in the "
+                       "request is the client secret value, not the client secret ID, for a "
+                       "secret added to app '%s'.",
+                       t->p.client_id);
+        goto done;
+    }
+    if (t->resource == NULL) {
+        if (t->v2)
+            vd_entra_error(r, 400, "invalid_scope", 1002012,
+                           "The provided value for scope %.200s is not valid. Client credential "
+                           "flows must have a scope value with /.default suffixed to the "
+                           "resource identifier (application ID URI).",
+                           t->scope ? t->scope : "(none)");
+        else
+            vd_entra_error(r, 400, "invalid_resource", 500011,
+                           "The resource principal named %.200s was not found in the tenant "
+                           "named %s.",
+                           t->scope ? t->scope : "(none)", t->tenant);
+        goto done;
+    }
+    snprintf(r->principal, sizeof(r->principal), "%s", t->p.client_id); /* for the audit */
+    if (vd_identity_issue(r->ctx, t->tenant, t->p.client_id, t->resource, t->life, &t->token) !=
+        KV_OK) {
+        vd_entra_error(r, 500, "temporarily_unavailable", 90033,
+                       "A transient error has occurred. Please try again.");
+        goto done;
+    }
+    vd_tok_reply(r, t);
+    return;
+done:
+    vd_tok_free(t);
 }
 
 static void vd_token_endpoint(vd_req *r, const char *tenant, bool v2)
 {
-    vd_params form = {0};
-    const char *grant, *client_id, *secret, *scope, *resource, *atype, *assertion, *dup;
-    char *token = NULL, num[32], nbf[32];
-    long life = r->ctx->cfg.token_lifetime;
-    long long now = vd_now();
-    vd_principal p = {0};
-    bool password;
-    kv_rv rv;
-    json_t *resp;
+    vd_tok *t = calloc(1, sizeof(*t));
+    const char *grant, *atype, *assertion, *dup;
 
+    if (t == NULL) {
+        vd_entra_error(r, 500, "temporarily_unavailable", 90033,
+                       "A transient error has occurred. Please try again.");
+        return;
+    }
+    t->ctx = r->ctx;
+    t->v2 = v2;
+    t->life = r->ctx->cfg.token_lifetime;
     if (strcmp(r->method, "POST") != 0) {
         vd_entra_error(r, 405, "invalid_request", 900561,
                        "The endpoint only accepts POST requests.");
@@ -851,103 +1035,61 @@ static void vd_token_endpoint(vd_req *r, const char *tenant, bool v2)
     }
     if (!vd_tenant_ok(r, tenant))
         goto done;
-    if (vd_params_parse(&form, r->body, r->body_len) != KV_OK) {
+    snprintf(t->tenant, sizeof(t->tenant), "%s", tenant);
+    if (vd_params_parse(&t->form, r->body, r->body_len) != KV_OK) {
         vd_entra_error(r, 400, "invalid_request", 900144, "The request body is malformed.");
         goto done;
     }
-    if ((dup = vd_form_duplicate(&form)) != NULL) {
+    if ((dup = vd_form_duplicate(&t->form)) != NULL) {
         vd_entra_error(r, 400, "invalid_request", 90015,
                        "The request body contains the parameter '%.40s' more than once.", dup);
         goto done;
     }
-    grant = vd_params_get(&form, "grant_type");
-    client_id = vd_params_get(&form, "client_id");
-    secret = vd_params_get(&form, "client_secret");
-    scope = vd_params_get(&form, v2 ? "scope" : "resource");
+    grant = vd_params_get(&t->form, "grant_type");
+    t->client_id = vd_params_get(&t->form, "client_id");
+    t->secret = vd_params_get(&t->form, "client_secret");
+    t->scope = vd_params_get(&t->form, v2 ? "scope" : "resource");
     if (grant == NULL) {
         vd_entra_error(r, 400, "invalid_request", 900144,
                        "The request body must contain the following parameter: 'grant_type'.");
         goto done;
     }
-    password = strcmp(grant, "password") == 0;
-    if (strcmp(grant, "client_credentials") != 0 && !password) {
+    t->password = strcmp(grant, "password") == 0;
+    if (strcmp(grant, "client_credentials") != 0 && !t->password) {
         vd_entra_error(r, 400, "unsupported_grant_type", 70003,
                        "The app requested an unsupported grant type.");
         goto done;
     }
-    if (client_id == NULL || client_id[0] == '\0') {
+    if (t->client_id == NULL || t->client_id[0] == '\0') {
         vd_entra_error(r, 400, "invalid_request", 900144,
                        "The request body must contain the following parameter: 'client_id'.");
         goto done;
     }
-    resource = vd_scope_resource(scope, v2, password);
-    if (password) {
-        if (!vd_token_password(r, tenant, &form, client_id, resource, &token, r->principal))
-            goto done;
-        goto reply;
+    t->resource = vd_scope_resource(t->scope, v2, t->password);
+    if (t->password) {
+        vd_token_password(r, t); /* answers; owns t */
+        return;
     }
-    if (!vd_token_client(r, tenant, client_id, &p))
+    if (!vd_token_client(r, tenant, t->client_id, &t->p))
         goto done;
-    atype = vd_params_get(&form, "client_assertion_type");
-    assertion = vd_params_get(&form, "client_assertion");
+    atype = vd_params_get(&t->form, "client_assertion_type");
+    assertion = vd_params_get(&t->form, "client_assertion");
     if (atype != NULL || assertion != NULL) {
-        if (!vd_token_assertion_ok(r, tenant, &p, secret, atype, assertion))
+        if (!vd_token_assertion_ok(r, tenant, &t->p, t->secret, atype, assertion))
             goto done;
-    } else if (secret == NULL || secret[0] == '\0') {
+        vd_tok_client_checked(r, t, true);
+        return;
+    }
+    if (t->secret == NULL || t->secret[0] == '\0') {
         vd_entra_error(r, 401, "invalid_client", 7000218,
                        "The request body must contain the following parameter: "
                        "'client_assertion' or 'client_secret'.");
         goto done;
-    } else if (!vd_identity_check_secret(r->ctx, &p, secret)) {
-        vd_entra_error(r, 401, "invalid_client", 7000215,
-                       "Invalid client secret provided. Ensure the secret being sent in the "
-                       "request is the client secret value, not the client secret ID, for a "
-                       "secret added to app '%s'.",
-                       p.client_id);
-        goto done;
     }
-    if (resource == NULL) {
-        if (v2)
-            vd_entra_error(r, 400, "invalid_scope", 1002012,
-                           "The provided value for scope %.200s is not valid. Client credential "
-                           "flows must have a scope value with /.default suffixed to the "
-                           "resource identifier (application ID URI).",
-                           scope ? scope : "(none)");
-        else
-            vd_entra_error(r, 400, "invalid_resource", 500011,
-                           "The resource principal named %.200s was not found in the tenant "
-                           "named %s.",
-                           scope ? scope : "(none)", tenant);
-        goto done;
-    }
-    snprintf(r->principal, sizeof(r->principal), "%s", p.client_id); /* for the audit record */
-    rv = vd_identity_issue(r->ctx, tenant, p.client_id, resource, life, &token);
-    if (rv != KV_OK) {
-        vd_entra_error(r, 500, "temporarily_unavailable", 90033,
-                       "A transient error has occurred. Please try again.");
-        goto done;
-    }
-reply:
-    resp = json_pack("{s:s, s:I, s:I, s:s}", "token_type", "Bearer", "expires_in", (json_int_t)life,
-                     "ext_expires_in", (json_int_t)life, "access_token", token);
-    if (resp != NULL && v2 && password) {
-        json_object_set_new(resp, "scope", json_pack("s++", resource, "/", "user_impersonation"));
-    }
-    if (resp != NULL && !v2) {
-        snprintf(num, sizeof(num), "%lld", now + life);
-        snprintf(nbf, sizeof(nbf), "%lld", now);
-        json_object_set_new(resp, "expires_on", json_string(num));
-        json_object_set_new(resp, "not_before", json_string(nbf));
-        json_object_set_new(resp, "resource", json_string(resource));
-    }
-    vd_add_header(r, "Cache-Control", "no-store, no-cache");
-    vd_add_header(r, "Pragma", "no-cache");
-    vd_reply_json(r, 200, resp);
+    vd_tok_check(r, t, &t->p, t->secret, vd_tok_client_checked); /* answers; owns t */
+    return;
 done:
-    if (token != NULL)
-        vd_free_secret(token, strlen(token));
-    OPENSSL_cleanse(&p, sizeof(p));
-    vd_params_clear(&form);
+    vd_tok_free(t);
 }
 
 /* The authority clients reached us by (scheme + Host, when that names this instance), else the

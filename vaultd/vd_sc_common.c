@@ -47,6 +47,11 @@ bool vd_sc_vault_only(vd_req *r, vd_vault_info *info)
     return true;
 }
 
+json_t *vd_sc_vault_body(vd_req *r, vd_vault_info *info)
+{
+    return vd_sc_vault_only(r, info) ? vd_req_json_body(r) : NULL;
+}
+
 const char *vd_sc_recovery_level(const vd_vault_info *info)
 {
     bool custom = info->retention_days < 90;

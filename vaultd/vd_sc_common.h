@@ -25,6 +25,8 @@ bool vd_sc_name_ok(const char *name); /* 1-127 of [0-9A-Za-z-] */
 /* Reads the vault's kind and recovery settings; false after answering (400 BadParameter for a
  * managed HSM pool, which has no secrets or certificates, as the router does; or 500). */
 bool vd_sc_vault_only(vd_req *r, vd_vault_info *info);
+/* vd_sc_vault_only, then the request's JSON object body; NULL after answering. */
+json_t *vd_sc_vault_body(vd_req *r, vd_vault_info *info);
 /* "Recoverable+Purgeable", "Recoverable", "CustomizedRecoverable+Purgeable", ... */
 const char *vd_sc_recovery_level(const vd_vault_info *info);
 

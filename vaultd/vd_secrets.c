@@ -164,6 +164,17 @@ static void vd_secret_deleted_conflict(vd_req *r, const char *name)
 }
 
 /* Encrypts value into row (row->vault/name/version set). */
+/* A certificate's secret changes only through the certificate: false after 403 Forbidden. */
+static bool vd_secret_unmanaged(vd_req *r, const vd_secret_row *row, const char *op)
+{
+    if (!row->managed)
+        return true;
+    vd_reply_error(r, 403, "Forbidden", NULL,
+                   "Secret %s is managed by a certificate: %s the certificate instead.", row->name,
+                   op);
+    return false;
+}
+
 static kv_rv vd_secret_seal_into(const vd_req *r, vd_secret_row *row, const uint8_t *value,
                                  size_t len)
 {
@@ -446,12 +457,8 @@ void vd_secrets_update(vd_req *r, const char *name, const char *version)
     body = vd_req_json_body(r);
     if (body == NULL)
         goto done;
-    if (row.managed) {
-        vd_reply_error(r, 403, "Forbidden", NULL,
-                       "Secret %s is managed by a certificate: update the certificate instead.",
-                       row.name);
+    if (!vd_secret_unmanaged(r, &row, "update"))
         goto done;
-    }
     vd_secret_attrs_of(&row, &a);
     if (!vd_sc_parse_attrs(r, json_object_get(body, "attributes"), &a) ||
         !vd_sc_parse_tags(r, json_object_get(body, "tags"), &row.tags))
@@ -497,12 +504,8 @@ void vd_secrets_delete(vd_req *r, const char *name, const char *version)
     (void)version;
     if (!vd_sc_vault_only(r, &info) || !vd_secret_load(r, name, NULL, false, &row))
         goto done;
-    if (row.managed) {
-        vd_reply_error(r, 403, "Forbidden", NULL,
-                       "Secret %s is managed by a certificate: delete the certificate instead.",
-                       row.name);
+    if (!vd_secret_unmanaged(r, &row, "delete"))
         goto done;
-    }
     rv = vd_store_secret_set_deleted(r->store, r->vault.name, row.name, true, now,
                                      now + 86400LL * info.retention_days);
     if (rv == KV_ERR_NOT_FOUND) {
@@ -541,12 +544,8 @@ void vd_secrets_recover(vd_req *r, const char *name, const char *version)
     (void)version;
     if (!vd_sc_vault_only(r, &info) || !vd_secret_load(r, name, NULL, true, &row))
         goto done;
-    if (row.managed) {
-        vd_reply_error(r, 403, "Forbidden", NULL,
-                       "Secret %s is managed by a certificate: recover the certificate instead.",
-                       row.name);
+    if (!vd_secret_unmanaged(r, &row, "recover"))
         goto done;
-    }
     if (vd_store_secret_set_deleted(r->store, r->vault.name, row.name, false, 0, 0) != KV_OK) {
         vd_reply_error(r, 500, "InternalServerError", NULL, "The secret could not be recovered.");
         goto done;
@@ -572,12 +571,8 @@ void vd_secrets_purge(vd_req *r, const char *name, const char *version)
                        "after the retention period has passed.");
         goto done;
     }
-    if (row.managed) {
-        vd_reply_error(r, 403, "Forbidden", NULL,
-                       "Secret %s is managed by a certificate: purge the certificate instead.",
-                       row.name);
+    if (!vd_secret_unmanaged(r, &row, "purge"))
         goto done;
-    }
     if (vd_store_secret_purge(r->store, r->vault.name, row.name, true) != KV_OK) {
         vd_reply_error(r, 500, "InternalServerError", NULL, "The secret could not be purged.");
         goto done;
@@ -687,9 +682,7 @@ void vd_secrets_restore(vd_req *r, const char *name, const char *version)
 
     (void)name;
     (void)version;
-    if (!vd_sc_vault_only(r, &info))
-        goto done;
-    body = vd_req_json_body(r);
+    body = vd_sc_vault_body(r, &info);
     if (body == NULL)
         goto done;
     v = json_object_get(body, "value");

@@ -102,8 +102,15 @@ kv_rv vd_store_key_versions(vd_store *st, const char *vault, const char *name, l
 void vd_key_row_clear(vd_key_row *row);
 /* For store files that query keys themselves (vd_store_keys.c): */
 struct sqlite3_stmt;
-extern const char vd_key_cols[]; /* the columns vd_key_row_from_stmt reads, in order */
+#define VD_KEY_COLS                                                                                \
+    "seq, vault, name, version, kty, hsm, created, updated, enabled, nbf, exp, key_ops, tags,"     \
+    " public_der, wrapped_key, iv, hsm_ref"
+extern const char vd_key_cols[]; /* VD_KEY_COLS: the columns vd_key_row_from_stmt reads */
 kv_rv vd_key_row_from_stmt(struct sqlite3_stmt *stmt, vd_key_row *row);
+/* Inserts one version as given (keys.managed = managed) in the current transaction; fills
+ * row->seq. No checks: the callers validate and hold the transaction. */
+struct sqlite3;
+kv_rv vd_key_row_insert(struct sqlite3 *db, vd_key_row *row, bool managed);
 void vd_key_rows_free(vd_key_row *rows, size_t n);
 
 #endif

@@ -11,23 +11,16 @@
 #include <sqlite3.h>
 
 #include "vd_store_rbac.h"
+#include "vd_store_util.h"
 #include "vd_util.h"
 
 /* Guarded ALTER TABLE ... ADD COLUMN: "duplicate column name" means already there. */
 static kv_rv vd_add_column(sqlite3 *db, const char *table, const char *coldef)
 {
-    char sql[256], *msg = NULL;
-    kv_rv rv = KV_OK;
+    char sql[256];
 
     snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN %s", table, coldef);
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        if (msg == NULL || strstr(msg, "duplicate column name") == NULL) {
-            fprintf(stderr, "vaultd: sqlite: %s: %s\n", sql, msg ? msg : "error");
-            rv = KV_ERR_INTERNAL;
-        }
-    }
-    sqlite3_free(msg);
-    return rv;
+    return vd_sql_add_column(db, sql);
 }
 
 kv_rv vd_store_admin_migrate(vd_store *st)
@@ -51,22 +44,6 @@ kv_rv vd_store_admin_migrate(vd_store *st)
     return rv;
 }
 
-static kv_rv vd_prep(sqlite3 *db, const char *sql, sqlite3_stmt **stmt)
-{
-    if (sqlite3_prepare_v2(db, sql, -1, stmt, NULL) != SQLITE_OK) {
-        fprintf(stderr, "vaultd: sqlite prepare: %s\n", sqlite3_errmsg(db));
-        return KV_ERR_INTERNAL;
-    }
-    return KV_OK;
-}
-
-static void vd_text(char *dst, size_t dstlen, sqlite3_stmt *stmt, int col)
-{
-    const unsigned char *s = sqlite3_column_text(stmt, col);
-
-    snprintf(dst, dstlen, "%s", s ? (const char *)s : "");
-}
-
 #define VD_PROPS_COLS                                                                              \
     "SELECT name, tenant_id, kind, sku, location, retention_days, purge_protection, is_default,"   \
     " created FROM vaults"
@@ -74,11 +51,11 @@ static void vd_text(char *dst, size_t dstlen, sqlite3_stmt *stmt, int col)
 static void vd_props_from_stmt(sqlite3_stmt *stmt, vd_vault_props *p)
 {
     memset(p, 0, sizeof(*p));
-    vd_text(p->name, sizeof(p->name), stmt, 0);
-    vd_text(p->tenant_id, sizeof(p->tenant_id), stmt, 1);
-    vd_text(p->kind, sizeof(p->kind), stmt, 2);
-    vd_text(p->sku, sizeof(p->sku), stmt, 3);
-    vd_text(p->location, sizeof(p->location), stmt, 4);
+    vd_col_copy_text(p->name, sizeof(p->name), stmt, 0);
+    vd_col_copy_text(p->tenant_id, sizeof(p->tenant_id), stmt, 1);
+    vd_col_copy_text(p->kind, sizeof(p->kind), stmt, 2);
+    vd_col_copy_text(p->sku, sizeof(p->sku), stmt, 3);
+    vd_col_copy_text(p->location, sizeof(p->location), stmt, 4);
     p->retention_days = sqlite3_column_int(stmt, 5);
     p->purge_protection = sqlite3_column_int(stmt, 6) != 0;
     p->is_default = sqlite3_column_int(stmt, 7) != 0;
@@ -90,67 +67,45 @@ kv_rv vd_store_vault_props_get(vd_store *st, const char *name, vd_vault_props *o
     sqlite3 *db = vd_store_sqlite(st);
     sqlite3_stmt *stmt = NULL;
     kv_rv rv;
-    int rc;
 
     if (db == NULL || name == NULL || out == NULL)
         return KV_ERR_INVALID_ARG;
-    rv = vd_prep(db, VD_PROPS_COLS " WHERE name = ?1", &stmt);
+    rv = vd_stmt_prepare(db, &stmt, VD_PROPS_COLS " WHERE name = ?1", "t", name);
     if (rv != KV_OK)
         return rv;
-    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_TRANSIENT);
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW)
+    rv = vd_stmt_row(stmt);
+    if (rv == KV_OK)
         vd_props_from_stmt(stmt, out);
-    rv = rc == SQLITE_ROW ? KV_OK : rc == SQLITE_DONE ? KV_ERR_NOT_FOUND : KV_ERR_INTERNAL;
     sqlite3_finalize(stmt);
     return rv;
+}
+
+static kv_rv vd_props_read(sqlite3_stmt *stmt, void *row)
+{
+    vd_props_from_stmt(stmt, row);
+    return KV_OK;
 }
 
 kv_rv vd_store_vault_props_list(vd_store *st, const char *tenant_id, const char *kind,
                                 vd_vault_props **out, size_t *n)
 {
-    sqlite3 *db = vd_store_sqlite(st);
+    static const vd_row_type props_row = {sizeof(vd_vault_props), vd_props_read, NULL};
     sqlite3_stmt *stmt = NULL;
-    vd_vault_props *arr = NULL, *grown;
-    size_t count = 0, cap = 0;
+    void *arr = NULL;
     kv_rv rv;
-    int rc;
 
-    if (db == NULL || out == NULL || n == NULL)
+    if (out == NULL || n == NULL)
         return KV_ERR_INVALID_ARG;
-    rv = vd_prep(db,
-                 VD_PROPS_COLS " WHERE (?1 IS NULL OR tenant_id = ?1) AND (?2 IS NULL OR kind = ?2)"
-                               " ORDER BY name",
-                 &stmt);
+    rv = vd_stmt_prepare(vd_store_sqlite(st), &stmt,
+                         VD_PROPS_COLS " WHERE (?1 IS NULL OR tenant_id = ?1) AND"
+                                       " (?2 IS NULL OR kind = ?2) ORDER BY name",
+                         "tt", tenant_id, kind);
     if (rv != KV_OK)
         return rv;
-    if (tenant_id != NULL)
-        sqlite3_bind_text(stmt, 1, tenant_id, -1, SQLITE_TRANSIENT);
-    if (kind != NULL)
-        sqlite3_bind_text(stmt, 2, kind, -1, SQLITE_TRANSIENT);
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if (count == cap) {
-            cap = cap ? 2 * cap : 8;
-            grown = realloc(arr, cap * sizeof(*arr));
-            if (grown == NULL) {
-                rv = KV_ERR_NOMEM;
-                goto done;
-            }
-            arr = grown;
-        }
-        vd_props_from_stmt(stmt, &arr[count++]);
-    }
-    if (rc != SQLITE_DONE) {
-        rv = KV_ERR_INTERNAL;
-        goto done;
-    }
-    *out = arr;
-    *n = count;
-    arr = NULL;
-    rv = KV_OK;
-done:
+    rv = vd_stmt_collect(stmt, &props_row, VD_STMT_ALL, &arr, n);
     sqlite3_finalize(stmt);
-    free(arr);
+    if (rv == KV_OK)
+        *out = arr;
     return rv;
 }
 
@@ -158,10 +113,8 @@ kv_rv vd_store_vault_create(vd_store *st, const vd_vault_props *p, const char *r
                             const char *const *admins, size_t nadmins, const char *role_id)
 {
     sqlite3 *db = vd_store_sqlite(st);
-    sqlite3_stmt *stmt = NULL;
     size_t i;
     kv_rv rv;
-    int rc;
 
     if (db == NULL || p == NULL || resource == NULL || (nadmins > 0 && admins == NULL) ||
         role_id == NULL)
@@ -169,36 +122,19 @@ kv_rv vd_store_vault_create(vd_store *st, const vd_vault_props *p, const char *r
     rv = vd_store_begin(st);
     if (rv != KV_OK)
         return rv;
-    rv = vd_prep(db,
-                 "INSERT INTO vaults (name, tenant_id, resource, is_default, created, kind,"
-                 " retention_days, purge_protection, sku, location)"
-                 " VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9)",
-                 &stmt);
-    if (rv != KV_OK)
-        goto done;
-    sqlite3_bind_text(stmt, 1, p->name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 2, p->tenant_id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 3, resource, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(stmt, 4, vd_now());
-    sqlite3_bind_text(stmt, 5, p->kind, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(stmt, 6, p->retention_days);
-    sqlite3_bind_int(stmt, 7, p->purge_protection ? 1 : 0);
-    sqlite3_bind_text(stmt, 8, p->sku, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 9, p->location, -1, SQLITE_TRANSIENT);
-    rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
-    stmt = NULL;
-    if (rc != SQLITE_DONE) {
-        rv = (rc & 0xff) == SQLITE_CONSTRAINT ? KV_ERR_CONFLICT : KV_ERR_INTERNAL;
-        goto done;
-    }
+    rv = vd_stmt_run(db, NULL,
+                     "INSERT INTO vaults (name, tenant_id, resource, is_default, created, kind,"
+                     " retention_days, purge_protection, sku, location)"
+                     " VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9)",
+                     "tttitiitt", p->name, p->tenant_id, resource, vd_now(), p->kind,
+                     (long long)p->retention_days, (long long)(p->purge_protection ? 1 : 0), p->sku,
+                     p->location);
     for (i = 0; i < nadmins && rv == KV_OK; i++)
         rv = vd_store_add_role_assignment(st, p->name, "/", admins[i], role_id);
     if (rv == KV_OK && nadmins > 0) /* pools: the creator also gets key roles (vd_store_rbac.h) */
         rv = vd_store_rbac_grant_creator(st, p->name, p->kind, admins[0]);
     if (rv == KV_OK)
         rv = vd_store_commit(st);
-done:
     if (rv != KV_OK)
         vd_store_rollback(st);
     return rv;
@@ -206,22 +142,16 @@ done:
 
 kv_rv vd_store_vault_enable_purge_protection(vd_store *st, const char *name)
 {
-    sqlite3 *db = vd_store_sqlite(st);
-    sqlite3_stmt *stmt = NULL;
+    int changes = 0;
     kv_rv rv;
-    int rc;
 
-    if (db == NULL || name == NULL)
+    if (name == NULL)
         return KV_ERR_INVALID_ARG;
-    rv = vd_prep(db, "UPDATE vaults SET purge_protection = 1 WHERE name = ?1", &stmt);
+    rv = vd_stmt_run(vd_store_sqlite(st), &changes,
+                     "UPDATE vaults SET purge_protection = 1 WHERE name = ?1", "t", name);
     if (rv != KV_OK)
-        return rv;
-    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_TRANSIENT);
-    rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_DONE)
         return KV_ERR_INTERNAL;
-    return sqlite3_changes(db) > 0 ? KV_OK : KV_ERR_NOT_FOUND;
+    return changes > 0 ? KV_OK : KV_ERR_NOT_FOUND;
 }
 
 /* Calls fn(db, quoted table name, name, arg) for every table with a `vault` column except
@@ -235,11 +165,11 @@ static kv_rv vd_each_vault_table(sqlite3 *db, const char *name, vd_table_fn fn, 
     kv_rv rv;
     int rc;
 
-    rv = vd_prep(db,
-                 "SELECT m.name FROM sqlite_master m, pragma_table_info(m.name) c"
-                 " WHERE m.type = 'table' AND c.name = 'vault'"
-                 " AND m.name NOT IN ('vaults', 'role_assignments') ORDER BY m.name",
-                 &stmt);
+    rv = vd_stmt_prepare(db, &stmt,
+                         "SELECT m.name FROM sqlite_master m, pragma_table_info(m.name) c"
+                         " WHERE m.type = 'table' AND c.name = 'vault'"
+                         " AND m.name NOT IN ('vaults', 'role_assignments') ORDER BY m.name",
+                         NULL);
     if (rv != KV_OK)
         return rv;
     while (rv == KV_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -272,10 +202,9 @@ static kv_rv vd_count_rows(sqlite3 *db, const char *qtable, const char *name, vo
     kv_rv rv;
 
     snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s WHERE vault = ?1", qtable);
-    rv = vd_prep(db, sql, &stmt);
+    rv = vd_stmt_prepare(db, &stmt, sql, "t", name);
     if (rv != KV_OK)
         return rv;
-    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_TRANSIENT);
     if (sqlite3_step(stmt) == SQLITE_ROW)
         *count += sqlite3_column_int64(stmt, 0);
     else
@@ -296,80 +225,35 @@ kv_rv vd_store_vault_object_count(vd_store *st, const char *name, long long *cou
 
 void vd_store_strings_free(char **s, size_t n)
 {
-    size_t i;
-
-    if (s == NULL)
-        return;
-    for (i = 0; i < n; i++)
-        free(s[i]);
-    free(s);
+    vd_strings_free(s, n);
 }
 
 kv_rv vd_store_vault_key_versions(vd_store *st, const char *name, char ***out, size_t *n)
 {
-    sqlite3 *db = vd_store_sqlite(st);
     sqlite3_stmt *stmt = NULL;
-    char **arr = NULL, **grown;
-    size_t count = 0, cap = 0;
     kv_rv rv;
-    int rc;
 
-    if (db == NULL || name == NULL || out == NULL || n == NULL)
+    if (name == NULL || out == NULL || n == NULL)
         return KV_ERR_INVALID_ARG;
-    rv = vd_prep(db, "SELECT version FROM keys WHERE vault = ?1", &stmt);
+    rv = vd_stmt_prepare(vd_store_sqlite(st), &stmt, "SELECT version FROM keys WHERE vault = ?1",
+                         "t", name);
     if (rv != KV_OK)
         return rv;
-    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_TRANSIENT);
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        const unsigned char *v = sqlite3_column_text(stmt, 0);
-
-        if (count == cap) {
-            cap = cap ? 2 * cap : 16;
-            grown = realloc(arr, cap * sizeof(*arr));
-            if (grown == NULL) {
-                rv = KV_ERR_NOMEM;
-                goto done;
-            }
-            arr = grown;
-        }
-        arr[count] = strdup(v ? (const char *)v : "");
-        if (arr[count] == NULL) {
-            rv = KV_ERR_NOMEM;
-            goto done;
-        }
-        count++;
-    }
-    if (rc != SQLITE_DONE) {
-        rv = KV_ERR_INTERNAL;
-        goto done;
-    }
-    *out = arr;
-    *n = count;
-    arr = NULL;
-    count = 0;
-done:
+    rv = vd_stmt_collect_text(stmt, VD_STMT_ALL, out, n);
     sqlite3_finalize(stmt);
-    vd_store_strings_free(arr, count);
     return rv;
 }
 
 /* arg NULL: rows whose `vault` is name; else arg names the column to match. */
 static kv_rv vd_delete_rows(sqlite3 *db, const char *qtable, const char *name, void *arg)
 {
-    sqlite3_stmt *stmt = NULL;
     char sql[400];
     kv_rv rv;
-    int rc;
 
     snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE %s = ?1", qtable,
              arg != NULL ? (const char *)arg : "vault");
-    rv = vd_prep(db, sql, &stmt);
-    if (rv != KV_OK)
-        return rv;
-    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_TRANSIENT);
-    rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
-    return rc == SQLITE_DONE ? KV_OK : KV_ERR_INTERNAL;
+    rv = vd_stmt_run(db, NULL, sql, "t", name);
+    return rv == KV_OK || rv == KV_ERR_INVALID_ARG ? rv : KV_ERR_INTERNAL;
 }
 
 kv_rv vd_store_vault_delete(vd_store *st, const char *name)
@@ -408,24 +292,19 @@ kv_rv vd_store_is_tenant_admin(vd_store *st, const char *principal, const char *
     sqlite3 *db = vd_store_sqlite(st);
     sqlite3_stmt *stmt = NULL;
     kv_rv rv;
-    int rc;
 
     if (db == NULL || principal == NULL || default_vault == NULL || is_admin == NULL)
         return KV_ERR_INVALID_ARG;
     *is_admin = false;
-    rv = vd_prep(db,
-                 "SELECT 1 FROM principals WHERE client_id = ?1 AND tenant_admin != 0"
-                 " UNION ALL SELECT 1 FROM role_assignments WHERE vault = ?2 AND"
-                 " principal_id = ?1 AND role_id = ?3 AND scope = '/' LIMIT 1",
-                 &stmt);
+    rv = vd_stmt_prepare(db, &stmt,
+                         "SELECT 1 FROM principals WHERE client_id = ?1 AND tenant_admin != 0"
+                         " UNION ALL SELECT 1 FROM role_assignments WHERE vault = ?2 AND"
+                         " principal_id = ?1 AND role_id = ?3 AND scope = '/' LIMIT 1",
+                         "ttt", principal, default_vault, VD_ROLE_ID_KV_ADMINISTRATOR);
     if (rv != KV_OK)
         return rv;
-    sqlite3_bind_text(stmt, 1, principal, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 2, default_vault, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 3, VD_ROLE_ID_KV_ADMINISTRATOR, -1, SQLITE_TRANSIENT);
-    rc = sqlite3_step(stmt);
-    *is_admin = rc == SQLITE_ROW;
-    rv = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? KV_OK : KV_ERR_INTERNAL;
+    rv = vd_stmt_row(stmt);
+    *is_admin = rv == KV_OK;
     sqlite3_finalize(stmt);
-    return rv;
+    return rv == KV_ERR_NOT_FOUND ? KV_OK : rv;
 }

@@ -10,6 +10,8 @@
 #include <sqlite3.h>
 
 #include "vd_store_secrets.h"
+#include "vd_store_util.h"
+#include "vd_store_versioned.h"
 
 static const char vd_certs_schema[] =
     "CREATE TABLE IF NOT EXISTS certificates ("
@@ -34,18 +36,6 @@ static const char vd_cert_cols[] = "seq, vault, name, version, created, updated,
                                    " exp, tags, cer, x5t, deleted, deleted_date,"
                                    " scheduled_purge_date";
 
-static kv_rv vd_cexec(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        fprintf(stderr, "vaultd: sqlite: %s\n", msg ? msg : "error");
-        sqlite3_free(msg);
-        return KV_ERR_INTERNAL;
-    }
-    return KV_OK;
-}
-
 kv_rv vd_store_certs_migrate(vd_store *st)
 {
     sqlite3 *db = vd_store_sqlite(st);
@@ -53,7 +43,7 @@ kv_rv vd_store_certs_migrate(vd_store *st)
 
     if (db == NULL)
         return KV_ERR_INVALID_ARG;
-    rv = vd_cexec(db, vd_certs_schema);
+    rv = vd_sql_exec(db, vd_certs_schema);
     /* shared columns, exactly as agreed in the team notes */
     if (rv == KV_OK)
         rv = vd_store_add_column(st,
@@ -77,45 +67,6 @@ void vd_cert_row_clear(vd_cert_row *row)
     memset(row, 0, sizeof(*row));
 }
 
-void vd_cert_rows_free(vd_cert_row *rows, size_t n)
-{
-    size_t i;
-
-    if (rows == NULL)
-        return;
-    for (i = 0; i < n; i++)
-        vd_cert_row_clear(&rows[i]);
-    free(rows);
-}
-
-static kv_rv vd_cprepare(sqlite3 *db, const char *sql, sqlite3_stmt **stmt)
-{
-    if (sqlite3_prepare_v2(db, sql, -1, stmt, NULL) != SQLITE_OK) {
-        fprintf(stderr, "vaultd: sqlite prepare: %s\n", sqlite3_errmsg(db));
-        return KV_ERR_INTERNAL;
-    }
-    return KV_OK;
-}
-
-static kv_rv vd_cstep_done(sqlite3 *db, sqlite3_stmt *stmt)
-{
-    int rc = sqlite3_step(stmt);
-
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_DONE) {
-        fprintf(stderr, "vaultd: sqlite step: %s\n", sqlite3_errmsg(db));
-        return rc == SQLITE_CONSTRAINT ? KV_ERR_CONFLICT : KV_ERR_INTERNAL;
-    }
-    return KV_OK;
-}
-
-static void vd_ccopy_text(char *dst, size_t dstlen, sqlite3_stmt *stmt, int col)
-{
-    const unsigned char *s = sqlite3_column_text(stmt, col);
-
-    snprintf(dst, dstlen, "%s", s ? (const char *)s : "");
-}
-
 static kv_rv vd_cert_row_from_stmt(sqlite3_stmt *stmt, vd_cert_row *row)
 {
     const unsigned char *t;
@@ -124,9 +75,9 @@ static kv_rv vd_cert_row_from_stmt(sqlite3_stmt *stmt, vd_cert_row *row)
 
     memset(row, 0, sizeof(*row));
     row->seq = sqlite3_column_int64(stmt, 0);
-    vd_ccopy_text(row->vault, sizeof(row->vault), stmt, 1);
-    vd_ccopy_text(row->name, sizeof(row->name), stmt, 2);
-    vd_ccopy_text(row->version, sizeof(row->version), stmt, 3);
+    vd_col_copy_text(row->vault, sizeof(row->vault), stmt, 1);
+    vd_col_copy_text(row->name, sizeof(row->name), stmt, 2);
+    vd_col_copy_text(row->version, sizeof(row->version), stmt, 3);
     row->created = sqlite3_column_int64(stmt, 4);
     row->updated = sqlite3_column_int64(stmt, 5);
     row->enabled = sqlite3_column_int(stmt, 6) != 0;
@@ -143,7 +94,7 @@ static kv_rv vd_cert_row_from_stmt(sqlite3_stmt *stmt, vd_cert_row *row)
         goto fail;
     memcpy(row->cer, b, (size_t)n);
     row->cer_len = (size_t)n;
-    vd_ccopy_text(row->x5t, sizeof(row->x5t), stmt, 11);
+    vd_col_copy_text(row->x5t, sizeof(row->x5t), stmt, 11);
     row->deleted = sqlite3_column_int(stmt, 12) != 0;
     row->deleted_date = sqlite3_column_int64(stmt, 13);
     row->purge_date = sqlite3_column_int64(stmt, 14);
@@ -155,202 +106,86 @@ fail:
 
 kv_rv vd_store_cert_is_deleted(vd_store *st, const char *vault, const char *name, bool *deleted)
 {
-    sqlite3 *db = vd_store_sqlite(st);
-    sqlite3_stmt *stmt = NULL;
-    kv_rv rv;
-    int rc;
+    bool live;
 
-    if (db == NULL || vault == NULL || name == NULL || deleted == NULL)
-        return KV_ERR_INVALID_ARG;
-    rv = vd_cprepare(db,
-                     "SELECT 1 FROM certificates WHERE vault = ?1 AND name = ?2 AND deleted = 1"
-                     " LIMIT 1",
-                     &stmt);
+    return vd_vobj_name_state(vd_store_sqlite(st), "certificates", vault, name, NULL, 0, &live,
+                              deleted);
+}
+
+/* Inserts one certificate version as given in the current transaction; fills row->seq. */
+static kv_rv vd_cert_row_insert(sqlite3 *db, vd_cert_row *row)
+{
+    sqlite3_stmt *stmt = NULL;
+    char sql[512];
+    kv_rv rv;
+
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO certificates (%s) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+             " ?10, ?11, 0, NULL, NULL)",
+             vd_cert_cols);
+    rv = vd_stmt_prepare(db, &stmt, sql, "tttiiiiitbt", row->vault, row->name, row->version,
+                         row->created, row->updated, (long long)(row->enabled ? 1 : 0), row->nbf,
+                         row->exp, row->tags, row->cer, row->cer_len, row->x5t);
     if (rv != KV_OK)
         return rv;
-    sqlite3_bind_text(stmt, 1, vault, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 2, name, -1, SQLITE_TRANSIENT);
-    rc = sqlite3_step(stmt);
-    *deleted = rc == SQLITE_ROW;
-    sqlite3_finalize(stmt);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? KV_OK : KV_ERR_INTERNAL;
+    if (!row->has_nbf)
+        sqlite3_bind_null(stmt, 7);
+    if (!row->has_exp)
+        sqlite3_bind_null(stmt, 8);
+    rv = vd_stmt_done(db, stmt, NULL);
+    if (rv == KV_OK)
+        row->seq = sqlite3_last_insert_rowid(db);
+    return rv;
 }
 
 kv_rv vd_store_cert_insert(vd_store *st, vd_cert_row *row)
 {
     sqlite3 *db = vd_store_sqlite(st);
-    sqlite3_stmt *stmt = NULL;
-    char sql[512];
-    bool deleted = false;
     kv_rv rv;
-    int rc;
 
     if (db == NULL || row == NULL || row->cer == NULL)
         return KV_ERR_INVALID_ARG;
-    rv = vd_cexec(db, "BEGIN IMMEDIATE");
-    if (rv != KV_OK)
-        return rv;
-    rv = vd_store_cert_is_deleted(st, row->vault, row->name, &deleted);
-    if (rv == KV_OK && deleted)
-        rv = KV_ERR_CONFLICT;
-    if (rv != KV_OK)
-        goto done;
-    rv = vd_cprepare(db, "SELECT name FROM certificates WHERE vault = ?1 AND name = ?2 LIMIT 1",
-                     &stmt);
-    if (rv != KV_OK)
-        goto done;
-    sqlite3_bind_text(stmt, 1, row->vault, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 2, row->name, -1, SQLITE_TRANSIENT);
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW)
-        vd_ccopy_text(row->name, sizeof(row->name), stmt, 0);
-    sqlite3_finalize(stmt);
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO certificates (%s) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-             " ?10, ?11, 0, NULL, NULL)",
-             vd_cert_cols);
-    rv = vd_cprepare(db, sql, &stmt);
-    if (rv != KV_OK)
-        goto done;
-    sqlite3_bind_text(stmt, 1, row->vault, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 2, row->name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 3, row->version, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(stmt, 4, row->created);
-    sqlite3_bind_int64(stmt, 5, row->updated);
-    sqlite3_bind_int(stmt, 6, row->enabled ? 1 : 0);
-    if (row->has_nbf)
-        sqlite3_bind_int64(stmt, 7, row->nbf);
-    if (row->has_exp)
-        sqlite3_bind_int64(stmt, 8, row->exp);
-    if (row->tags != NULL)
-        sqlite3_bind_text(stmt, 9, row->tags, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_blob(stmt, 10, row->cer, (int)row->cer_len, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 11, row->x5t, -1, SQLITE_TRANSIENT);
-    rv = vd_cstep_done(db, stmt);
-    if (rv == KV_OK) {
-        row->seq = sqlite3_last_insert_rowid(db);
-        rv = vd_cexec(db, "COMMIT");
-    }
-done:
-    if (rv != KV_OK)
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    return rv;
+    /* keeps the stored spelling of the name */
+    rv = vd_vobj_txn_begin(db, "certificates", row->vault, row->name, sizeof(row->name),
+                           VD_VOBJ_NOT_DELETED);
+    return rv == KV_OK ? vd_vobj_txn_end(db, vd_cert_row_insert(db, row)) : rv;
+}
+
+VD_ROW_TYPE(vd_cert_row_type, vd_cert_row, vd_cert_row_from_stmt, vd_cert_row_clear);
+static const vd_vobj vd_cert_obj = {"certificates", vd_cert_cols, &vd_cert_row_type};
+
+void vd_cert_rows_free(vd_cert_row *rows, size_t n)
+{
+    vd_rows_free(vd_cert_obj.row, rows, n);
 }
 
 kv_rv vd_store_cert_get(vd_store *st, const char *vault, const char *name, const char *version,
                         bool deleted, vd_cert_row *out)
 {
-    sqlite3 *db = vd_store_sqlite(st);
-    sqlite3_stmt *stmt = NULL;
-    char sql[640];
-    bool latest = version == NULL || version[0] == '\0';
-    kv_rv rv;
-    int rc;
-
-    if (db == NULL || vault == NULL || name == NULL || out == NULL)
-        return KV_ERR_INVALID_ARG;
-    snprintf(sql, sizeof(sql),
-             latest ? "SELECT %s FROM certificates WHERE vault = ?1 AND name = ?2 AND"
-                      " deleted = ?4 ORDER BY seq DESC LIMIT 1"
-                    : "SELECT %s FROM certificates WHERE vault = ?1 AND name = ?2 AND"
-                      " version = ?3 AND deleted = ?4",
-             vd_cert_cols);
-    rv = vd_cprepare(db, sql, &stmt);
-    if (rv != KV_OK)
-        return rv;
-    sqlite3_bind_text(stmt, 1, vault, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 2, name, -1, SQLITE_TRANSIENT);
-    if (!latest)
-        sqlite3_bind_text(stmt, 3, version, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(stmt, 4, deleted ? 1 : 0);
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW)
-        rv = vd_cert_row_from_stmt(stmt, out);
-    else
-        rv = rc == SQLITE_DONE ? KV_ERR_NOT_FOUND : KV_ERR_INTERNAL;
-    sqlite3_finalize(stmt);
-    return rv;
-}
-
-static kv_rv vd_cert_collect(sqlite3_stmt *stmt, size_t limit, vd_cert_row **rows, size_t *n)
-{
-    vd_cert_row *out;
-    size_t count = 0;
-    kv_rv rv = KV_OK;
-    int rc = SQLITE_DONE;
-
-    out = calloc(limit ? limit : 1, sizeof(*out));
-    if (out == NULL)
-        return KV_ERR_NOMEM;
-    while (count < limit && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        rv = vd_cert_row_from_stmt(stmt, &out[count]);
-        if (rv != KV_OK)
-            goto done;
-        count++;
-    }
-    if (count < limit && rc != SQLITE_DONE)
-        rv = KV_ERR_INTERNAL;
-done:
-    if (rv != KV_OK) {
-        vd_cert_rows_free(out, count);
-        return rv;
-    }
-    *rows = out;
-    *n = count;
-    return KV_OK;
+    return vd_vobj_get(vd_store_sqlite(st), &vd_cert_obj, vault, name, version, deleted, out);
 }
 
 kv_rv vd_store_cert_list(vd_store *st, const char *vault, const char *after, bool deleted,
                          size_t limit, vd_cert_row **rows, size_t *n)
 {
-    sqlite3 *db = vd_store_sqlite(st);
-    sqlite3_stmt *stmt = NULL;
-    char sql[900];
-    kv_rv rv;
+    void *arr = NULL;
+    kv_rv rv =
+        vd_vobj_list(vd_store_sqlite(st), &vd_cert_obj, vault, after, deleted, limit, &arr, n);
 
-    if (db == NULL || vault == NULL || rows == NULL || n == NULL)
-        return KV_ERR_INVALID_ARG;
-    snprintf(sql, sizeof(sql),
-             "SELECT %s FROM certificates c WHERE vault = ?1 AND (?2 IS NULL OR name > ?2) AND"
-             " deleted = ?4 AND seq = (SELECT MAX(seq) FROM certificates c2 WHERE"
-             " c2.vault = c.vault AND c2.name = c.name) ORDER BY name LIMIT ?3",
-             vd_cert_cols);
-    rv = vd_cprepare(db, sql, &stmt);
-    if (rv != KV_OK)
-        return rv;
-    sqlite3_bind_text(stmt, 1, vault, -1, SQLITE_TRANSIENT);
-    if (after != NULL)
-        sqlite3_bind_text(stmt, 2, after, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(stmt, 3, (sqlite3_int64)limit);
-    sqlite3_bind_int(stmt, 4, deleted ? 1 : 0);
-    rv = vd_cert_collect(stmt, limit, rows, n);
-    sqlite3_finalize(stmt);
+    if (rv == KV_OK)
+        *rows = arr;
     return rv;
 }
 
 kv_rv vd_store_cert_versions(vd_store *st, const char *vault, const char *name, long long after_seq,
                              size_t limit, vd_cert_row **rows, size_t *n)
 {
-    sqlite3 *db = vd_store_sqlite(st);
-    sqlite3_stmt *stmt = NULL;
-    char sql[640];
-    kv_rv rv;
+    void *arr = NULL;
+    kv_rv rv =
+        vd_vobj_versions(vd_store_sqlite(st), &vd_cert_obj, vault, name, after_seq, limit, &arr, n);
 
-    if (db == NULL || vault == NULL || name == NULL || rows == NULL || n == NULL)
-        return KV_ERR_INVALID_ARG;
-    snprintf(sql, sizeof(sql),
-             "SELECT %s FROM certificates WHERE vault = ?1 AND name = ?2 AND seq > ?3 AND"
-             " deleted = 0 ORDER BY seq LIMIT ?4",
-             vd_cert_cols);
-    rv = vd_cprepare(db, sql, &stmt);
-    if (rv != KV_OK)
-        return rv;
-    sqlite3_bind_text(stmt, 1, vault, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 2, name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(stmt, 3, after_seq);
-    sqlite3_bind_int64(stmt, 4, (sqlite3_int64)limit);
-    rv = vd_cert_collect(stmt, limit, rows, n);
-    sqlite3_finalize(stmt);
+    if (rv == KV_OK)
+        *rows = arr;
     return rv;
 }
 
@@ -359,31 +194,18 @@ kv_rv vd_store_cert_versions(vd_store *st, const char *vault, const char *name, 
 static kv_rv vd_cert_run(sqlite3 *db, const char *sql, const char *vault, const char *name,
                          const char *version, long long a, long long b, int *changes)
 {
-    sqlite3_stmt *stmt = NULL;
-    kv_rv rv = vd_cprepare(db, sql, &stmt);
-
-    if (rv != KV_OK)
-        return rv;
-    sqlite3_bind_text(stmt, 1, vault, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 2, name, -1, SQLITE_TRANSIENT);
-    if (version != NULL)
-        sqlite3_bind_text(stmt, 3, version, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(stmt, 4, a);
-    sqlite3_bind_int64(stmt, 5, b);
-    rv = vd_cstep_done(db, stmt);
-    if (changes != NULL)
-        *changes = sqlite3_changes(db);
-    return rv;
+    return vd_stmt_run(db, changes, sql, "tttii", vault, name, version, a, b);
 }
 
 /* Runs the statements (NULL-terminated) in one transaction; NOT_FOUND if the first changed
  * nothing. */
-static kv_rv vd_cert_txn(sqlite3 *db, const char *const *sqls, const char *vault, const char *name,
+static kv_rv vd_cert_txn(vd_store *st, const char *const *sqls, const char *vault, const char *name,
                          const char *version, long long a, long long b)
 {
+    sqlite3 *db = vd_store_sqlite(st);
     int changes = 0;
     size_t i;
-    kv_rv rv = vd_cexec(db, "BEGIN IMMEDIATE");
+    kv_rv rv = vd_store_begin(st);
 
     if (rv != KV_OK)
         return rv;
@@ -393,81 +215,69 @@ static kv_rv vd_cert_txn(sqlite3 *db, const char *const *sqls, const char *vault
             rv = KV_ERR_NOT_FOUND;
     }
     if (rv == KV_OK)
-        rv = vd_cexec(db, "COMMIT");
+        rv = vd_store_commit(st);
     if (rv != KV_OK)
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        vd_store_rollback(st);
     return rv;
 }
 
 kv_rv vd_store_cert_update(vd_store *st, const vd_cert_row *row)
 {
-    sqlite3 *db = vd_store_sqlite(st);
-    sqlite3_stmt *stmt = NULL;
     static const char *const sqls[] = {
         "UPDATE keys SET enabled = ?4, updated = ?5 WHERE vault = ?1 AND name = ?2 AND"
         " version = ?3 AND managed = 1",
         "UPDATE secrets SET enabled = ?4, updated = ?5 WHERE vault = ?1 AND name = ?2 AND"
         " version = ?3 AND managed = 1",
         NULL};
+    sqlite3 *db = vd_store_sqlite(st);
+    int changes = 0;
     size_t i;
     kv_rv rv;
 
     if (db == NULL || row == NULL)
         return KV_ERR_INVALID_ARG;
-    rv = vd_cexec(db, "BEGIN IMMEDIATE");
+    rv = vd_store_begin(st);
     if (rv != KV_OK)
         return rv;
-    rv = vd_cprepare(db,
+    rv = vd_stmt_run(db, &changes,
                      "UPDATE certificates SET enabled = ?4, tags = ?5, updated = ?6 WHERE"
                      " vault = ?1 AND name = ?2 AND version = ?3 AND deleted = 0",
-                     &stmt);
-    if (rv != KV_OK)
-        goto done;
-    sqlite3_bind_text(stmt, 1, row->vault, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 2, row->name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 3, row->version, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(stmt, 4, row->enabled ? 1 : 0);
-    if (row->tags != NULL)
-        sqlite3_bind_text(stmt, 5, row->tags, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(stmt, 6, row->updated);
-    rv = vd_cstep_done(db, stmt);
-    if (rv == KV_OK && sqlite3_changes(db) == 0)
+                     "tttiti", row->vault, row->name, row->version,
+                     (long long)(row->enabled ? 1 : 0), row->tags, row->updated);
+    if (rv == KV_OK && changes == 0)
         rv = KV_ERR_NOT_FOUND;
     for (i = 0; sqls[i] != NULL && rv == KV_OK; i++)
         rv = vd_cert_run(db, sqls[i], row->vault, row->name, row->version, row->enabled ? 1 : 0,
                          row->updated, NULL);
     if (rv == KV_OK)
-        rv = vd_cexec(db, "COMMIT");
-done:
+        rv = vd_store_commit(st);
     if (rv != KV_OK)
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        vd_store_rollback(st);
     return rv;
 }
 
 kv_rv vd_store_cert_set_deleted(vd_store *st, const char *vault, const char *name, bool deleted,
                                 long long deleted_date, long long purge_date)
 {
-    static const char *const del[] = {
-        "UPDATE certificates SET deleted = 1, deleted_date = ?4, scheduled_purge_date = ?5"
-        " WHERE vault = ?1 AND name = ?2 AND deleted = 0",
-        "UPDATE keys SET deleted = 1, deleted_date = ?4, scheduled_purge_date = ?5"
-        " WHERE vault = ?1 AND name = ?2 AND deleted = 0 AND managed = 1",
-        "UPDATE secrets SET deleted = 1, deleted_date = ?4, scheduled_purge_date = ?5"
-        " WHERE vault = ?1 AND name = ?2 AND deleted = 0 AND managed = 1",
-        NULL};
-    static const char *const rec[] = {
-        "UPDATE certificates SET deleted = 0, deleted_date = NULL, scheduled_purge_date = NULL"
-        " WHERE vault = ?1 AND name = ?2 AND deleted = 1",
-        "UPDATE keys SET deleted = 0, deleted_date = NULL, scheduled_purge_date = NULL"
-        " WHERE vault = ?1 AND name = ?2 AND deleted = 1 AND managed = 1",
-        "UPDATE secrets SET deleted = 0, deleted_date = NULL, scheduled_purge_date = NULL"
-        " WHERE vault = ?1 AND name = ?2 AND deleted = 1 AND managed = 1",
-        NULL};
+    static const char *const tables[][2] = {
+        {"certificates", NULL}, {"keys", " AND managed = 1"}, {"secrets", " AND managed = 1"}};
     sqlite3 *db = vd_store_sqlite(st);
+    size_t i;
+    kv_rv rv;
 
     if (db == NULL || vault == NULL || name == NULL)
         return KV_ERR_INVALID_ARG;
-    return vd_cert_txn(db, deleted ? del : rec, vault, name, NULL, deleted_date, purge_date);
+    rv = vd_store_begin(st);
+    if (rv != KV_OK)
+        return rv;
+    /* NOT_FOUND when the certificate has nothing to change; its key and secret follow it */
+    for (i = 0; i < sizeof(tables) / sizeof(tables[0]) && rv == KV_OK; i++) {
+        rv = vd_vobj_set_deleted(db, tables[i][0], tables[i][1], vault, name, deleted, deleted_date,
+                                 purge_date);
+        if (i > 0 && rv == KV_ERR_NOT_FOUND)
+            rv = KV_OK;
+    }
+    return vd_vobj_txn_end(db, rv);
 }
 
 kv_rv vd_store_cert_purge(vd_store *st, const char *vault, const char *name)
@@ -481,7 +291,7 @@ kv_rv vd_store_cert_purge(vd_store *st, const char *vault, const char *name)
 
     if (db == NULL || vault == NULL || name == NULL)
         return KV_ERR_INVALID_ARG;
-    return vd_cert_txn(db, sqls, vault, name, NULL, 0, 0);
+    return vd_cert_txn(st, sqls, vault, name, NULL, 0, 0);
 }
 
 kv_rv vd_store_cert_unlink(vd_store *st, const char *vault, const char *name, const char *version)
@@ -495,7 +305,7 @@ kv_rv vd_store_cert_unlink(vd_store *st, const char *vault, const char *name, co
 
     if (db == NULL || vault == NULL || name == NULL || version == NULL)
         return KV_ERR_INVALID_ARG;
-    rv = vd_cert_txn(db, sqls, vault, name, version, 0, 0);
+    rv = vd_cert_txn(st, sqls, vault, name, version, 0, 0);
     return rv == KV_ERR_NOT_FOUND ? KV_OK : rv;
 }
 
@@ -518,61 +328,42 @@ kv_rv vd_store_key_set_managed(vd_store *st, const char *vault, const char *name
 kv_rv vd_store_cert_policy_put(vd_store *st, const char *vault, const char *name,
                                const char *policy, const char *pending)
 {
-    sqlite3 *db = vd_store_sqlite(st);
-    sqlite3_stmt *stmt = NULL;
-    kv_rv rv;
-
-    if (db == NULL || vault == NULL || name == NULL || policy == NULL)
+    if (vault == NULL || name == NULL || policy == NULL)
         return KV_ERR_INVALID_ARG;
-    rv = vd_cprepare(db,
-                     "INSERT INTO certificate_policies (vault, name, policy, pending, created,"
-                     " updated) VALUES (?1, ?2, ?3, ?4, strftime('%s','now'),"
-                     " strftime('%s','now')) ON CONFLICT (vault, name) DO UPDATE SET"
-                     " policy = excluded.policy, pending = COALESCE(excluded.pending, pending),"
-                     " updated = excluded.updated",
-                     &stmt);
-    if (rv != KV_OK)
-        return rv;
-    sqlite3_bind_text(stmt, 1, vault, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 2, name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 3, policy, -1, SQLITE_TRANSIENT);
-    if (pending != NULL)
-        sqlite3_bind_text(stmt, 4, pending, -1, SQLITE_TRANSIENT);
-    return vd_cstep_done(db, stmt);
+    return vd_stmt_run(vd_store_sqlite(st), NULL,
+                       "INSERT INTO certificate_policies (vault, name, policy, pending, created,"
+                       " updated) VALUES (?1, ?2, ?3, ?4, strftime('%s','now'),"
+                       " strftime('%s','now')) ON CONFLICT (vault, name) DO UPDATE SET"
+                       " policy = excluded.policy, pending = COALESCE(excluded.pending, pending),"
+                       " updated = excluded.updated",
+                       "tttt", vault, name, policy, pending);
 }
 
 kv_rv vd_store_cert_policy_get(vd_store *st, const char *vault, const char *name, char **policy,
                                char **pending)
 {
-    sqlite3 *db = vd_store_sqlite(st);
     sqlite3_stmt *stmt = NULL;
     const unsigned char *t;
     kv_rv rv;
-    int rc;
 
-    if (db == NULL || vault == NULL || name == NULL || policy == NULL)
+    if (vault == NULL || name == NULL || policy == NULL)
         return KV_ERR_INVALID_ARG;
     *policy = NULL;
     if (pending != NULL)
         *pending = NULL;
-    rv = vd_cprepare(db,
-                     "SELECT policy, pending FROM certificate_policies WHERE vault = ?1 AND"
-                     " name = ?2",
-                     &stmt);
+    rv = vd_stmt_prepare(vd_store_sqlite(st), &stmt,
+                         "SELECT policy, pending FROM certificate_policies WHERE vault = ?1 AND"
+                         " name = ?2",
+                         "tt", vault, name);
     if (rv != KV_OK)
         return rv;
-    sqlite3_bind_text(stmt, 1, vault, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 2, name, -1, SQLITE_TRANSIENT);
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
+    rv = vd_stmt_row(stmt);
+    if (rv == KV_OK) {
         t = sqlite3_column_text(stmt, 0);
         *policy = strdup(t ? (const char *)t : "{}");
-        t = sqlite3_column_text(stmt, 1);
-        if (pending != NULL && t != NULL)
-            *pending = strdup((const char *)t);
+        if (pending != NULL)
+            *pending = vd_col_dup_text(stmt, 1);
         rv = *policy != NULL ? KV_OK : KV_ERR_NOMEM;
-    } else {
-        rv = rc == SQLITE_DONE ? KV_ERR_NOT_FOUND : KV_ERR_INTERNAL;
     }
     sqlite3_finalize(stmt);
     return rv;
@@ -592,18 +383,15 @@ kv_rv vd_store_cert_pending_clear(vd_store *st, const char *vault, const char *n
 
 bool vd_store_key_is_managed(vd_store *st, const char *vault, const char *name, const char *version)
 {
-    sqlite3 *db = vd_store_sqlite(st);
     sqlite3_stmt *stmt = NULL;
     bool managed = false;
 
-    if (db == NULL || vault == NULL || name == NULL || version == NULL ||
-        vd_cprepare(db, "SELECT managed FROM keys WHERE vault = ?1 AND name = ?2 AND version = ?3",
-                    &stmt) != KV_OK)
+    if (vault == NULL || name == NULL || version == NULL ||
+        vd_stmt_prepare(vd_store_sqlite(st), &stmt,
+                        "SELECT managed FROM keys WHERE vault = ?1 AND name = ?2 AND version = ?3",
+                        "ttt", vault, name, version) != KV_OK)
         return false;
-    sqlite3_bind_text(stmt, 1, vault, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 2, name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 3, version, -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(stmt) == SQLITE_ROW)
+    if (vd_stmt_row(stmt) == KV_OK)
         managed = sqlite3_column_int(stmt, 0) != 0;
     sqlite3_finalize(stmt);
     return managed;
@@ -617,24 +405,18 @@ kv_rv vd_store_sc_purge_due(vd_store *st, long long now)
         "DELETE FROM certificates WHERE deleted = 1 AND scheduled_purge_date <= ?1",
         "DELETE FROM secrets WHERE deleted = 1 AND scheduled_purge_date <= ?1", NULL};
     sqlite3 *db = vd_store_sqlite(st);
-    sqlite3_stmt *stmt = NULL;
     size_t i;
     kv_rv rv;
 
     if (db == NULL)
         return KV_ERR_INVALID_ARG;
-    rv = vd_cexec(db, "BEGIN IMMEDIATE");
-    for (i = 0; sqls[i] != NULL && rv == KV_OK; i++) {
-        rv = vd_cprepare(db, sqls[i], &stmt);
-        if (rv != KV_OK)
-            break;
-        sqlite3_bind_int64(stmt, 1, now);
-        rv = vd_cstep_done(db, stmt);
-    }
+    rv = vd_store_begin(st);
+    for (i = 0; sqls[i] != NULL && rv == KV_OK; i++)
+        rv = vd_stmt_run(db, NULL, sqls[i], "i", now);
     if (rv == KV_OK)
-        rv = vd_cexec(db, "COMMIT");
+        rv = vd_store_commit(st);
     else
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        vd_store_rollback(st);
     return rv;
 }
 
@@ -643,134 +425,10 @@ kv_rv vd_store_sc_purge_due(vd_store *st, long long now)
 /* KV_ERR_CONFLICT when table holds any row (live or deleted) of vault/name. */
 static kv_rv vd_cert_name_free(sqlite3 *db, const char *table, const char *vault, const char *name)
 {
-    sqlite3_stmt *stmt = NULL;
-    char sql[160];
-    kv_rv rv;
-    int rc;
+    bool live = false, deleted = false;
+    kv_rv rv = vd_vobj_name_state(db, table, vault, name, NULL, 0, &live, &deleted);
 
-    snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE vault = ?1 AND name = ?2 LIMIT 1", table);
-    rv = vd_cprepare(db, sql, &stmt);
-    if (rv != KV_OK)
-        return rv;
-    sqlite3_bind_text(stmt, 1, vault, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 2, name, -1, SQLITE_TRANSIENT);
-    rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
-    if (rc == SQLITE_ROW)
-        return KV_ERR_CONFLICT;
-    return rc == SQLITE_DONE ? KV_OK : KV_ERR_INTERNAL;
-}
-
-static kv_rv vd_restore_key(sqlite3 *db, vd_key_row *row)
-{
-    sqlite3_stmt *stmt = NULL;
-    kv_rv rv = vd_cprepare(db,
-                           "INSERT INTO keys (vault, name, version, kty, hsm, created, updated,"
-                           " enabled, nbf, exp, key_ops, tags, public_der, wrapped_key, iv,"
-                           " hsm_ref, managed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-                           " ?11, ?12, ?13, ?14, ?15, ?16, 1)",
-                           &stmt);
-
-    if (rv != KV_OK)
-        return rv;
-    sqlite3_bind_text(stmt, 1, row->vault, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 2, row->name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 3, row->version, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 4, row->kty, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(stmt, 5, row->hsm ? 1 : 0);
-    sqlite3_bind_int64(stmt, 6, row->created);
-    sqlite3_bind_int64(stmt, 7, row->updated);
-    sqlite3_bind_int(stmt, 8, row->enabled ? 1 : 0);
-    if (row->has_nbf)
-        sqlite3_bind_int64(stmt, 9, row->nbf);
-    if (row->has_exp)
-        sqlite3_bind_int64(stmt, 10, row->exp);
-    sqlite3_bind_text(stmt, 11, row->key_ops, -1, SQLITE_TRANSIENT);
-    if (row->tags != NULL)
-        sqlite3_bind_text(stmt, 12, row->tags, -1, SQLITE_TRANSIENT);
-    if (row->pub_der != NULL)
-        sqlite3_bind_blob(stmt, 13, row->pub_der, (int)row->pub_len, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_zeroblob(stmt, 13, 0);
-    if (row->wrapped != NULL)
-        sqlite3_bind_blob(stmt, 14, row->wrapped, (int)row->wrapped_len, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_zeroblob(stmt, 14, 0); /* HSM key: the material stays in the pool */
-    sqlite3_bind_blob(stmt, 15, row->iv, VD_IV_LEN, SQLITE_TRANSIENT);
-    if (row->hsm_ref != NULL)
-        sqlite3_bind_text(stmt, 16, row->hsm_ref, -1, SQLITE_TRANSIENT);
-    rv = vd_cstep_done(db, stmt);
-    if (rv == KV_OK)
-        row->seq = sqlite3_last_insert_rowid(db);
-    return rv;
-}
-
-static kv_rv vd_restore_secret(sqlite3 *db, vd_secret_row *row)
-{
-    sqlite3_stmt *stmt = NULL;
-    kv_rv rv = vd_cprepare(db,
-                           "INSERT INTO secrets (vault, name, version, content_type, tags, kid,"
-                           " created, updated, enabled, nbf, exp, managed, value_enc, iv) VALUES"
-                           " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?13)",
-                           &stmt);
-
-    if (rv != KV_OK)
-        return rv;
-    sqlite3_bind_text(stmt, 1, row->vault, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 2, row->name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 3, row->version, -1, SQLITE_TRANSIENT);
-    if (row->content_type != NULL)
-        sqlite3_bind_text(stmt, 4, row->content_type, -1, SQLITE_TRANSIENT);
-    if (row->tags != NULL)
-        sqlite3_bind_text(stmt, 5, row->tags, -1, SQLITE_TRANSIENT);
-    if (row->kid != NULL)
-        sqlite3_bind_text(stmt, 6, row->kid, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(stmt, 7, row->created);
-    sqlite3_bind_int64(stmt, 8, row->updated);
-    sqlite3_bind_int(stmt, 9, row->enabled ? 1 : 0);
-    if (row->has_nbf)
-        sqlite3_bind_int64(stmt, 10, row->nbf);
-    if (row->has_exp)
-        sqlite3_bind_int64(stmt, 11, row->exp);
-    sqlite3_bind_blob(stmt, 12, row->value_enc, (int)row->value_enc_len, SQLITE_TRANSIENT);
-    sqlite3_bind_blob(stmt, 13, row->iv, VD_IV_LEN, SQLITE_TRANSIENT);
-    rv = vd_cstep_done(db, stmt);
-    if (rv == KV_OK)
-        row->seq = sqlite3_last_insert_rowid(db);
-    return rv;
-}
-
-static kv_rv vd_restore_cert(sqlite3 *db, vd_cert_row *row)
-{
-    sqlite3_stmt *stmt = NULL;
-    char sql[512];
-    kv_rv rv;
-
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO certificates (%s) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-             " ?10, ?11, 0, NULL, NULL)",
-             vd_cert_cols);
-    rv = vd_cprepare(db, sql, &stmt);
-    if (rv != KV_OK)
-        return rv;
-    sqlite3_bind_text(stmt, 1, row->vault, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 2, row->name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 3, row->version, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(stmt, 4, row->created);
-    sqlite3_bind_int64(stmt, 5, row->updated);
-    sqlite3_bind_int(stmt, 6, row->enabled ? 1 : 0);
-    if (row->has_nbf)
-        sqlite3_bind_int64(stmt, 7, row->nbf);
-    if (row->has_exp)
-        sqlite3_bind_int64(stmt, 8, row->exp);
-    if (row->tags != NULL)
-        sqlite3_bind_text(stmt, 9, row->tags, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_blob(stmt, 10, row->cer, (int)row->cer_len, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 11, row->x5t, -1, SQLITE_TRANSIENT);
-    rv = vd_cstep_done(db, stmt);
-    if (rv == KV_OK)
-        row->seq = sqlite3_last_insert_rowid(db);
-    return rv;
+    return rv == KV_OK && (live || deleted) ? KV_ERR_CONFLICT : rv;
 }
 
 kv_rv vd_store_cert_restore(vd_store *st, vd_cert_row *certs, size_t ncerts, vd_key_row *keys,
@@ -778,7 +436,6 @@ kv_rv vd_store_cert_restore(vd_store *st, vd_cert_row *certs, size_t ncerts, vd_
                             const char *policy)
 {
     sqlite3 *db = vd_store_sqlite(st);
-    sqlite3_stmt *stmt = NULL;
     const char *vault, *name;
     size_t i;
     kv_rv rv;
@@ -788,37 +445,28 @@ kv_rv vd_store_cert_restore(vd_store *st, vd_cert_row *certs, size_t ncerts, vd_
         return KV_ERR_INVALID_ARG;
     vault = certs[0].vault;
     name = certs[0].name;
-    rv = vd_cexec(db, "BEGIN IMMEDIATE");
+    /* the name must be free for certificates, keys and secrets */
+    rv = vd_vobj_txn_begin(db, "certificates", vault, certs[0].name, 0, VD_VOBJ_NEW);
     if (rv != KV_OK)
         return rv;
-    rv = vd_cert_name_free(db, "certificates", vault, name);
-    if (rv == KV_OK)
-        rv = vd_cert_name_free(db, "keys", vault, name);
+    rv = vd_cert_name_free(db, "keys", vault, name);
     if (rv == KV_OK)
         rv = vd_cert_name_free(db, "secrets", vault, name);
     for (i = 0; i < nkeys && rv == KV_OK; i++)
-        rv = vd_restore_key(db, &keys[i]);
-    for (i = 0; i < nsecrets && rv == KV_OK; i++)
-        rv = vd_restore_secret(db, &secrets[i]);
+        rv = vd_key_row_insert(db, &keys[i], true);
+    for (i = 0; i < nsecrets && rv == KV_OK; i++) {
+        secrets[i].managed = true;
+        rv = vd_secret_row_insert(db, &secrets[i]);
+    }
     for (i = 0; i < ncerts && rv == KV_OK; i++)
-        rv = vd_restore_cert(db, &certs[i]);
+        rv = vd_cert_row_insert(db, &certs[i]);
     if (rv == KV_OK)
-        rv = vd_cprepare(db,
+        rv = vd_stmt_run(db, NULL,
                          "INSERT OR REPLACE INTO certificate_policies (vault, name, policy,"
                          " pending, created, updated) VALUES (?1, ?2, ?3, NULL,"
                          " strftime('%s','now'), strftime('%s','now'))",
-                         &stmt);
-    if (rv == KV_OK) {
-        sqlite3_bind_text(stmt, 1, vault, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(stmt, 2, name, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(stmt, 3, policy, -1, SQLITE_TRANSIENT);
-        rv = vd_cstep_done(db, stmt);
-    }
-    if (rv == KV_OK)
-        rv = vd_cexec(db, "COMMIT");
-    if (rv != KV_OK)
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    return rv;
+                         "ttt", vault, name, policy);
+    return vd_vobj_txn_end(db, rv);
 }
 
 /* ---- contacts and issuers ---- */
@@ -826,31 +474,24 @@ kv_rv vd_store_cert_restore(vd_store *st, vd_cert_row *certs, size_t ncerts, vd_
 kv_rv vd_store_cert_setting_get(vd_store *st, const char *vault, const char *kind, const char *name,
                                 char **doc)
 {
-    sqlite3 *db = vd_store_sqlite(st);
     sqlite3_stmt *stmt = NULL;
     const unsigned char *t;
     kv_rv rv;
-    int rc;
 
-    if (db == NULL || vault == NULL || kind == NULL || name == NULL || doc == NULL)
+    if (vault == NULL || kind == NULL || name == NULL || doc == NULL)
         return KV_ERR_INVALID_ARG;
     *doc = NULL;
-    rv = vd_cprepare(db,
-                     "SELECT doc FROM certificate_settings WHERE vault = ?1 AND kind = ?2 AND"
-                     " name = ?3",
-                     &stmt);
+    rv = vd_stmt_prepare(vd_store_sqlite(st), &stmt,
+                         "SELECT doc FROM certificate_settings WHERE vault = ?1 AND kind = ?2 AND"
+                         " name = ?3",
+                         "ttt", vault, kind, name);
     if (rv != KV_OK)
         return rv;
-    sqlite3_bind_text(stmt, 1, vault, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 2, kind, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 3, name, -1, SQLITE_TRANSIENT);
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
+    rv = vd_stmt_row(stmt);
+    if (rv == KV_OK) {
         t = sqlite3_column_text(stmt, 0);
         *doc = strdup(t ? (const char *)t : "{}");
         rv = *doc != NULL ? KV_OK : KV_ERR_NOMEM;
-    } else {
-        rv = rc == SQLITE_DONE ? KV_ERR_NOT_FOUND : KV_ERR_INTERNAL;
     }
     sqlite3_finalize(stmt);
     return rv;
@@ -859,101 +500,49 @@ kv_rv vd_store_cert_setting_get(vd_store *st, const char *vault, const char *kin
 kv_rv vd_store_cert_setting_put(vd_store *st, const char *vault, const char *kind, const char *name,
                                 const char *doc)
 {
-    sqlite3 *db = vd_store_sqlite(st);
-    sqlite3_stmt *stmt = NULL;
-    kv_rv rv;
-
-    if (db == NULL || vault == NULL || kind == NULL || name == NULL || doc == NULL)
+    if (vault == NULL || kind == NULL || name == NULL || doc == NULL)
         return KV_ERR_INVALID_ARG;
-    rv = vd_cprepare(db,
-                     "INSERT INTO certificate_settings (vault, kind, name, doc) VALUES (?1, ?2,"
-                     " ?3, ?4) ON CONFLICT (vault, kind, name) DO UPDATE SET doc = excluded.doc",
-                     &stmt);
-    if (rv != KV_OK)
-        return rv;
-    sqlite3_bind_text(stmt, 1, vault, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 2, kind, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 3, name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 4, doc, -1, SQLITE_TRANSIENT);
-    return vd_cstep_done(db, stmt);
+    return vd_stmt_run(vd_store_sqlite(st), NULL,
+                       "INSERT INTO certificate_settings (vault, kind, name, doc) VALUES (?1, ?2,"
+                       " ?3, ?4) ON CONFLICT (vault, kind, name) DO UPDATE SET doc = excluded.doc",
+                       "tttt", vault, kind, name, doc);
 }
 
 kv_rv vd_store_cert_setting_delete(vd_store *st, const char *vault, const char *kind,
                                    const char *name)
 {
-    sqlite3 *db = vd_store_sqlite(st);
-    sqlite3_stmt *stmt = NULL;
+    int changes = 0;
     kv_rv rv;
 
-    if (db == NULL || vault == NULL || kind == NULL || name == NULL)
+    if (vault == NULL || kind == NULL || name == NULL)
         return KV_ERR_INVALID_ARG;
-    rv = vd_cprepare(db,
+    rv = vd_stmt_run(vd_store_sqlite(st), &changes,
                      "DELETE FROM certificate_settings WHERE vault = ?1 AND kind = ?2 AND"
                      " name = ?3",
-                     &stmt);
-    if (rv != KV_OK)
-        return rv;
-    sqlite3_bind_text(stmt, 1, vault, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 2, kind, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 3, name, -1, SQLITE_TRANSIENT);
-    rv = vd_cstep_done(db, stmt);
-    if (rv == KV_OK && sqlite3_changes(db) == 0)
-        rv = KV_ERR_NOT_FOUND;
-    return rv;
+                     "ttt", vault, kind, name);
+    return rv == KV_OK && changes == 0 ? KV_ERR_NOT_FOUND : rv;
 }
 
 kv_rv vd_store_cert_setting_list(vd_store *st, const char *vault, const char *kind,
                                  const char *after, size_t limit, char ***docs, size_t *n)
 {
-    sqlite3 *db = vd_store_sqlite(st);
     sqlite3_stmt *stmt = NULL;
-    char **out = NULL;
-    size_t count = 0;
     kv_rv rv;
-    int rc = SQLITE_DONE;
 
-    if (db == NULL || vault == NULL || kind == NULL || docs == NULL || n == NULL)
+    if (vault == NULL || kind == NULL || docs == NULL || n == NULL)
         return KV_ERR_INVALID_ARG;
-    rv = vd_cprepare(db,
-                     "SELECT doc FROM certificate_settings WHERE vault = ?1 AND kind = ?2 AND"
-                     " (?3 IS NULL OR name > ?3) ORDER BY name LIMIT ?4",
-                     &stmt);
+    rv = vd_stmt_prepare(vd_store_sqlite(st), &stmt,
+                         "SELECT doc FROM certificate_settings WHERE vault = ?1 AND kind = ?2 AND"
+                         " (?3 IS NULL OR name > ?3) ORDER BY name LIMIT ?4",
+                         "ttti", vault, kind, after, (long long)limit);
     if (rv != KV_OK)
         return rv;
-    sqlite3_bind_text(stmt, 1, vault, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 2, kind, -1, SQLITE_TRANSIENT);
-    if (after != NULL)
-        sqlite3_bind_text(stmt, 3, after, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(stmt, 4, (sqlite3_int64)limit);
-    out = calloc(limit ? limit : 1, sizeof(*out));
-    if (out == NULL)
-        rv = KV_ERR_NOMEM;
-    while (rv == KV_OK && count < limit && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        const unsigned char *t = sqlite3_column_text(stmt, 0);
-
-        out[count] = strdup(t ? (const char *)t : "{}");
-        if (out[count++] == NULL)
-            rv = KV_ERR_NOMEM;
-    }
-    if (rv == KV_OK && count < limit && rc != SQLITE_DONE)
-        rv = KV_ERR_INTERNAL;
+    rv = vd_stmt_collect_text(stmt, limit, docs, n);
     sqlite3_finalize(stmt);
-    if (rv != KV_OK) {
-        vd_store_cert_docs_free(out, count);
-        return rv;
-    }
-    *docs = out;
-    *n = count;
-    return KV_OK;
+    return rv;
 }
 
 void vd_store_cert_docs_free(char **docs, size_t n)
 {
-    size_t i;
-
-    if (docs == NULL)
-        return;
-    for (i = 0; i < n; i++)
-        free(docs[i]);
-    free(docs);
+    vd_strings_free(docs, n);
 }

@@ -67,6 +67,11 @@ kv_rv vd_store_vault_info(vd_store *st, const char *vault, vd_vault_info *out);
 /* Runs an idempotent ALTER TABLE ... ADD COLUMN (duplicate column = success). */
 kv_rv vd_store_add_column(vd_store *st, const char *sql);
 
+/* Inserts one row as given (managed, attributes) in the current transaction; fills row->seq.
+ * For the store files (vd_store_certs.c restores a certificate's secret versions with it). */
+struct sqlite3;
+kv_rv vd_secret_row_insert(struct sqlite3 *db, vd_secret_row *row);
+
 void vd_secret_row_clear(vd_secret_row *row);
 void vd_secret_rows_free(vd_secret_row *rows, size_t n);
 

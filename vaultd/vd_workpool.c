@@ -52,8 +52,11 @@ static void vd_job_complete(evutil_socket_t fd, short what, void *arg)
     (void)what;
     event_free(job->ev);
     ERR_clear_error();
+    r->deferred = false;
     job->done(r, job->arg, job->rv);
     free(job);
+    if (r->deferred) /* done handed a next step to the pool: that one finishes r */
+        return;
     vd_req_finish(r);
 }
 

@@ -11,9 +11,10 @@
  * there; r->store is that thread's SQLite connection): it writes to the store, replies and
  * frees arg. done is always called exactly once: with work's result, with KV_ERR_SERVER when
  * the job was cancelled at shutdown (work did not run), or inline (before vd_req_defer returns)
- * when there is no pool. A client that disconnects meanwhile does not invalidate r: libevent
- * keeps the request until it is answered and then drops the reply; the store write still
- * happens, so the outcome is consistent. */
+ * when there is no pool. done may itself call vd_req_defer(r, ...) again for a next slow step
+ * (and must not touch r after that). A client that disconnects meanwhile does not invalidate
+ * r: libevent keeps the request until it is answered and then drops the reply; the store write
+ * still happens, so the outcome is consistent. */
 #ifndef VD_WORKPOOL_H
 #define VD_WORKPOOL_H
 

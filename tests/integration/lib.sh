@@ -14,6 +14,18 @@ export OPENSSL_MODULES="$KV_BUILD_DIR"   # so that '-provider kvault' finds kvau
 
 T_TMP=$(mktemp -d /tmp/kvtest.XXXXXX)
 
+# The tests' helpers run Debian's python3 (with python3-cryptography, see install-deps.sh):
+# a version manager's shim earlier in PATH (pyenv) costs about half a second per start, and
+# these tests start python3 a few thousand times. OPENSSL_MODULES (set above for the openssl
+# CLI) is dropped for python3: Debian's python3-cryptography would look for OpenSSL's legacy
+# provider there; no python helper loads kvault as a provider.
+if [ -x /usr/bin/python3 ]; then
+    mkdir -p "$T_TMP/py-bin"
+    printf '#!/bin/sh\nunset OPENSSL_MODULES\nexec /usr/bin/python3 "$@"\n' >"$T_TMP/py-bin/python3"
+    chmod +x "$T_TMP/py-bin/python3"
+    export PATH="$T_TMP/py-bin:$PATH"
+fi
+
 # In a sanitizer build, kvault.so needs the ASan/UBSan runtimes loaded first into the
 # uninstrumented tools that dlopen it. Wrappers early in PATH preload them for exactly those
 # tools (curl and python3 are left alone: they do not load kvault.so, and Debian's curl
@@ -126,10 +138,14 @@ ok() { T_PASS=$((T_PASS + 1)); echo "ok - $*"; }
 not_ok() { T_FAIL=$((T_FAIL + 1)); echo "not ok - $*"; }
 
 # check DESC CMD...: passes when CMD exits 0 (its output goes to $T_TMP/last.out).
+# kv_show_last: the failing command's output as TAP comments, always ending in a newline.
+kv_show_last() {
+    { cat "$T_TMP/last.out"; echo; } | sed -e '$!b' -e '/^$/d' | sed 's/^/    # /' | head -n 30
+}
 check() {
     local desc=$1; shift
     if "$@" >"$T_TMP/last.out" 2>&1; then ok "$desc"; else
-        not_ok "$desc"; sed 's/^/    # /' "$T_TMP/last.out" | head -n 30; fi
+        not_ok "$desc"; kv_show_last; fi
 }
 
 # check_fails_with DESC PATTERN CMD...: passes when CMD exits non-zero, does not crash
@@ -140,7 +156,7 @@ check_fails_with() {
     if [ "$rc" -ne 0 ] && [ "$rc" -lt 128 ] && grep -Eq -- "$pat" "$T_TMP/last.out"; then
         ok "$desc"
     else
-        not_ok "$desc (exit $rc, wanted /$pat/)"; sed 's/^/    # /' "$T_TMP/last.out" | head -n 30
+        not_ok "$desc (exit $rc, wanted /$pat/)"; kv_show_last
     fi
 }
 

@@ -7,7 +7,8 @@
 # token file (re-read when it changes), and the Azure SDK environment variables alone; precedence
 # (configuration over environment); the token cache shared by threads and kept across fork; and
 # clear failures: wrong secret, an assertion signed by another key, a missing or wrong identity
-# header, a challenge from an authority that is not the configured one, a bad token file.
+# header, a challenge from an authority that is not the configured one, a bad token file; and
+# a short-lived token renewed ahead of its expiry.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # The runner's own Azure environment must not leak into these tests.
@@ -337,6 +338,33 @@ time.sleep(0.01); shutil.copy(os.environ["GOOD"], os.environ["T"])
 assert sign(h) == 0
 assert C_Finalize(None) == 0
 PYEOF
+
+# ---- a short-lived token is renewed before it expires (not after a 401) ----
+# vaultd again on the same state and port with 8-second tokens; kvault.so refreshes a quarter of
+# the lifetime ahead: one process signs 4 times 3 s apart -> 2 token fetches and no 401.
+stop_vaultd
+if start_vaultd "${MI_ARGS[@]}" --token-lifetime 8; then
+    KVAULT_CONF="$C_SP1" KVAULT_LOG=debug p11py >"$A/refresh.out" 2>"$A/refresh.err" <<'PYEOF'
+from p11 import *
+import time
+assert C_Initialize(None) == 0
+h = session()
+for i in range(4):
+    if i:
+        time.sleep(3)
+    rv = sign(h)
+    assert rv == 0, (i, rv)
+assert C_Finalize(None) == 0
+PYEOF
+    rc=$?
+    n=$(token_fetches "$A/refresh.err")
+    n401=$(grep -c "answered 401" "$A/refresh.err")
+    [ $rc -eq 0 ] && [ "$n" -eq 2 ] && [ "$n401" -eq 0 ] &&
+        ok "8-second tokens, 4 signatures 3 s apart: all sign, 2 token fetches, no 401 (renewed before expiry)" ||
+        { not_ok "8-second tokens, 4 signatures 3 s apart: all sign, 2 token fetches, no 401 (rc $rc, $n fetches, $n401 401s)"; tail -8 "$A/refresh.err"; }
+else
+    not_ok "vaultd restarts with --token-lifetime 8"
+fi
 
 # ---- no secret or token in what kvault.so logged at debug level ----
 pats=()

@@ -155,6 +155,30 @@ adm() {
     [ -n "${3:-}" ] && args+=(-H 'Content-Type: application/json' --data "$3")
     curl "${args[@]}" "$BASE$2"
 }
+# stored_secret_ok ID SECRET [OTHER_ID]: reads the principals table through SQLite (so rows still
+# in vaultd.db-wal count): ID's row holds a 16-byte salt, a 32-byte hash that is
+# PBKDF2-HMAC-SHA256(SECRET, salt, iterations) with iterations >= 100000, SECRET appears in
+# no stored value (clear or hex) of the whole database, and OTHER_ID's salt differs.
+stored_secret_ok() {
+    python3 - "$VAULTD_STATE/vaultd.db" "$@" <<'PY'
+import hashlib, sqlite3, sys
+db, cid, secret = sys.argv[1:4]
+c = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
+q = "SELECT secret_salt, secret_hash, iterations FROM principals WHERE client_id = ?"
+row = c.execute(q, (cid,)).fetchone()
+assert row is not None, "no principals row for " + cid
+salt, h, it = row
+assert isinstance(salt, bytes) and len(salt) == 16, ("salt", salt)
+assert isinstance(h, bytes) and len(h) == 32, ("hash", h)
+assert isinstance(it, int) and it >= 100000, ("iterations", it)
+assert hashlib.pbkdf2_hmac("sha256", secret.encode(), salt, it) == h, "hash is not PBKDF2 of the secret"
+dump = "\n".join(c.iterdump())
+assert secret not in dump and secret.encode().hex() not in dump.lower(), "secret stored in clear"
+if len(sys.argv) > 4:
+    other = c.execute(q, (sys.argv[4],)).fetchone()
+    assert other is not None and len(other[0]) == 16 and other[0] != salt, ("salts", other, salt)
+PY
+}
 
 # ---- service principals (C1) ----
 check "kvault ad sp create-for-rbac --name app-secret" sh -c "'$KVAULT' ad sp create-for-rbac --name app-secret >'$T_TMP/sp1.json'"
@@ -171,7 +195,8 @@ CODE=$(curl -s -o "$T_TMP/resp.json" -w '%{http_code}' --cacert "$CA" "$TOKEN_UR
     --data-urlencode grant_type=client_credentials --data-urlencode "client_id=$SP1" \
     --data-urlencode "client_secret=not-the-secret" --data-urlencode scope=https://vault.azure.net/.default)
 expect "a wrong secret is refused (AADSTS7000215)" 401 "d['error'] == 'invalid_client' and d['error_codes'] == [7000215]"
-check "the secret is not stored in clear in the database" sh -c "! grep -a -q '$(jget "$T_TMP/sp1.json" "d['password']")' '$VAULTD_STATE/vaultd.db'"
+check "the secret is stored as a salted PBKDF2 hash (16-byte salt, >= 100000 iterations, not in clear; salt differs from the dev principal's)" \
+    stored_secret_ok "$SP1" "$(jget "$T_TMP/sp1.json" "d['password']")" "$(conf_get client_id)"
 
 check "kvault ad sp create-for-rbac --cert --keyout" sh -c "'$KVAULT' ad sp create-for-rbac --name app-cert --cert --keyout '$T_TMP/app-cert.pem' >'$T_TMP/sp2.json'"
 CERT_APP=$(jget "$T_TMP/sp2.json" "d['appId']")
@@ -195,10 +220,11 @@ A=$(mkjwt --key "$T_TMP/app-cert.key" --cert "$T_TMP/app-cert.crt" --aud "$TOKEN
 assertion_token "$A"
 expect "RS256 + x5t assertion: token" 200 "d['token_type'] == 'Bearer'"
 CERT_TOKEN=$(jget "$T_TMP/resp.json" "d['access_token']")
-check "token claims: iss, aud, tid, oid, appid, azp, sub, iat, nbf, exp" python3 -c "
+check "token claims: iss, aud, tid, oid, appid, azp, sub, iat, nbf, exp (lifetime at most 1 h)" python3 -c "
 import json,sys; c=json.loads('''$(claims "$CERT_TOKEN")''')
 assert c['aud']=='https://vault.azure.net' and c['tid']=='$TENANT' and c['oid']==c['appid']==c['azp']==c['sub']=='$CERT_APP', c
-assert c['iss']=='https://localhost:$VAULTD_PORT/$TENANT/v2.0' and c['iat']<=c['nbf']+1 and c['exp']>c['nbf'], c"
+assert c['iss']=='https://localhost:$VAULTD_PORT/$TENANT/v2.0' and c['iat']<=c['nbf']+1 and c['exp']>c['nbf'], c
+assert 0 < c['exp']-c['iat'] <= 3600, ('lifetime', c['exp']-c['iat'])"
 vault_get /keys "$CERT_TOKEN"
 check "the certificate principal's token is accepted by the vault (403: no role yet, not 401)" test "$CODE" = 403
 A=$(mkjwt --alg PS256 --thumb 'x5t#S256' --key "$T_TMP/app-cert.key" --cert "$T_TMP/app-cert.crt" --aud "$TOKEN_URL" --client "$CERT_APP")
@@ -478,7 +504,9 @@ assert d['objectId']==d['id'] and d['userPrincipalName']=='alice@kvtest.example'
 check "kvault ad user create --password" sh -c "'$KVAULT' ad user create --display-name Bob --user-principal-name bob@kvtest.example --password 'Correct-Horse-9' >'$T_TMP/u2.json'"
 check "a given password is not echoed back" python3 -c "
 import json; d=json.load(open('$T_TMP/u2.json')); assert 'password' not in d, d"
-check "the passwords are not stored in clear" sh -c "! grep -a -q -e '$U1_PW' -e 'Correct-Horse-9' '$VAULTD_STATE/vaultd.db'"
+U2=$(jget "$T_TMP/u2.json" "d['id']")
+users_stored_ok() { stored_secret_ok "$U1" "$U1_PW" "$U2" && stored_secret_ok "$U2" 'Correct-Horse-9' "$U1"; }
+check "the passwords are stored as salted PBKDF2 hashes, not in clear; the two users' salts differ" users_stored_ok
 check_fails_with "a second user with the same userPrincipalName (any case): conflict" "ObjectConflict" \
     "$KVAULT" ad user create --display-name A2 --user-principal-name ALICE@kvtest.example
 check_fails_with "a password of fewer than 8 characters is refused" "password" \

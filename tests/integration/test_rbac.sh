@@ -64,12 +64,21 @@ ADM_M=$(token "$(conf_get client_id)" "$(conf_get client_secret)" $MRES)
 
 # ---- principals (C1) ----
 declare -A APP PW
-# sp NAME: a new service principal; APP[NAME], PW[NAME].
-sp() {
-    "$KVAULT" ad sp create-for-rbac --name "$1" >"$T_TMP/sp.json" 2>"$T_TMP/sp.err" || {
-        cat "$T_TMP/sp.err"; return 1; }
-    APP[$1]=$(jget "$T_TMP/sp.json" 'd["appId"]')
-    PW[$1]=$(jget "$T_TMP/sp.json" 'd["password"]')
+# sps NAME...: a new service principal "rbac-NAME" for each NAME (4 CLI runs at a time);
+# APP[NAME], PW[NAME].
+sps() {
+    local n pids=()
+    for n in "$@"; do
+        "$KVAULT" ad sp create-for-rbac --name "rbac-$n" >"$T_TMP/sp-$n.json" 2>"$T_TMP/sp-$n.err" &
+        pids+=($!)
+        [ ${#pids[@]} -lt 4 ] && continue
+        wait "${pids[@]}"; pids=()
+    done
+    [ ${#pids[@]} -eq 0 ] || wait "${pids[@]}"
+    for n in "$@"; do
+        APP[$n]=$(jget "$T_TMP/sp-$n.json" 'd["appId"]') &&
+            PW[$n]=$(jget "$T_TMP/sp-$n.json" 'd["password"]') || { cat "$T_TMP/sp-$n.err"; return 1; }
+    done
 }
 # vt NAME / mt NAME: the principal's token for vaults / managed HSM pools.
 vt() { token "${APP[$1]}" "${PW[$1]}" $VRES; }
@@ -122,11 +131,9 @@ check "setup: keys k1 k2, secrets s1 s2, certificates c1 c2 in dev; h1 h2 in dev
 ROLES_V="admin reader cryptoofficer cryptouser cseu csru certofficer certuser secofficer secuser"
 ROLES_M="madmin mco mcu mcseu mcsru mauditor mbackup mpolicy"
 t_principals() {
-    local n
-    for n in $ROLES_V $ROLES_M nothing k-cu k-cseu k-admin s-secu c-certu hk-cu hk-cseu delegate; do
-        sp "rbac-$n" || return 1
-        APP[$n]=${APP[rbac-$n]}; PW[$n]=${PW[rbac-$n]}
-    done
+    # shellcheck disable=SC2086
+    sps $ROLES_V $ROLES_M nothing k-cu k-cseu k-admin k-reader k-co s-secu s-seco c-certu c-certo \
+        hk-cu hk-cseu hk-admin hk-co hk-audit delegate
 }
 check "service principals for every role (kvault ad sp create-for-rbac)" t_principals
 
@@ -287,27 +294,56 @@ t_kv_secrets_user() {
 check "Key Vault Secrets User: secret get allowed; set (version count unchanged), delete, keys, certificates denied" t_kv_secrets_user
 
 # ---- vault roles at object scope ----
+t_scoped_cli() {
+    "$KVAULT" role assignment create --assignee "${APP[k-cu]}" --role "Key Vault Crypto User" \
+        --scope /vaults/dev/keys/k1 >"$T_TMP/cli-k1.json" &&
+        [ "$(jget "$T_TMP/cli-k1.json" 'd["roleDefinitionName"] + "|" + d["scope"] + "|" + d["principalId"]')" = \
+            "Key Vault Crypto User|/vaults/dev/keys/k1|${APP[k-cu]}" ]
+}
+check "kvault role assignment create --role \"Key Vault Crypto User\" --scope /vaults/dev/keys/k1" t_scoped_cli
 t_scoped_vault() {
-    assign "$V" /keys/k1 "${APP[k-cu]}" $R_KV_CU "$ADM_V" &&
-        assign "$V" /keys/k1 "${APP[k-cseu]}" $R_KV_CSEU "$ADM_V" &&
+    assign "$V" /keys/k1 "${APP[k-cseu]}" $R_KV_CSEU "$ADM_V" &&
         assign "$V" /keys/k1 "${APP[k-admin]}" $R_KV_ADMIN "$ADM_V" &&
+        assign "$V" /keys/k1 "${APP[k-reader]}" $R_KV_READER "$ADM_V" &&
+        assign "$V" /keys/k1 "${APP[k-co]}" $R_KV_CO "$ADM_V" &&
         assign "$V" /secrets/s1 "${APP[s-secu]}" $R_KV_SECU "$ADM_V" &&
-        assign "$V" /certificates/c1 "${APP[c-certu]}" $R_KV_CERTU "$ADM_V"
+        assign "$V" /secrets/s1 "${APP[s-seco]}" $R_KV_SECO "$ADM_V" &&
+        assign "$V" /certificates/c1 "${APP[c-certu]}" $R_KV_CERTU "$ADM_V" &&
+        assign "$V" /certificates/c1 "${APP[c-certo]}" $R_KV_CERTO "$ADM_V"
 }
 check "object-scope assignments (/keys/k1, /secrets/s1, /certificates/c1)" t_scoped_vault
 t_k_cu() {
     local t; t=$(vt k-cu)
     expect 200 "$t" POST "$V/keys/k1/sign?$AV" "{\"alg\":\"RS256\",\"value\":\"$D256\"}" &&
         forbidden "$t" POST "$V/keys/k2/sign?$AV" "{\"alg\":\"RS256\",\"value\":\"$D256\"}" &&
-        forbidden "$t" GET "$V/keys?$AV" && forbidden "$t" GET "$V/secrets/s1?$AV"
+        forbidden "$t" DELETE "$V/keys/k1?$AV" &&
+        forbidden "$t" GET "$V/keys?$AV" && forbidden "$t" GET "$V/secrets/s1?$AV" &&
+        expect 200 "$ADM_V" GET "$V/keys/k1?$AV" && expect 404 "$ADM_V" GET "$V/deletedkeys/k1?$AV"
 }
-check "Crypto User at /keys/k1: sign with k1 allowed; k2, key list, secrets denied" t_k_cu
+check "Crypto User at /keys/k1 (assigned by the CLI): sign with k1 allowed; delete k1 (kept), k2, key list, secrets denied" t_k_cu
 t_k_cseu() {
     local t; t=$(vt k-cseu)
     expect 200 "$t" POST "$V/keys/K1/wrapkey?$AV" '{"alg":"RSA-OAEP","value":"AAECAwQFBgcICQoLDA0ODw"}' &&
+        forbidden "$t" POST "$V/keys/k1/sign?$AV" "{\"alg\":\"RS256\",\"value\":\"$D256\"}" &&
         forbidden "$t" POST "$V/keys/k2/wrapkey?$AV" '{"alg":"RSA-OAEP","value":"AAECAwQFBgcICQoLDA0ODw"}'
 }
-check "Crypto Service Encryption User at /keys/k1: wrap with k1 (any case) allowed; k2 denied" t_k_cseu
+check "Crypto Service Encryption User at /keys/k1: wrap with k1 (any case) allowed; sign with k1, wrap with k2 denied" t_k_cseu
+t_k_reader() {
+    local t; t=$(vt k-reader)
+    expect 200 "$t" GET "$V/keys/k1?$AV" &&
+        forbidden "$t" POST "$V/keys/k1/sign?$AV" "{\"alg\":\"RS256\",\"value\":\"$D256\"}" &&
+        forbidden "$t" GET "$V/keys/k2?$AV"
+}
+check "Reader at /keys/k1: get k1 allowed; sign with k1, get k2 denied" t_k_reader
+t_k_co() {
+    local t; t=$(vt k-co)
+    expect 200 "$t" PATCH "$V/keys/k1?$AV" '{"tags":{"officer":"yes"}}' &&
+        [ "$(jget "$T_TMP/resp.json" 'd["tags"]["officer"]')" = yes ] &&
+        forbidden "$t" GET "$V/keys/k2?$AV" && forbidden "$t" PATCH "$V/keys/k2?$AV" '{"tags":{"officer":"yes"}}' &&
+        forbidden "$t" POST "$V/keys/k3/create?$AV" "$RSA" &&
+        expect 404 "$ADM_V" GET "$V/keys/k3?$AV"
+}
+check "Crypto Officer at /keys/k1: update k1 allowed; get/update k2, create k3 (not created) denied" t_k_co
 t_k_admin() {
     local t; t=$(vt k-admin)
     expect 200 "$t" PATCH "$V/keys/k1?$AV" '{"tags":{"scoped":"yes"}}' &&
@@ -322,12 +358,30 @@ t_s_secu() {
         forbidden "$t" GET "$V/secrets?$AV"
 }
 check "Secrets User at /secrets/s1: s1 allowed; s2 and the list denied" t_s_secu
+t_s_seco() {
+    local t; t=$(vt s-seco)
+    expect 200 "$t" PUT "$V/secrets/s1?$AV" '{"value":"one"}' && expect 200 "$t" GET "$V/secrets/s1?$AV" &&
+        forbidden "$t" GET "$V/secrets/s2?$AV" && forbidden "$t" PUT "$V/secrets/s2?$AV" '{"value":"changed"}' &&
+        forbidden "$t" GET "$V/secrets?$AV" &&
+        expect 200 "$ADM_V" GET "$V/secrets/s2?$AV" && [ "$(jget "$T_TMP/resp.json" 'd["value"]')" = two ]
+}
+check "Secrets Officer at /secrets/s1: set/get s1 allowed; get/set s2 (unchanged), list denied" t_s_seco
 t_c_certu() {
     local t; t=$(vt c-certu)
     expect 200 "$t" GET "$V/certificates/c1?$AV" && forbidden "$t" GET "$V/certificates/c2?$AV" &&
         forbidden "$t" GET "$V/certificates?$AV" && forbidden "$t" GET "$V/secrets/c1?$AV"
 }
 check "Certificate User at /certificates/c1: c1 allowed; c2, list, secret c1 (other scope) denied" t_c_certu
+t_c_certo() {
+    local t; t=$(vt c-certo)
+    expect 200 "$t" PATCH "$V/certificates/c1?$AV" '{"tags":{"officer":"yes"}}' &&
+        expect 200 "$t" GET "$V/certificates/c1/policy?$AV" &&
+        forbidden "$t" GET "$V/certificates/c2?$AV" &&
+        forbidden "$t" PATCH "$V/certificates/c2?$AV" '{"tags":{"officer":"yes"}}' &&
+        forbidden "$t" POST "$V/certificates/c3/create?$AV" "$CERT_POLICY" &&
+        expect 200 "$ADM_V" GET "$V/certificates/c2?$AV" && [ "$(jget "$T_TMP/resp.json" 'd.get("tags")')" = None ]
+}
+check "Certificates Officer at /certificates/c1: update c1, its policy allowed; get/update c2 (unchanged), create c3 denied" t_c_certo
 
 # ---- managed HSM roles on devhsm ----
 t_assign_mhsm_roles() {
@@ -419,6 +473,25 @@ t_scoped_mhsm() {
         forbidden "$t" POST "$H/keys/h2/wrapkey?$AV" '{"alg":"RSA-OAEP","value":"AAECAwQFBgcICQoLDA0ODw"}'
 }
 check "managed HSM at /keys/h1: Crypto User signs with h1 not h2 (no list/create); CSEU wraps with h1 not h2" t_scoped_mhsm
+t_scoped_mhsm_roles() {
+    local t
+    assign "$H" /keys/h1 "${APP[hk-admin]}" $R_M_ADMIN "$ADM_M" &&
+        assign "$H" /keys/h1 "${APP[hk-co]}" $R_M_CO "$ADM_M" &&
+        assign "$H" /keys/h1 "${APP[hk-audit]}" $R_M_AUDIT "$ADM_M" || return 1
+    forbidden "$(mt hk-admin)" GET "$H/keys/h1?$AV" || return 1
+    t=$(mt hk-audit)
+    expect 200 "$t" GET "$H/keys/h1?$AV" &&
+        forbidden "$t" POST "$H/keys/h1/sign?$AV" "{\"alg\":\"RS256\",\"value\":\"$D256\"}" &&
+        forbidden "$t" GET "$H/keys/h2?$AV" || return 1
+    t=$(mt hk-co)
+    expect 200 "$ADM_M" DELETE "$H/keys/h1?$AV" && expect 200 "$ADM_M" DELETE "$H/keys/h2?$AV" &&
+        expect 200 "$t" GET "$H/deletedkeys/h1?$AV" && forbidden "$t" GET "$H/deletedkeys/h2?$AV" &&
+        forbidden "$t" POST "$H/deletedkeys/h2/recover?$AV" &&
+        expect 200 "$t" POST "$H/deletedkeys/h1/recover?$AV" &&
+        expect 200 "$ADM_M" POST "$H/deletedkeys/h2/recover?$AV" &&
+        expect 200 "$ADM_M" GET "$H/keys/h1?$AV" && expect 200 "$ADM_M" GET "$H/keys/h2?$AV"
+}
+check "managed HSM at /keys/h1: Administrator cannot get h1; Crypto Auditor gets h1, not sign / h2; Crypto Officer recovers deleted h1, not h2" t_scoped_mhsm_roles
 
 # ---- the role API ----
 t_api_errors() {

@@ -5,8 +5,9 @@
 # (PKCS#12 / PEM, private key present only when exportable), PEM and PKCS#12 import round trips,
 # get / list / versions / update / policy, delete / recover / purge of certificate + key +
 # secret, HSM-protected certificate keys (RSA-HSM / EC-HSM in the dev SoftHSMv2 pool, checked
-# with pkcs11-tool), backup / restore, contacts and issuers, and the error cases with Azure's
-# status and code.
+# with pkcs11-tool), a certificate's key through kvault.so (listed by pkcs11-tool -O, signing
+# through PKCS#11 and through the OpenSSL provider, verified with the certificate), backup /
+# restore, contacts and issuers, and the error cases with Azure's status and code.
 source "$(dirname "$0")/lib.sh"
 
 start_vaultd || { not_ok "vaultd starts"; finish; exit 1; }
@@ -472,6 +473,44 @@ assert all(re.search(r"Access: .*\bsensitive\b", o) for o in mine), mine
 EOF
 }
 check "pkcs11-tool -O on the dev pool: the certificate keys are sensitive private key objects labelled vaultd/dev/NAME/VERSION" t_hsm_p11
+
+# ---- a certificate's private key through kvault's faces (kvault.so: PKCS#11 and the provider) ----
+
+# p11_id NAME: kvault.so's CKA_ID of key NAME in vault dev, SHA-256("dev/NAME")[:16] in hex.
+p11_id() { printf 'dev/%s' "$1" | openssl dgst -sha256 -binary | head -c 16 | xxd -p; }
+t_faces_p11() {
+    local n
+    timeout 120 pkcs11-tool --module "$KV_SO" -O >"$W/kv-objs.txt" 2>&1 || { cat "$W/kv-objs.txt"; return 1; }
+    # c1: software RSA, ec1: software EC P-384, hc1: RSA-HSM in the pool
+    for n in c1 ec1 hc1; do
+        [ "$(grep -c "label: *$n\$" "$W/kv-objs.txt")" = 2 ] &&
+            [ "$(grep -c "ID: *$(p11_id "$n")\$" "$W/kv-objs.txt")" = 2 ] ||
+            { echo "$n: want a private and a public key object"; cat "$W/kv-objs.txt"; return 1; }
+    done
+    grep -A1 "^Private Key Object; RSA" "$W/kv-objs.txt" | grep -q "label: *c1$" &&
+        grep -A1 "^Private Key Object; EC" "$W/kv-objs.txt" | grep -q "label: *ec1$" &&
+        grep -A1 "^Private Key Object; RSA" "$W/kv-objs.txt" | grep -q "label: *hc1$" || { cat "$W/kv-objs.txt"; return 1; }
+    # and the key signs through PKCS#11: verified with the certificate's public key
+    save_cer c1 && openssl x509 -in "$W/c1.pem" -noout -pubkey >"$W/c1.pub" || return 1
+    echo "pkcs11 message for c1" >"$W/p11msg"
+    timeout 120 pkcs11-tool --module "$KV_SO" --sign --id "$(p11_id c1)" -m SHA256-RSA-PKCS \
+        -i "$W/p11msg" -o "$W/p11.sig" >"$W/p11sign.txt" 2>&1 || { cat "$W/p11sign.txt"; return 1; }
+    openssl dgst -sha256 -verify "$W/c1.pub" -signature "$W/p11.sig" "$W/p11msg"
+}
+check "kvault.so (pkcs11-tool -O): the certificates' keys c1 (RSA), ec1 (EC) and hc1 (RSA-HSM) are listed as key pairs; SHA256-RSA-PKCS with c1 verifies with the certificate" t_faces_p11
+# prov_sign NAME MD: openssl dgst -sign through the kvault provider with kvault://dev/keys/NAME,
+# verified by plain openssl with the public key of the certificate's latest version.
+prov_sign() {
+    local n=$1 md=$2
+    save_cer "$n" && openssl x509 -in "$W/$n.pem" -noout -pubkey >"$W/$n.pub" || return 1
+    head -c 1000 /dev/urandom >"$W/pmsg"
+    openssl dgst -provider kvault -provider default "-$md" -sign "kvault://dev/keys/$n" \
+        -out "$W/$n.psig" "$W/pmsg" || return 1
+    openssl dgst "-$md" -verify "$W/$n.pub" -signature "$W/$n.psig" "$W/pmsg"
+}
+check "openssl dgst -provider kvault -sha256 -sign kvault://dev/keys/c1: verifies with the certificate's public key" prov_sign c1 sha256
+check "openssl dgst -provider kvault -sha384 -sign kvault://dev/keys/ec1 (EC P-384): verifies with the certificate's public key" prov_sign ec1 sha384
+check "openssl dgst -provider kvault -sha256 -sign kvault://dev/keys/hc1 (RSA-HSM): verifies with the certificate's public key" prov_sign hc1 sha256
 
 # ---- backup / restore ----
 

@@ -2,8 +2,9 @@
 # test_vaultd_hsm.sh - HSM-protected keys and managed HSM pools in vaultd: the --dev SoftHSMv2
 # pool and KEK, RSA-HSM / EC-HSM keys in vault dev and in managed HSM pool devhsm (objects shown
 # in the SoftHSMv2 token with pkcs11-tool: sensitive, never extractable), signatures checked
-# with openssl, RSA-HSM decryption, oct-HSM AES-GCM / CBC / CBCPAD / KW round trips (a
-# tampered GCM tag fails), /rng, software key types and secrets refused in the pool, and the
+# with openssl (one RSA-HSM 4096 key among them), RSA-HSM decryption, oct-HSM AES-GCM / CBC /
+# CBCPAD / KW round trips on 128-, 192- and 256-bit keys (a tampered GCM tag fails; an alg
+# of another key size is refused), /rng, software key types and secrets refused in the pool, and the
 # pool made unavailable (token directory moved away; a wrong PIN at restart): HSM key
 # operations answer 503 ServiceUnavailable naming the pool while software keys keep working.
 # The pool wrapping key (kvault-pool-wrap, made at first start with the dev SO PIN): HSM keys
@@ -154,6 +155,13 @@ check "devhsm: create EC-HSM P-384 key mec" create "$MURL" mec '{"kty":"EC-HSM",
 check "devhsm: create EC-HSM P-256K key mec256k" create "$MURL" mec256k '{"kty":"EC-HSM","crv":"P-256K"}' EC-HSM "$MTOKEN"
 check "devhsm: create oct-HSM 256 key maes" create "$MURL" maes '{"kty":"oct-HSM","key_size":256}' oct-HSM "$MTOKEN"
 check "devhsm: create oct-HSM 128 key maes128" create "$MURL" maes128 '{"kty":"oct-HSM","key_size":128}' oct-HSM "$MTOKEN"
+check "devhsm: create oct-HSM 192 key maes192" create "$MURL" maes192 '{"kty":"oct-HSM","key_size":192}' oct-HSM "$MTOKEN"
+# the one RSA-4096 key of the suite (made in SoftHSMv2; software 4096-bit keygens are too slow for CI)
+t_rsa4096() {
+    create "$URL" hrsa4k '{"kty":"RSA-HSM","key_size":4096}' RSA-HSM "$TOKEN" || return 1
+    [ "$(jget "$T_TMP/hrsa4k.json" 'len(d["key"]["n"])')" = 683 ] || { echo "n is not 512 bytes"; cat "$T_TMP/hrsa4k.json"; return 1; }
+}
+check "vault dev: create RSA-HSM 4096 key hrsa4k (512-byte modulus)" t_rsa4096
 t_oct_bundle() {
     [ "$(api GET "$MURL/keys/maes?$API" "" "$MTOKEN")" = 200 ] &&
         [ "$(jget "$T_TMP/resp.json" 'sorted(d["key"].keys())')" = "['key_ops', 'kid', 'kty']" ] &&
@@ -243,7 +251,7 @@ p11attrs() {
 }
 p11attrs_tok() { python3 "$T_TMP/p11attrs.py" "$SOFTHSM_MODULE" "$@"; } # TOKEN PIN LABEL CLASS
 t_p11_objects() {
-    "${P11[@]}" -O >"$T_TMP/objs.txt" 2>&1 || { cat "$T_TMP/objs.txt"; return 1; }
+    "${P11[@]}" -O >"$T_TMP/objs.txt" 2>"$T_TMP/objs.err" || { cat "$T_TMP/objs.txt" "$T_TMP/objs.err"; return 1; }
     python3 - "$T_TMP/objs.txt" "$(jget "$T_TMP/hrsa.json" 'd["key"]["kid"].split("/")[-1]')" <<'EOF'
 import re, sys
 text = open(sys.argv[1]).read()
@@ -260,8 +268,9 @@ for (kind, label), n in checks.items():
     assert len(got) == n, (kind, label, len(got))
 privs = [o for o in objs if o.startswith("Private Key Object") or o.startswith("Secret Key Object")]
 labels = " ".join(privs)
-for name in ["vaultd/dev/hrsa/", "vaultd/dev/hec/", "vaultd/devhsm/mrsa/", "vaultd/devhsm/mec/",
-             "vaultd/devhsm/mec256k/", "vaultd/devhsm/maes/", "vaultd/devhsm/maes128/", "vaultd/kek"]:
+for name in ["vaultd/dev/hrsa/", "vaultd/dev/hrsa4k/", "vaultd/dev/hec/", "vaultd/devhsm/mrsa/",
+             "vaultd/devhsm/mec/", "vaultd/devhsm/mec256k/", "vaultd/devhsm/maes/",
+             "vaultd/devhsm/maes128/", "vaultd/devhsm/maes192/", "vaultd/kek"]:
     assert name in labels, name
 wrap = [o for o in privs if re.search(r"label:\s+kvault-pool-wrap\s*$", o, re.M)]
 assert len(wrap) == 1 and wrap[0].startswith("Secret Key Object; AES length 32"), wrap
@@ -295,9 +304,15 @@ t_p11_no_value() {
 check "PKCS#11 attributes: an RSA-HSM key is sensitive, extractable only under a trusted key (CKA_WRAP_WITH_TRUSTED), its value unreadable (CKR_ATTRIBUTE_SENSITIVE); the pool wrapping key is CKA_TRUSTED, not extractable, unreadable" t_p11_no_value
 t_p11_aes() {
     grep -A3 "^Secret Key Object; AES length 32" "$T_TMP/objs.txt" | grep -q "label: *vaultd/devhsm/maes/" &&
+        grep -A3 "^Secret Key Object; AES length 24" "$T_TMP/objs.txt" | grep -q "label: *vaultd/devhsm/maes192/" &&
         grep -A3 "^Secret Key Object; AES length 16" "$T_TMP/objs.txt" | grep -q "label: *vaultd/devhsm/maes128/"
 }
-check "pkcs11-tool -O: oct-HSM keys are AES-256 / AES-128 secret key objects" t_p11_aes
+check "pkcs11-tool -O: oct-HSM keys are AES-256 / AES-192 / AES-128 secret key objects" t_p11_aes
+t_p11_rsa4096() {
+    grep -A3 "^Public Key Object; RSA 4096 bits" "$T_TMP/objs.txt" | grep -q "label: *vaultd/dev/hrsa4k/" &&
+        grep -A3 "^Private Key Object; RSA" "$T_TMP/objs.txt" | grep -q "label: *vaultd/dev/hrsa4k/"
+}
+check "pkcs11-tool -O: the RSA-HSM 4096 key is a 4096-bit SoftHSMv2 key pair" t_p11_rsa4096
 t_db_ref() {
     python3 - "$VAULTD_STATE/vaultd.db" <<'EOF'
 import sqlite3, sys
@@ -333,6 +348,8 @@ sign_verify() {
 }
 check "vault dev: RSA-HSM RS256 signature verifies with openssl" sign_verify "$URL" "$TOKEN" hrsa RS256 sha256
 check "vault dev: RSA-HSM PS256 signature verifies with openssl" sign_verify "$URL" "$TOKEN" hrsa PS256 sha256 pss
+check "vault dev: RSA-HSM 4096 RS256 signature verifies with openssl" sign_verify "$URL" "$TOKEN" hrsa4k RS256 sha256
+check "vault dev: RSA-HSM 4096 PS512 signature verifies with openssl" sign_verify "$URL" "$TOKEN" hrsa4k PS512 sha512 pss
 check "vault dev: EC-HSM ES256 signature verifies with openssl" sign_verify "$URL" "$TOKEN" hec ES256 sha256 ec
 check "devhsm: RSA-HSM RS384 signature verifies with openssl" sign_verify "$MURL" "$MTOKEN" mrsa RS384 sha384
 check "devhsm: RSA-HSM PS512 signature verifies with openssl" sign_verify "$MURL" "$MTOKEN" mrsa PS512 sha512 pss
@@ -382,65 +399,85 @@ t_rsa_bad_ct() {
 check "vault dev: RSA-HSM decrypt of garbage: 400 BadParameter" t_rsa_bad_ct
 
 # ---- oct-HSM AES ----
+# t_gcm KEY ALG
 t_gcm() {
-    local code c iv tag
+    local key=$1 alg=$2 code c iv tag
     openssl rand 45 >"$T_TMP/pt.bin"
-    code=$(api POST "$MURL/keys/maes/encrypt?$API" "{\"alg\":\"A256GCM\",\"value\":\"$(b64url_file "$T_TMP/pt.bin")\",\"aad\":\"aGVsbG8\"}" "$MTOKEN")
+    code=$(api POST "$MURL/keys/$key/encrypt?$API" "{\"alg\":\"$alg\",\"value\":\"$(b64url_file "$T_TMP/pt.bin")\",\"aad\":\"aGVsbG8\"}" "$MTOKEN")
     [ "$code" = 200 ] || { cat "$T_TMP/resp.json"; return 1; }
     c=$(jget "$T_TMP/resp.json" 'd["value"]'); iv=$(jget "$T_TMP/resp.json" 'd["iv"]'); tag=$(jget "$T_TMP/resp.json" 'd["tag"]')
     [ ${#iv} = 16 ] && [ ${#tag} = 22 ] && [ "$(jget "$T_TMP/resp.json" 'd["aad"]')" = aGVsbG8 ] || { cat "$T_TMP/resp.json"; return 1; }
-    code=$(api POST "$MURL/keys/maes/decrypt?$API" "{\"alg\":\"A256GCM\",\"value\":\"$c\",\"iv\":\"$iv\",\"tag\":\"$tag\",\"aad\":\"aGVsbG8\"}" "$MTOKEN")
+    [ ${#c} = 60 ] || { echo "ciphertext length ${#c}, want 60 (45 bytes)"; return 1; }
+    code=$(api POST "$MURL/keys/$key/decrypt?$API" "{\"alg\":\"$alg\",\"value\":\"$c\",\"iv\":\"$iv\",\"tag\":\"$tag\",\"aad\":\"aGVsbG8\"}" "$MTOKEN")
     [ "$code" = 200 ] && [ "$(jget "$T_TMP/resp.json" 'd["value"]')" = "$(b64url_file "$T_TMP/pt.bin")" ] || { cat "$T_TMP/resp.json"; return 1; }
     # tampered tag, then wrong aad. Change the FIRST character: it carries 6 data bits. (The
     # last of 22 characters carries only 2 data bits plus 4 padding bits, so A -> B there
     # decodes to the same 16 bytes and the "tampered" tag was valid in 1 run of 4.)
     local bad; [ "${tag:0:1}" = A ] && bad=B || bad=A
     bad+=${tag:1}
-    code=$(api POST "$MURL/keys/maes/decrypt?$API" "{\"alg\":\"A256GCM\",\"value\":\"$c\",\"iv\":\"$iv\",\"tag\":\"$bad\",\"aad\":\"aGVsbG8\"}" "$MTOKEN")
+    code=$(api POST "$MURL/keys/$key/decrypt?$API" "{\"alg\":\"$alg\",\"value\":\"$c\",\"iv\":\"$iv\",\"tag\":\"$bad\",\"aad\":\"aGVsbG8\"}" "$MTOKEN")
     expect_error "$code" 400 BadParameter "AES-GCM decryption failed" || return 1
-    code=$(api POST "$MURL/keys/maes/decrypt?$API" "{\"alg\":\"A256GCM\",\"value\":\"$c\",\"iv\":\"$iv\",\"tag\":\"$tag\",\"aad\":\"aGVsbA\"}" "$MTOKEN")
+    code=$(api POST "$MURL/keys/$key/decrypt?$API" "{\"alg\":\"$alg\",\"value\":\"$c\",\"iv\":\"$iv\",\"tag\":\"$tag\",\"aad\":\"aGVsbA\"}" "$MTOKEN")
     expect_error "$code" 400 BadParameter
 }
-check "devhsm: oct-HSM A256GCM round trip (service IV, aad); tampered tag / aad fail with 400" t_gcm
+check "devhsm: oct-HSM A256GCM round trip (service IV, aad); tampered tag / aad fail with 400" t_gcm maes A256GCM
+check "devhsm: oct-HSM A192GCM round trip on the 192-bit key (service IV, aad); tampered tag / aad fail with 400" t_gcm maes192 A192GCM
 t_gcm_128() {
     local code
     code=$(api POST "$MURL/keys/maes128/encrypt?$API" '{"alg":"A128GCM","value":"AAECAwQ"}' "$MTOKEN")
     [ "$code" = 200 ] || { cat "$T_TMP/resp.json"; return 1; }
-    expect_error "$(api POST "$MURL/keys/maes128/encrypt?$API" '{"alg":"A256GCM","value":"AAECAwQ"}' "$MTOKEN")" 400 BadParameter "does not fit"
+    expect_error "$(api POST "$MURL/keys/maes128/encrypt?$API" '{"alg":"A256GCM","value":"AAECAwQ"}' "$MTOKEN")" 400 BadParameter "does not fit" || return 1
+    expect_error "$(api POST "$MURL/keys/maes192/encrypt?$API" '{"alg":"A256GCM","value":"AAECAwQ"}' "$MTOKEN")" 400 BadParameter "does not fit this 192-bit key" || return 1
+    expect_error "$(api POST "$MURL/keys/maes/encrypt?$API" '{"alg":"A192GCM","value":"AAECAwQ"}' "$MTOKEN")" 400 BadParameter "does not fit this 256-bit key"
 }
-check "devhsm: A128GCM on the 128-bit key; A256GCM on it is 400" t_gcm_128
-# cbc ALG LEN
+check "devhsm: A128GCM on the 128-bit key; A256GCM on the 128- / 192-bit key and A192GCM on the 256-bit key are 400" t_gcm_128
+# t_cbc KEY ALG LEN: round trip of LEN random bytes; the ciphertext is LEN bytes (CBC) or LEN
+# rounded up to the next block (CBCPAD: PKCS#7 padding, a full block when LEN is aligned).
 t_cbc() {
-    local alg=$1 len=$2 code c iv
+    local key=$1 alg=$2 len=$3 code c iv want
     openssl rand "$len" >"$T_TMP/pt.bin"; openssl rand 16 >"$T_TMP/iv.bin"; iv=$(b64url_file "$T_TMP/iv.bin")
-    code=$(api POST "$MURL/keys/maes/encrypt?$API" "{\"alg\":\"$alg\",\"value\":\"$(b64url_file "$T_TMP/pt.bin")\",\"iv\":\"$iv\"}" "$MTOKEN")
+    code=$(api POST "$MURL/keys/$key/encrypt?$API" "{\"alg\":\"$alg\",\"value\":\"$(b64url_file "$T_TMP/pt.bin")\",\"iv\":\"$iv\"}" "$MTOKEN")
     [ "$code" = 200 ] || { cat "$T_TMP/resp.json"; return 1; }
     c=$(jget "$T_TMP/resp.json" 'd["value"]')
     [ "$(jget "$T_TMP/resp.json" 'd["iv"]')" = "$iv" ] || return 1
-    code=$(api POST "$MURL/keys/maes/decrypt?$API" "{\"alg\":\"$alg\",\"value\":\"$c\",\"iv\":\"$iv\"}" "$MTOKEN")
+    b64url_decode_to "$c" "$T_TMP/ct.bin"
+    want=$len; [[ "$alg" == *PAD ]] && want=$(((len / 16 + 1) * 16))
+    [ "$(stat -c %s "$T_TMP/ct.bin")" = "$want" ] || { echo "ciphertext $(stat -c %s "$T_TMP/ct.bin") bytes, want $want"; return 1; }
+    code=$(api POST "$MURL/keys/$key/decrypt?$API" "{\"alg\":\"$alg\",\"value\":\"$c\",\"iv\":\"$iv\"}" "$MTOKEN")
     [ "$code" = 200 ] && [ "$(jget "$T_TMP/resp.json" 'd["value"]')" = "$(b64url_file "$T_TMP/pt.bin")" ] || { cat "$T_TMP/resp.json"; return 1; }
 }
-check "devhsm: oct-HSM A256CBC round trip (32 bytes)" t_cbc A256CBC 32
-check "devhsm: oct-HSM A256CBCPAD round trip (45 bytes)" t_cbc A256CBCPAD 45
+check "devhsm: oct-HSM A256CBC round trip (32 bytes)" t_cbc maes A256CBC 32
+check "devhsm: oct-HSM A256CBCPAD round trip (45 bytes)" t_cbc maes A256CBCPAD 45
+check "devhsm: oct-HSM A128CBC round trip on the 128-bit key (48 bytes)" t_cbc maes128 A128CBC 48
+check "devhsm: oct-HSM A192CBCPAD round trip on the 192-bit key (45 bytes -> 48)" t_cbc maes192 A192CBCPAD 45
+check "devhsm: oct-HSM A192CBCPAD round trip on the 192-bit key (32 bytes -> 48: a full padding block)" t_cbc maes192 A192CBCPAD 32
 t_cbc_bad() {
     expect_error "$(api POST "$MURL/keys/maes/encrypt?$API" '{"alg":"A256CBC","value":"AAECAwQ"}' "$MTOKEN")" 400 BadParameter "16-byte iv" || return 1
     expect_error "$(api POST "$MURL/keys/maes/encrypt?$API" '{"alg":"A256CBC","value":"AAECAwQ","iv":"AAAAAAAAAAAAAAAAAAAAAA"}' "$MTOKEN")" 400 BadParameter "multiple of 16"
 }
 check "devhsm: A256CBC without iv / with a partial block: 400" t_cbc_bad
+# t_kw KEY ALG: RFC 3394 wrap / unwrap of a 32-byte key; an altered blob and KW via /encrypt are 400.
 t_kw() {
-    local code w
+    local key=$1 alg=$2 code w
     openssl rand 32 >"$T_TMP/k.bin"
-    code=$(api POST "$MURL/keys/maes/wrapkey?$API" "{\"alg\":\"A256KW\",\"value\":\"$(b64url_file "$T_TMP/k.bin")\"}" "$MTOKEN")
+    code=$(api POST "$MURL/keys/$key/wrapkey?$API" "{\"alg\":\"$alg\",\"value\":\"$(b64url_file "$T_TMP/k.bin")\"}" "$MTOKEN")
     [ "$code" = 200 ] || { cat "$T_TMP/resp.json"; return 1; }
     w=$(jget "$T_TMP/resp.json" 'd["value"]')
     [ ${#w} = 54 ] || { echo "wrapped length ${#w}"; return 1; } # 40 bytes
-    code=$(api POST "$MURL/keys/maes/unwrapkey?$API" "{\"alg\":\"A256KW\",\"value\":\"$w\"}" "$MTOKEN")
+    code=$(api POST "$MURL/keys/$key/unwrapkey?$API" "{\"alg\":\"$alg\",\"value\":\"$w\"}" "$MTOKEN")
     [ "$code" = 200 ] && [ "$(jget "$T_TMP/resp.json" 'd["value"]')" = "$(b64url_file "$T_TMP/k.bin")" ] || { cat "$T_TMP/resp.json"; return 1; }
     w="${w:0:10}$( [ "${w:10:1}" = A ] && echo B || echo A)${w:11}"
-    expect_error "$(api POST "$MURL/keys/maes/unwrapkey?$API" "{\"alg\":\"A256KW\",\"value\":\"$w\"}" "$MTOKEN")" 400 BadParameter || return 1
-    expect_error "$(api POST "$MURL/keys/maes/encrypt?$API" "{\"alg\":\"A256KW\",\"value\":\"$w\"}" "$MTOKEN")" 400 BadParameter
+    expect_error "$(api POST "$MURL/keys/$key/unwrapkey?$API" "{\"alg\":\"$alg\",\"value\":\"$w\"}" "$MTOKEN")" 400 BadParameter || return 1
+    expect_error "$(api POST "$MURL/keys/$key/encrypt?$API" "{\"alg\":\"$alg\",\"value\":\"$w\"}" "$MTOKEN")" 400 BadParameter
 }
-check "devhsm: oct-HSM A256KW wrapkey/unwrapkey (RFC 3394); altered blob 400; KW via /encrypt 400" t_kw
+for kw in maes128:A128KW maes192:A192KW maes:A256KW; do
+    check "devhsm: oct-HSM ${kw#*:} wrapkey/unwrapkey on ${kw%:*} (RFC 3394); altered blob 400; KW via /encrypt 400" t_kw "${kw%:*}" "${kw#*:}"
+done
+t_kw_size() {
+    expect_error "$(api POST "$MURL/keys/maes192/wrapkey?$API" '{"alg":"A256KW","value":"AAECAwQFBgcICQoLDA0ODw"}' "$MTOKEN")" 400 BadParameter "does not fit this 192-bit key" || return 1
+    expect_error "$(api POST "$MURL/keys/maes/wrapkey?$API" '{"alg":"A192KW","value":"AAECAwQFBgcICQoLDA0ODw"}' "$MTOKEN")" 400 BadParameter "does not fit this 256-bit key"
+}
+check "devhsm: A256KW on the 192-bit key / A192KW on the 256-bit key: 400 (does not fit)" t_kw_size
 t_keyops() {
     local code
     code=$(api POST "$MURL/keys/maes-ro/create?$API" '{"kty":"oct-HSM","key_size":256,"key_ops":["encrypt"]}' "$MTOKEN")
@@ -530,7 +567,7 @@ backup_to() {
 # in_token LABEL-PREFIX KIND TYPE: pkcs11-tool lists exactly one KIND object with that label
 # prefix, sensitive and not "never extractable", whose value cannot be read (TYPE: privkey|secrkey).
 in_token() {
-    "${P11[@]}" -O >"$T_TMP/objs2.txt" 2>&1 || { cat "$T_TMP/objs2.txt"; return 1; }
+    "${P11[@]}" -O >"$T_TMP/objs2.txt" 2>"$T_TMP/objs2.err" || { cat "$T_TMP/objs2.txt" "$T_TMP/objs2.err"; return 1; }
     python3 - "$T_TMP/objs2.txt" "$1" "$2" <<'EOF' || return 1
 import re, sys
 objs = re.split(r"\n(?=\S)", open(sys.argv[1]).read())

@@ -42,8 +42,11 @@ expect() {
     local desc=$1 want=$2 code=$3 inner=$4 got gc gi
     shift 4
     got=$(api "$@")
-    gc=$(jget "$T_TMP/resp.json" 'd.get("error",{}).get("code","")' 2>/dev/null)
-    gi=$(jget "$T_TMP/resp.json" '(d.get("error",{}).get("innererror") or {}).get("code","")' 2>/dev/null)
+    # one python3 start for both codes (this test makes a few hundred requests)
+    { read -r gc; read -r gi; } < <(python3 -c 'import json,sys
+try: e = json.load(open(sys.argv[1])).get("error", {})
+except Exception: e = {}
+print(e.get("code", "")); print((e.get("innererror") or {}).get("code", ""))' "$T_TMP/resp.json" 2>/dev/null)
     if [ "$got" = "$want" ] && { [ -z "$code" ] || [ "$gc" = "$code" ]; } &&
         { [ -z "$inner" ] || [ "$gi" = "$inner" ]; }; then
         ok "$desc"
@@ -456,7 +459,7 @@ if [ "$(BASE_URL="https://localhost:$VAULTD_PORT" API="api-version=2023-07-01" a
     [ "$st" = 200 ] && ok "refused purge left the deleted key in place" || not_ok "deleted key after refused purge ($st)"
     expect "the dev vault's key is unaffected by the other vault" 200 "" "" GET /keys/bk
 else
-    ok "# skip restore into another vault: no admin API ($(head -c 200 resp.json))"
+    not_ok "admin API: PUT /admin/vaults/other -> 201 (--dev always has the admin API) ($(head -c 200 resp.json))"
 fi
 
 # a second vaultd instance (its own state dir, own KEK) refuses the blob
@@ -543,7 +546,7 @@ if [ "$(api POST /keys/rothsm/create '{"kty":"EC-HSM","crv":"P-256"}')" = 200 ];
         jget resp.json "d['kid']=='$HK2'" | grep -q True &&
         ok "rotate an EC-HSM key: new version in the pool, signs" || not_ok "rotate HSM ($st $st2 $(head -c 300 resp.json))"
 else
-    ok "# skip HSM rotation: no HSM pool ($(head -c 200 resp.json))"
+    not_ok "create EC-HSM key rothsm for the HSM rotation (--dev always has the HSM pool) ($(head -c 200 resp.json))"
 fi
 
 st=$(api GET /keys/rot/rotationpolicy)
@@ -588,7 +591,7 @@ if [ "$(api POST /certificates/mc/create '{"policy":{"key_props":{"kty":"RSA","k
     refused "DELETE /keys/{n} of a certificate's key -> 403 Forbidden" 403 Forbidden "" mc DELETE /keys/mc
     refused "rotate a certificate's key -> 403 Forbidden" 403 Forbidden "" mc POST /keys/mc/rotate
 else
-    ok "# skip certificate-managed keys: no certificates ($(head -c 200 resp.json))"
+    not_ok "create certificate mc for the certificate-managed key checks -> 202 ($(head -c 200 resp.json))"
 fi
 
 # ---------------------------------------------------------------- restart keeps everything

@@ -2,8 +2,9 @@
 # test_vaultd_robust.sh - vaultd robustness: every error, including the ones libevent detects
 # itself (malformed request line / headers, request line or headers too long, body too large,
 # unknown method, bad Expect), is Azure's JSON error shape with the right status; slow key
-# generation (RSA-4096) runs on the work pool, so with ONE worker thread other requests are
-# answered while keys are being created (checked by the ORDER of the replies, not by times);
+# generation (RSA-4096 software and RSA-HSM keys, certificates with RSA-4096 keys) and the
+# PBKDF2 checks of wrong client secrets run on the work pool, so with ONE worker thread other
+# requests are answered meanwhile (checked by the ORDER of the replies, not by times);
 # slowloris / idle connections are closed after --request-timeout while others are served;
 # clients that disconnect during key generation do not hurt vaultd (the key is created exactly
 # once); SIGTERM during key generation stops cleanly. Loopback only; ~20-40 s.
@@ -217,6 +218,110 @@ elif what == "order":
     for s in (a, b, c, d):
         s.close()
 
+elif what in ("order-hsm", "order-cert"):
+    # The same ordering check for the other slow creates: an RSA-HSM 4096 key (C_GenerateKeyPair
+    # in the dev SoftHSMv2 pool) and a certificate with an RSA-4096 key (keygen + self-signing):
+    # a health check and a key GET on other connections are answered before either create.
+    a, b, c, d = connect(), connect(), connect(), connect()
+    if what == "order-hsm":
+        label, status = "RSA-HSM 4096 create", 200
+        body = {"kty": "RSA-HSM", "key_size": 4096}
+        paths = ["/keys/order-hsm-%s/create?api-version=7.4" % x for x in "ab"]
+    else:
+        label, status = "RSA-4096 certificate create", 202
+        paths = ["/certificates/order-cert-%s/create?api-version=7.4" % x for x in "ab"]
+    for s, path in ((a, paths[0]), (b, paths[1])):
+        if what == "order-cert":
+            body = {"policy": {"key_props": {"kty": "RSA", "key_size": 4096, "exportable": True},
+                               "secret_props": {"contentType": "application/x-pem-file"},
+                               "x509_props": {"subject": "CN=" + path.split("/")[2]},
+                               "issuer": {"name": "Self"}}}
+        s.sendall(req("POST", path, body))
+    c.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    d.sendall(req("GET", "/keys/order-seed?api-version=7.4"))
+    order, results, lock = [], {}, threading.Lock()
+    def reader(s, name):
+        r = read_reply(s)
+        with lock:
+            results[name] = r
+            order.append(name)
+    threads = [threading.Thread(target=reader, args=x)
+               for x in ((a, "create-a"), (b, "create-b"), (c, "healthz"), (d, "get-key"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(180)
+    print("# %s: reply order: %s" % (what, " ".join(order)))
+    expect("%s: all four answered" % what, len(order) == 4, order)
+    expect("%s: both %ss succeeded (%d)" % (what, label, status),
+           all(results.get(k) and results[k][0] == status for k in ("create-a", "create-b")),
+           [(k, results.get(k) and (results[k][0], results[k][2][:200])) for k in results])
+    expect("%s: /healthz answered before either %s completed" % (what, label),
+           "healthz" in order and order.index("healthz") < 2, order)
+    expect("%s: key GET answered before either %s completed" % (what, label),
+           "get-key" in order and order.index("get-key") < 2, order)
+    for s in (a, b, c, d):
+        s.close()
+
+elif what == "order-token":
+    # A burst of token requests with wrong client secrets (PBKDF2, ~50 ms each) on their own
+    # connections, then (once the burst is queued) a health check on another one: the checks
+    # run on the work pool, so /healthz is answered before the burst's last reply, and even
+    # before half of it (with the hash on the one worker thread, /healthz waited for most of
+    # the burst). Every wrong secret is still refused; the right one works.
+    import os, urllib.parse
+    tenant, client, secret = os.environ["KV_TENANT"], os.environ["KV_CLIENT"], os.environ["KV_SECRET"]
+    def token_req(sec):
+        data = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": client,
+                                       "client_secret": sec,
+                                       "scope": "https://vault.azure.net/.default"}).encode()
+        return ("POST /%s/oauth2/v2.0/token HTTP/1.1\r\nHost: localhost:%d\r\n"
+                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n"
+                % (tenant, port, len(data))).encode() + data
+    n = 16
+    burst = [connect() for _ in range(n)]
+    h = connect()
+    for k, s in enumerate(burst):
+        s.sendall(token_req("wrong-secret-%d" % k))
+    time.sleep(0.05)  # the burst reaches vaultd first (orders the sends; nothing is timed)
+    h.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    order, results, lock = [], {}, threading.Lock()
+    def reader(s, name):
+        r = read_reply(s)
+        with lock:
+            results[name] = r
+            order.append(name)
+    threads = [threading.Thread(target=reader, args=(s, "wrong-%d" % k)) for k, s in enumerate(burst)]
+    threads.append(threading.Thread(target=reader, args=(h, "healthz")))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    print("# order-token: reply order: %s" % " ".join(order))
+    expect("order-token: all %d replies" % (n + 1), len(order) == n + 1, order)
+    def refused(r):
+        try:
+            return r[0] == 401 and json.loads(r[2])["error"] == "invalid_client"
+        except Exception:
+            return False
+    expect("order-token: every wrong secret refused (401 invalid_client)",
+           all(refused(results.get("wrong-%d" % k)) for k in range(n)),
+           [(k, results.get(k) and results[k][0]) for k in results])
+    expect("order-token: /healthz answered before the burst's last reply",
+           "healthz" in order and order.index("healthz") < len(order) - 1, order)
+    expect("order-token: /healthz answered before half of the burst's replies",
+           "healthz" in order and order.index("healthz") < n // 2, order)
+    h.sendall(token_req(secret))
+    r = read_reply(h)
+    ok_tok = False
+    try:
+        ok_tok = r[0] == 200 and len(json.loads(r[2])["access_token"]) > 20
+    except Exception:
+        pass
+    expect("order-token: the right secret still gets a token", ok_tok, r and r[0])
+    for s in burst + [h]:
+        s.close()
+
 elif what == "slowloris":
     # A client trickling a request byte by byte, an idle TLS connection and a raw TCP connection
     # that never starts TLS are all closed by vaultd (request timeout 3 s) while other
@@ -315,6 +420,14 @@ run_py() {
 }
 run_py raw
 run_py order
+if [ -f "$VAULTD_STATE/hsm.conf" ]; then
+    run_py order-hsm
+else
+    echo "# skipped: the RSA-HSM ordering check (no dev HSM pool: SoftHSMv2 missing)"
+fi
+run_py order-cert
+KV_TENANT=$(conf_get tenant_id) KV_CLIENT=$(conf_get client_id) KV_SECRET=$(conf_get client_secret) \
+    run_py order-token
 run_py slowloris
 run_py disconnect
 
