@@ -239,7 +239,45 @@ static CK_RV kv_C_FindObjectsFinal(CK_SESSION_HANDLE hSession)
     return kv_p11_find_final(hSession);
 }
 
-/* ---- encryption, decryption, digests: not offered ---- */
+/* ---- encryption, decryption (single-part), digests ---- */
+
+static CK_RV kv_C_EncryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+                              CK_OBJECT_HANDLE hKey)
+{
+    return kv_p11_encrypt_init(hSession, pMechanism, hKey);
+}
+
+static CK_RV kv_C_Encrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
+                          CK_BYTE_PTR pEncryptedData, CK_ULONG_PTR pulEncryptedDataLen)
+{
+    return kv_p11_encrypt(hSession, pData, ulDataLen, pEncryptedData, pulEncryptedDataLen);
+}
+
+static CK_RV kv_C_DecryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
+                              CK_OBJECT_HANDLE hKey)
+{
+    return kv_p11_decrypt_init(hSession, pMechanism, hKey);
+}
+
+static CK_RV kv_C_Decrypt(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedData,
+                          CK_ULONG ulEncryptedDataLen, CK_BYTE_PTR pData, CK_ULONG_PTR pulDataLen)
+{
+    return kv_p11_decrypt(hSession, pEncryptedData, ulEncryptedDataLen, pData, pulDataLen);
+}
+
+static CK_RV kv_C_Digest(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
+                         CK_BYTE_PTR pDigest, CK_ULONG_PTR pulDigestLen)
+{
+    return kv_p11_digest(hSession, pData, ulDataLen, pDigest, pulDigestLen);
+}
+
+static CK_RV kv_C_DigestFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest,
+                              CK_ULONG_PTR pulDigestLen)
+{
+    return kv_p11_digest_final(hSession, pDigest, pulDigestLen);
+}
+
+/* Multi-part encryption and decryption, sign/verify recover: not offered. */
 
 static CK_RV kv_C_CryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
                             CK_OBJECT_HANDLE hKey)
@@ -271,17 +309,12 @@ static CK_RV kv_C_CryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pOut, CK_UL
 
 static CK_RV kv_C_DigestInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism)
 {
-    (void)hSession;
-    (void)pMechanism;
-    return CKR_FUNCTION_NOT_SUPPORTED;
+    return kv_p11_digest_init(hSession, pMechanism);
 }
 
 static CK_RV kv_C_DigestUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen)
 {
-    (void)hSession;
-    (void)pPart;
-    (void)ulPartLen;
-    return CKR_FUNCTION_NOT_SUPPORTED;
+    return kv_p11_digest_update(hSession, pPart, ulPartLen);
 }
 
 static CK_RV kv_C_DigestKey(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey)
@@ -434,25 +467,16 @@ static CK_RV kv_C_DeriveKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechan
     return CKR_FUNCTION_NOT_SUPPORTED;
 }
 
-/* The token has no random number generator (no CKF_RNG): the vault API offers none. */
+/* Random numbers: a managed HSM pool's RNG (p11_random.c). */
 static CK_RV kv_C_SeedRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSeed, CK_ULONG ulSeedLen)
 {
-    CK_SLOT_ID slot;
-    CK_RV rv;
-
-    (void)pSeed;
-    (void)ulSeedLen;
-    rv = kv_p11_session_slot(hSession, &slot);
-    if (rv != CKR_OK)
-        return rv;
-    kv_p11_leave();
-    return CKR_RANDOM_NO_RNG;
+    return kv_p11_seed_random(hSession, pSeed, ulSeedLen);
 }
 
 static CK_RV kv_C_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pRandomData,
                                  CK_ULONG ulRandomLen)
 {
-    return kv_C_SeedRandom(hSession, pRandomData, ulRandomLen);
+    return kv_p11_generate_random(hSession, pRandomData, ulRandomLen);
 }
 
 static CK_RV kv_C_GetFunctionStatus(CK_SESSION_HANDLE hSession)
@@ -585,14 +609,13 @@ CK_RV KV_EXPORT C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName, CK_VERSION_PTR pV
     .C_GetObjectSize = kv_C_GetObjectSize, .C_GetAttributeValue = kv_C_GetAttributeValue,          \
     .C_SetAttributeValue = kv_C_SetAttributeValue, .C_FindObjectsInit = kv_C_FindObjectsInit,      \
     .C_FindObjects = kv_C_FindObjects, .C_FindObjectsFinal = kv_C_FindObjectsFinal,                \
-    .C_EncryptInit = kv_C_CryptInit, .C_Encrypt = kv_C_CryptOneShot,                               \
+    .C_EncryptInit = kv_C_EncryptInit, .C_Encrypt = kv_C_Encrypt,                                  \
     .C_EncryptUpdate = kv_C_CryptOneShot, .C_EncryptFinal = kv_C_CryptFinal,                       \
-    .C_DecryptInit = kv_C_CryptInit, .C_Decrypt = kv_C_CryptOneShot,                               \
+    .C_DecryptInit = kv_C_DecryptInit, .C_Decrypt = kv_C_Decrypt,                                  \
     .C_DecryptUpdate = kv_C_CryptOneShot, .C_DecryptFinal = kv_C_CryptFinal,                       \
-    .C_DigestInit = kv_C_DigestInit, .C_Digest = kv_C_CryptOneShot,                                \
-    .C_DigestUpdate = kv_C_DigestUpdate, .C_DigestKey = kv_C_DigestKey,                            \
-    .C_DigestFinal = kv_C_CryptFinal, .C_SignInit = kv_C_SignInit, .C_Sign = kv_C_Sign,            \
-    .C_SignUpdate = kv_C_SignUpdate, .C_SignFinal = kv_C_SignFinal,                                \
+    .C_DigestInit = kv_C_DigestInit, .C_Digest = kv_C_Digest, .C_DigestUpdate = kv_C_DigestUpdate, \
+    .C_DigestKey = kv_C_DigestKey, .C_DigestFinal = kv_C_DigestFinal, .C_SignInit = kv_C_SignInit, \
+    .C_Sign = kv_C_Sign, .C_SignUpdate = kv_C_SignUpdate, .C_SignFinal = kv_C_SignFinal,           \
     .C_SignRecoverInit = kv_C_CryptInit, .C_SignRecover = kv_C_CryptOneShot,                       \
     .C_VerifyInit = kv_C_VerifyInit, .C_Verify = kv_C_Verify, .C_VerifyUpdate = kv_C_VerifyUpdate, \
     .C_VerifyFinal = kv_C_VerifyFinal, .C_VerifyRecoverInit = kv_C_CryptInit,                      \

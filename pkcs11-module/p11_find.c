@@ -1,9 +1,12 @@
 /* p11_find.c - C_FindObjectsInit / C_FindObjects / C_FindObjectsFinal.
  *
- * The whole result is computed at C_FindObjectsInit and paged out afterwards. Cost to the
- * vault: a template that can only match objects we do not have (certificates, data, secret
- * keys, other key types) costs nothing; a template with CKA_LABEL reads just that key (one
- * round trip, or none within the cache TTL); anything else lists the vault's keys. */
+ * The whole result is computed at C_FindObjectsInit and paged out afterwards. The template
+ * first decides which kinds of object can match (keys, certificates, data objects - the
+ * latter only when logged in); only those are read. Cost to the vault: a template that can
+ * only match objects we do not have (secret keys, other key types) costs nothing; a key
+ * template with CKA_LABEL reads just that key; otherwise the keys, certificates or secrets are
+ * listed - and everything is served from the slot caches (p11_slot.c, p11_cache.c) while they
+ * are fresh, so a warm find costs no round trip. */
 #include "p11_internal.h"
 
 #include <stdlib.h>
@@ -11,8 +14,9 @@
 
 /* What the template tells before any vault read. */
 typedef struct kv_p11_find_plan {
-    bool impossible; /* no object of ours can match */
-    char label[128]; /* CKA_LABEL, if given */
+    bool impossible;        /* no object of ours can match */
+    bool keys, certs, data; /* kinds of object that can match */
+    char label[128];        /* CKA_LABEL, if given */
     bool has_label;
 } kv_p11_find_plan;
 
@@ -21,6 +25,7 @@ static void kv_p11_find_plan_make(const CK_ATTRIBUTE *tmpl, CK_ULONG count, kv_p
     CK_ULONG i, u;
 
     memset(plan, 0, sizeof(*plan));
+    plan->keys = plan->certs = plan->data = true;
     for (i = 0; i < count; i++) {
         const CK_ATTRIBUTE *a = &tmpl[i];
 
@@ -32,10 +37,25 @@ static void kv_p11_find_plan_make(const CK_ATTRIBUTE *tmpl, CK_ULONG count, kv_p
                 break;
             }
             memcpy(&u, a->pValue, sizeof(u));
-            if (a->type == CKA_CLASS && u != CKO_PRIVATE_KEY && u != CKO_PUBLIC_KEY)
-                plan->impossible = true;
-            if (a->type == CKA_KEY_TYPE && u != CKK_RSA && u != CKK_EC)
-                plan->impossible = true;
+            if (a->type == CKA_CLASS) {
+                plan->keys = plan->keys && (u == CKO_PRIVATE_KEY || u == CKO_PUBLIC_KEY);
+                plan->certs = plan->certs && u == CKO_CERTIFICATE;
+                plan->data = plan->data && u == CKO_DATA;
+            } else {
+                plan->certs = plan->data = false;
+                if (u != CKK_RSA && u != CKK_EC)
+                    plan->keys = false;
+            }
+            break;
+        case CKA_CERTIFICATE_TYPE:
+        case CKA_CERTIFICATE_CATEGORY:
+        case CKA_ISSUER:
+        case CKA_SERIAL_NUMBER:
+            plan->keys = plan->data = false;
+            break;
+        case CKA_APPLICATION:
+        case CKA_OBJECT_ID:
+            plan->keys = plan->certs = false;
             break;
         case CKA_LABEL:
             if (a->ulValueLen == 0 || a->ulValueLen >= sizeof(plan->label) || a->pValue == NULL ||
@@ -51,45 +71,118 @@ static void kv_p11_find_plan_make(const CK_ATTRIBUTE *tmpl, CK_ULONG count, kv_p
             break;
         }
     }
+    if (!plan->keys && !plan->certs && !plan->data)
+        plan->impossible = true;
 }
 
-/* Appends the handles of the objects of kds that match (lock taken here). */
+/* Whether a certificate / data object matches the template. */
+static bool kv_p11_cert_matches(const kv_p11_cert *c, const CK_ATTRIBUTE *tmpl, CK_ULONG count)
+{
+    CK_BYTE scratch[KV_P11_SCRATCH];
+    const void *v;
+    CK_ULONG len, i;
+
+    for (i = 0; i < count; i++) {
+        if (kv_p11_cert_attr(c, tmpl[i].type, &v, &len, scratch) != CKR_OK ||
+            tmpl[i].ulValueLen != len ||
+            (len > 0 && (tmpl[i].pValue == NULL || memcmp(tmpl[i].pValue, v, len) != 0)))
+            return false;
+    }
+    return true;
+}
+
+static bool kv_p11_data_matches(const char *name, const CK_ATTRIBUTE *tmpl, CK_ULONG count)
+{
+    CK_BYTE scratch[KV_P11_SCRATCH];
+    const void *v;
+    CK_ULONG len, i;
+
+    for (i = 0; i < count; i++) {
+        /* CKA_VALUE is not matched (it would cost a read of every secret): no match */
+        if (kv_p11_data_attr(name, tmpl[i].type, &v, &len, scratch) != CKR_OK ||
+            tmpl[i].ulValueLen != len ||
+            (len > 0 && (tmpl[i].pValue == NULL || memcmp(tmpl[i].pValue, v, len) != 0)))
+            return false;
+    }
+    return true;
+}
+
+/* Appends a handle for (name, cls) to the result (lock held). */
+static CK_RV kv_p11_find_add(kv_p11_session *s, const char *name, CK_OBJECT_CLASS cls)
+{
+    CK_OBJECT_HANDLE h = kv_p11_obj_handle(s->slot, name, cls);
+
+    if (h == CK_INVALID_HANDLE)
+        return CKR_HOST_MEMORY;
+    s->found[s->nfound++] = h;
+    return CKR_OK;
+}
+
+/* Collects the handles of the objects that match (lock taken here). */
 static CK_RV kv_p11_find_collect(kv_p11_session *s, kv_p11_kdata **kds, size_t n,
+                                 const kv_p11_odata *certs, const kv_p11_odata *secrets,
                                  const CK_ATTRIBUTE *tmpl, CK_ULONG count)
 {
     static const CK_OBJECT_CLASS classes[2] = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY};
+    size_t ncerts = certs != NULL ? certs->ncerts : 0;
+    size_t ndata = secrets != NULL ? secrets->nnames : 0;
     CK_RV rv = CKR_OK;
     size_t i, c;
 
-    s->found = calloc(2 * n + 1, sizeof(*s->found));
+    s->found = calloc(2 * n + ncerts + ndata + 1, sizeof(*s->found));
     if (s->found == NULL)
         return CKR_HOST_MEMORY;
     kv_p11_lock();
-    for (i = 0; i < n; i++) {
-        for (c = 0; c < 2; c++) {
-            CK_OBJECT_HANDLE h;
-
-            if (!kv_p11_obj_matches(kds[i], classes[c], tmpl, count))
-                continue;
-            h = kv_p11_obj_handle(s->slot, kds[i]->key->name, classes[c]);
-            if (h == CK_INVALID_HANDLE) {
-                rv = CKR_HOST_MEMORY;
-                goto done;
-            }
-            s->found[s->nfound++] = h;
-        }
-    }
-
-done:
+    for (i = 0; i < n && rv == CKR_OK; i++)
+        for (c = 0; c < 2 && rv == CKR_OK; c++)
+            if (kv_p11_obj_matches(kds[i], classes[c], tmpl, count))
+                rv = kv_p11_find_add(s, kds[i]->key->name, classes[c]);
+    for (i = 0; i < ncerts && rv == CKR_OK; i++)
+        if (kv_p11_cert_matches(&certs->certs[i], tmpl, count))
+            rv = kv_p11_find_add(s, certs->certs[i].name, CKO_CERTIFICATE);
+    for (i = 0; i < ndata && rv == CKR_OK; i++)
+        if (kv_p11_data_matches(secrets->names[i], tmpl, count))
+            rv = kv_p11_find_add(s, secrets->names[i], CKO_DATA);
     kv_p11_unlock();
     return rv;
+}
+
+/* Reads the keys the plan needs (cache or vault). */
+static kv_rv kv_p11_find_keys(kv_p11_session *s, const kv_p11_find_plan *plan, kv_p11_kdata ***kds,
+                              size_t *n, kv_err *err)
+{
+    kv_p11_kdata *one = NULL;
+    kv_rv krv;
+
+    *kds = NULL;
+    *n = 0;
+    if (!plan->keys)
+        return KV_OK;
+    if (!plan->has_label)
+        return kv_p11_slot_list_keys(s->slot, kds, n, err);
+    krv = kv_p11_slot_fetch_key(s->slot, plan->label, &one, err);
+    if (krv == KV_OK) {
+        *kds = calloc(1, sizeof(**kds));
+        if (*kds == NULL) {
+            kv_p11_kdata_unref(one);
+            return kv_err_set(err, KV_ERR_NOMEM, "out of memory");
+        }
+        (*kds)[0] = one;
+        *n = 1;
+    } else if (krv == KV_ERR_NOT_FOUND || krv == KV_ERR_INVALID_ARG || krv == KV_ERR_BAD_REQUEST ||
+               krv == KV_ERR_UNSUPPORTED) {
+        krv = KV_OK; /* no such key (or not a name the vault accepts): no match */
+    }
+    return krv;
 }
 
 CK_RV kv_p11_find_init(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count)
 {
     kv_p11_find_plan plan;
     kv_p11_session *s = NULL;
-    kv_p11_kdata **kds = NULL, *one = NULL;
+    kv_p11_kdata **kds = NULL;
+    kv_p11_odata *certs = NULL, *secrets = NULL;
+    kv_p11_slot *slot;
     size_t n = 0;
     kv_err err;
     kv_rv krv = KV_OK;
@@ -108,25 +201,24 @@ CK_RV kv_p11_find_init(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG coun
         goto done;
     }
     kv_p11_find_plan_make(tmpl, count, &plan);
-    if (plan.impossible) {
-        /* nothing to fetch */
-    } else if (plan.has_label) {
-        krv = kv_p11_slot_fetch_key(s->slot, plan.label, &one, &err);
-        if (krv == KV_OK) {
-            kds = &one;
-            n = 1;
-        } else if (krv == KV_ERR_NOT_FOUND || krv == KV_ERR_INVALID_ARG ||
-                   krv == KV_ERR_BAD_REQUEST || krv == KV_ERR_UNSUPPORTED) {
-            krv = KV_OK; /* no such key (or not a name the vault accepts): no match */
-        }
-    } else {
-        krv = kv_p11_slot_list_keys(s->slot, &kds, &n, &err);
+    if (plan.data) { /* private objects: only for a logged-in token */
+        kv_p11_lock();
+        slot = kv_p11_slot_get(s->slot);
+        plan.data = slot != NULL && slot->logged_in;
+        kv_p11_unlock();
+    }
+    if (!plan.impossible) {
+        krv = kv_p11_find_keys(s, &plan, &kds, &n, &err);
+        if (krv == KV_OK && plan.certs)
+            krv = kv_p11_slot_certs(s->slot, &certs, &err);
+        if (krv == KV_OK && plan.data)
+            krv = kv_p11_slot_secrets(s->slot, &secrets, &err);
     }
     if (krv != KV_OK) {
         rv = kv_p11_rv_log("C_FindObjectsInit", &err, krv, KV_P11_OP_GENERIC);
         goto done;
     }
-    rv = kv_p11_find_collect(s, kds, n, tmpl, count);
+    rv = kv_p11_find_collect(s, kds, n, certs, secrets, tmpl, count);
     if (rv != CKR_OK) {
         kv_p11_find_clear(s);
         goto done;
@@ -135,10 +227,9 @@ CK_RV kv_p11_find_init(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG coun
     s->find_active = true;
 
 done:
-    if (kds == &one)
-        kv_p11_kdata_unref(one);
-    else
-        kv_p11_kdata_list_free(kds, n);
+    kv_p11_odata_unref(certs);
+    kv_p11_odata_unref(secrets);
+    kv_p11_kdata_list_free(kds, n);
     kv_p11_session_release(s, KV_P11_PART_FIND);
     return rv;
 }

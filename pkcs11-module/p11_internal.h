@@ -28,7 +28,7 @@
 #define KV_P11_LIB_DESC "kvault: keys in a key vault"
 #define KV_P11_LIB_MAJOR 0
 #define KV_P11_LIB_MINOR 1
-#define KV_P11_CACHE_TTL_SEC 30   /* how long a fetched key is trusted before re-fetching */
+#define KV_P11_CACHE_TTL_SEC 30   /* default of [kvault] object_cache_seconds */
 #define KV_P11_ID_LEN 16          /* CKA_ID length, see kv_p11_key_id() */
 #define KV_P11_MAX_RAW_INPUT 1024 /* largest accepted input of CKM_RSA_PKCS / CKM_ECDSA */
 
@@ -74,6 +74,31 @@ bool kv_p11_kdata_fresh(const kv_p11_kdata *kd);
 /* CKA_ID: the first 16 bytes of SHA-256("<vault name>/<key name>"). */
 bool kv_p11_key_id(const char *vault, const char *name, CK_BYTE id[KV_P11_ID_LEN]);
 
+/* ---- certificates and data objects (p11_cert.c, p11_data.c, p11_cache.c) ---- */
+
+/* One vault certificate rendered as CKO_CERTIFICATE attribute values. */
+typedef struct kv_p11_cert {
+    char name[128];
+    CK_BYTE id[KV_P11_ID_LEN]; /* CKA_ID of the linked key (the key of the same name) */
+    uint8_t *der;              /* CKA_VALUE */
+    size_t der_len;
+    uint8_t *subject, *issuer, *serial, *spki; /* DER; serial = DER INTEGER */
+    size_t subject_len, issuer_len, serial_len, spki_len;
+    CK_BYTE start[8], end[8]; /* CK_DATE of notBefore / notAfter */
+    bool has_start, has_end;
+    CK_BYTE check[3]; /* CKA_CHECK_VALUE: SHA-1(value)[0:3] */
+} kv_p11_cert;
+
+/* Immutable snapshot of a slot's certificates or secret names; reference counted. */
+typedef struct kv_p11_odata {
+    int refs;
+    struct timespec fetched;
+    kv_p11_cert *certs; /* certificate snapshot */
+    size_t ncerts;
+    char **names; /* secret snapshot: names of unmanaged, enabled secrets */
+    size_t nnames;
+} kv_p11_odata;
+
 /* ---- slots: one per configured vault ---- */
 
 typedef struct kv_p11_slot {
@@ -84,6 +109,10 @@ typedef struct kv_p11_slot {
     CK_USER_TYPE user;
     kv_p11_kdata **cache; /* fetched keys (module lock) */
     size_t ncache, capcache;
+    struct timespec keys_listed; /* when the cache was filled by a full listing */
+    bool keys_listed_valid;      /* the cache holds exactly the vault's keys (until the TTL) */
+    kv_p11_odata *certs;         /* cached certificates (module lock), NULL if none */
+    kv_p11_odata *secrets;       /* cached secret names (module lock), NULL if none */
 } kv_p11_slot;
 
 /* ---- objects: (slot, key name, class) -> stable handle ---- */
@@ -110,6 +139,14 @@ typedef struct kv_p11_sigop {
     size_t buflen;
 } kv_p11_sigop;
 
+/* State of one encrypt or decrypt operation (single-part only). */
+typedef struct kv_p11_cryptop {
+    bool active;
+    CK_MECHANISM_TYPE mech;
+    kv_p11_kdata *kd; /* the key, referenced for the duration of the operation */
+    kv_enc_alg alg;   /* the vault's name for the mechanism and its parameters */
+} kv_p11_cryptop;
+
 typedef struct kv_p11_session {
     CK_SESSION_HANDLE handle;
     CK_SLOT_ID slot;
@@ -122,6 +159,10 @@ typedef struct kv_p11_session {
     size_t nfound, findpos;
     kv_p11_sigop sign;
     kv_p11_sigop verify;
+    kv_p11_cryptop encrypt;
+    kv_p11_cryptop decrypt;
+    EVP_MD_CTX *digest; /* non-NULL while a digest operation is active */
+    bool digest_multipart;
 } kv_p11_session;
 
 /* ---- the module context ---- */
@@ -140,6 +181,7 @@ typedef struct kv_p11_module_ctx {
     kv_p11_session **sessions;
     size_t nsessions, capsessions;
     CK_SESSION_HANDLE next_session;
+    long cache_ttl;   /* seconds cached keys and objects are trusted (kv_p11_cache_ttl) */
     kv_p11_obj *objs; /* handle h is objs[h - 1] */
     size_t nobjs, capobjs;
 } kv_p11_module_ctx;
@@ -190,6 +232,9 @@ CK_RV kv_p11_session_cancel(CK_SESSION_HANDLE h, CK_FLAGS flags);
 #define KV_P11_PART_FIND 0x1u
 #define KV_P11_PART_SIGN 0x2u
 #define KV_P11_PART_VERIFY 0x4u
+#define KV_P11_PART_ENCRYPT 0x8u
+#define KV_P11_PART_DECRYPT 0x10u
+#define KV_P11_PART_DIGEST 0x20u
 CK_RV kv_p11_session_acquire(CK_SESSION_HANDLE h, unsigned part, kv_p11_session **out);
 void kv_p11_session_release(kv_p11_session *s, unsigned part);
 /* Shared use: only the slot id is returned (counts as in flight; kv_p11_leave after). */
@@ -219,6 +264,35 @@ bool kv_p11_obj_matches(const kv_p11_kdata *kd, CK_OBJECT_CLASS cls, const CK_AT
 CK_RV kv_p11_get_attribute_value(CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE ho, CK_ATTRIBUTE_PTR tmpl,
                                  CK_ULONG count);
 CK_RV kv_p11_get_object_size(CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE ho, CK_ULONG_PTR size);
+
+/* p11_cache.c: TTL and per-slot certificate / secret snapshots */
+/* Seconds a cached key, listing or object snapshot is trusted ([kvault] object_cache_seconds). */
+long kv_p11_cache_ttl(void);
+bool kv_p11_fresh(const struct timespec *fetched);
+void kv_p11_odata_unref(kv_p11_odata *od);
+/* Without the lock (caller in flight): a reference to the slot's fresh snapshot, fetching it
+ * from the vault when missing or stale. */
+kv_rv kv_p11_slot_certs(CK_SLOT_ID id, kv_p11_odata **out, kv_err *err);
+kv_rv kv_p11_slot_secrets(CK_SLOT_ID id, kv_p11_odata **out, kv_err *err);
+/* Drops the slot's snapshots (lock held). */
+void kv_p11_objcache_invalidate(kv_p11_slot *slot);
+
+/* p11_cert.c */
+kv_rv kv_p11_cert_parse(const char *vault, const char *name, const uint8_t *der, size_t len,
+                        kv_p11_cert *out, kv_err *err);
+void kv_p11_cert_clear(kv_p11_cert *c);
+const kv_p11_cert *kv_p11_cert_find(const kv_p11_odata *od, const char *name);
+CK_RV kv_p11_cert_attr(const kv_p11_cert *c, CK_ATTRIBUTE_TYPE type, const void **value,
+                       CK_ULONG *len, CK_BYTE scratch[KV_P11_SCRATCH]);
+
+/* p11_data.c */
+bool kv_p11_data_has(const kv_p11_odata *od, const char *name);
+/* Attributes other than CKA_VALUE (which gives CKR_ATTRIBUTE_SENSITIVE here: the caller
+ * fetches it with kv_p11_data_value). */
+CK_RV kv_p11_data_attr(const char *name, CK_ATTRIBUTE_TYPE type, const void **value, CK_ULONG *len,
+                       CK_BYTE scratch[KV_P11_SCRATCH]);
+/* The secret's value (one vault read; never cached): *value must be kv_free_secret()'d. */
+CK_RV kv_p11_data_value(CK_SLOT_ID slot, const char *name, char **value, size_t *len);
 
 /* p11_find.c */
 CK_RV kv_p11_find_init(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count);
@@ -250,5 +324,28 @@ CK_RV kv_p11_verify(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE
                     CK_ULONG siglen);
 CK_RV kv_p11_verify_update(CK_SESSION_HANDLE h, CK_BYTE_PTR part, CK_ULONG len);
 CK_RV kv_p11_verify_final(CK_SESSION_HANDLE h, CK_BYTE_PTR sig, CK_ULONG siglen);
+
+/* p11_decrypt.c / p11_encrypt.c (shared mechanism logic in p11_decrypt.c) */
+/* The vault algorithm of an RSA encryption mechanism and its parameters. */
+CK_RV kv_p11_enc_alg(const CK_MECHANISM *mech, kv_enc_alg *alg);
+void kv_p11_cryptop_clear(kv_p11_cryptop *op);
+CK_RV kv_p11_decrypt_init(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE key);
+CK_RV kv_p11_decrypt(CK_SESSION_HANDLE h, CK_BYTE_PTR in, CK_ULONG inlen, CK_BYTE_PTR out,
+                     CK_ULONG_PTR outlen);
+CK_RV kv_p11_encrypt_init(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE key);
+CK_RV kv_p11_encrypt(CK_SESSION_HANDLE h, CK_BYTE_PTR in, CK_ULONG inlen, CK_BYTE_PTR out,
+                     CK_ULONG_PTR outlen);
+
+/* p11_digest.c */
+void kv_p11_digest_clear(kv_p11_session *s);
+CK_RV kv_p11_digest_init(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech);
+CK_RV kv_p11_digest(CK_SESSION_HANDLE h, CK_BYTE_PTR in, CK_ULONG inlen, CK_BYTE_PTR out,
+                    CK_ULONG_PTR outlen);
+CK_RV kv_p11_digest_update(CK_SESSION_HANDLE h, CK_BYTE_PTR part, CK_ULONG len);
+CK_RV kv_p11_digest_final(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG_PTR outlen);
+
+/* p11_random.c */
+CK_RV kv_p11_generate_random(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG len);
+CK_RV kv_p11_seed_random(CK_SESSION_HANDLE h, CK_BYTE_PTR seed, CK_ULONG len);
 
 #endif

@@ -1,34 +1,43 @@
 /* p11_mech.c - the mechanisms a vault token offers (C_GetMechanismList, C_GetMechanismInfo),
- * the same for every slot since every vault offers the same signature algorithms.
+ * the same for every slot since every vault offers the same algorithms.
  *
- * CKF_HW is set: the private-key operation of every mechanism runs on the vault (the
- * "device"), never in this library; the optional local hashing of the CKM_SHA*_ and
- * CKM_ECDSA_SHA* mechanisms is a public computation, and verification uses only the public
- * key. (A side effect: pkcs11-tool --test runs its signature tests, which it skips for
- * software-only mechanisms.) Key sizes: RSA 2048-4096 bits, EC 256-521 bits, what the vault
- * creates. Encryption, decryption and key generation are not offered (yet). */
+ * CKF_HW is set on every mechanism that uses a key: the private-key operation (sign, decrypt)
+ * runs on the vault (the "device"), never in this library; the optional local hashing of the
+ * CKM_SHA*_ and CKM_ECDSA_SHA* mechanisms is a public computation, and verification and
+ * encryption use only the public key. (A side effect: pkcs11-tool --test runs its signature
+ * tests, which it skips for software-only mechanisms.) The digests (CKF_DIGEST) are computed
+ * locally and carry no CKF_HW. Key sizes: RSA 2048-4096 bits, EC 256-521 bits, what the vault
+ * creates.
+ * Signatures map onto the vault's algorithms: RSxxx/PSxxx/ESxxx for SHA-256/384/512; SHA-1 and
+ * SHA-224 with PKCS#1 v1.5 become RSNULL over the DigestInfo; ECDSA with any digest is the
+ * curve's ES algorithm over the digest brought to the curve's size. PSS with SHA-1/224 has no
+ * vault equivalent (PS256/384/512 only) and is not listed. */
 #include "p11_internal.h"
 
 #include <string.h>
 
 typedef struct kv_p11_mech {
     CK_MECHANISM_TYPE type;
-    CK_KEY_TYPE key_type;
+    CK_KEY_TYPE key_type; /* (CK_KEY_TYPE)-1 for digests */
+    CK_FLAGS flags;
 } kv_p11_mech;
 
+#define KV_SV (CKF_HW | CKF_SIGN | CKF_VERIFY)
+#define KV_ED (CKF_HW | CKF_ENCRYPT | CKF_DECRYPT)
+#define KV_NOKEY ((CK_KEY_TYPE)-1)
+
 static const kv_p11_mech kv_p11_mechs[] = {
-    {CKM_RSA_PKCS, CKK_RSA},
-    {CKM_SHA256_RSA_PKCS, CKK_RSA},
-    {CKM_SHA384_RSA_PKCS, CKK_RSA},
-    {CKM_SHA512_RSA_PKCS, CKK_RSA},
-    {CKM_RSA_PKCS_PSS, CKK_RSA},
-    {CKM_SHA256_RSA_PKCS_PSS, CKK_RSA},
-    {CKM_SHA384_RSA_PKCS_PSS, CKK_RSA},
-    {CKM_SHA512_RSA_PKCS_PSS, CKK_RSA},
-    {CKM_ECDSA, CKK_EC},
-    {CKM_ECDSA_SHA256, CKK_EC},
-    {CKM_ECDSA_SHA384, CKK_EC},
-    {CKM_ECDSA_SHA512, CKK_EC},
+    {CKM_RSA_PKCS, CKK_RSA, KV_SV | KV_ED},    {CKM_RSA_PKCS_OAEP, CKK_RSA, KV_ED},
+    {CKM_SHA1_RSA_PKCS, CKK_RSA, KV_SV},       {CKM_SHA224_RSA_PKCS, CKK_RSA, KV_SV},
+    {CKM_SHA256_RSA_PKCS, CKK_RSA, KV_SV},     {CKM_SHA384_RSA_PKCS, CKK_RSA, KV_SV},
+    {CKM_SHA512_RSA_PKCS, CKK_RSA, KV_SV},     {CKM_RSA_PKCS_PSS, CKK_RSA, KV_SV},
+    {CKM_SHA256_RSA_PKCS_PSS, CKK_RSA, KV_SV}, {CKM_SHA384_RSA_PKCS_PSS, CKK_RSA, KV_SV},
+    {CKM_SHA512_RSA_PKCS_PSS, CKK_RSA, KV_SV}, {CKM_ECDSA, CKK_EC, KV_SV},
+    {CKM_ECDSA_SHA1, CKK_EC, KV_SV},           {CKM_ECDSA_SHA224, CKK_EC, KV_SV},
+    {CKM_ECDSA_SHA256, CKK_EC, KV_SV},         {CKM_ECDSA_SHA384, CKK_EC, KV_SV},
+    {CKM_ECDSA_SHA512, CKK_EC, KV_SV},         {CKM_SHA_1, KV_NOKEY, CKF_DIGEST},
+    {CKM_SHA224, KV_NOKEY, CKF_DIGEST},        {CKM_SHA256, KV_NOKEY, CKF_DIGEST},
+    {CKM_SHA384, KV_NOKEY, CKF_DIGEST},        {CKM_SHA512, KV_NOKEY, CKF_DIGEST},
 };
 #define KV_P11_NMECHS (sizeof(kv_p11_mechs) / sizeof(kv_p11_mechs[0]))
 
@@ -98,8 +107,10 @@ CK_RV kv_p11_get_mechanism_info(CK_SLOT_ID id, CK_MECHANISM_TYPE type, CK_MECHAN
         goto done;
     }
     memset(info, 0, sizeof(*info));
-    info->flags = CKF_HW | CKF_SIGN | CKF_VERIFY;
-    if (m->key_type == CKK_RSA) {
+    info->flags = m->flags;
+    if (m->key_type == KV_NOKEY) {
+        /* digests: no key */
+    } else if (m->key_type == CKK_RSA) {
         info->ulMinKeySize = 2048;
         info->ulMaxKeySize = 4096;
     } else {
@@ -118,7 +129,7 @@ CK_RV kv_p11_mech_check(CK_MECHANISM_TYPE mech, CK_KEY_TYPE kt, CK_ULONG bits)
     const kv_p11_mech *m = kv_p11_mech_find(mech);
 
     (void)bits; /* the vault itself only holds keys of the advertised sizes */
-    if (m == NULL)
+    if (m == NULL || !(m->flags & CKF_SIGN))
         return CKR_MECHANISM_INVALID;
     if (m->key_type != kt)
         return CKR_KEY_TYPE_INCONSISTENT;

@@ -5,8 +5,9 @@
  * POSIX threads internally (so do libcurl and vaultclient), which is what CKF_OS_LOCKING_OK
  * permits. Application-supplied mutex callbacks without CKF_OS_LOCKING_OK cannot be honoured
  * (our dependencies lock with pthreads regardless) and give CKR_CANT_LOCK;
- * CKF_LIBRARY_CANT_CREATE_OS_THREADS gives CKR_NEED_TO_CREATE_THREADS (libcurl's resolver
- * may start threads).
+ * CKF_LIBRARY_CANT_CREATE_OS_THREADS is accepted: the module starts no threads of its own (only
+ * libcurl's resolver may run a short-lived lookup thread during a request), and GnuTLS/p11tool
+ * and p11-kit always set the flag, so refusing it would make kvault unusable there.
  *
  * Fork: pthread_atfork handlers take the module lock around fork(), so a child never inherits
  * it locked, and the child forgets the parent's in-flight calls. A child may keep using the
@@ -115,8 +116,6 @@ static CK_RV kv_p11_check_init_args(const CK_C_INITIALIZE_ARGS *a)
     n += a->UnlockMutex != NULL;
     if (n != 0 && n != 4)
         return CKR_ARGUMENTS_BAD;
-    if (a->flags & CKF_LIBRARY_CANT_CREATE_OS_THREADS)
-        return CKR_NEED_TO_CREATE_THREADS;
     if (n == 4 && !(a->flags & CKF_OS_LOCKING_OK))
         return CKR_CANT_LOCK;
     return CKR_OK;
@@ -174,6 +173,7 @@ CK_RV kv_p11_initialize(CK_VOID_PTR init_args)
         }
         kv_p11_module.hooks_registered = true;
     }
+    kv_p11_module.cache_ttl = kv_ctx_object_cache_seconds(ctx);
     kv_p11_module.ctx = ctx;
     ctx = NULL;
     kv_p11_module.pid = getpid();

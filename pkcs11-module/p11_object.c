@@ -1,7 +1,8 @@
 /* p11_object.c - key objects: every RSA/EC vault key appears as a CKO_PRIVATE_KEY and a
- * CKO_PUBLIC_KEY object. Object handles come from a table (slot, key name, class) -> handle
+ * CKO_PUBLIC_KEY object. Object handles come from a table (slot, name, class) -> handle
  * that lives as long as the module is initialised, so a handle keeps naming the same key
- * (its latest version) across finds and cache refreshes.
+ * (its latest version) across finds and cache refreshes. The same table names certificate
+ * (p11_cert.c) and data (p11_data.c) objects; C_GetAttributeValue here serves all kinds.
  *
  * Attribute values are built once per fetched key version (kv_p11_kdata) from the public key
  * that vaultclient returns: RSA modulus / exponent, EC curve OID and point, and the DER
@@ -65,10 +66,7 @@ void kv_p11_kdata_unref(kv_p11_kdata *kd)
 
 bool kv_p11_kdata_fresh(const kv_p11_kdata *kd)
 {
-    struct timespec now;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return now.tv_sec - kd->fetched.tv_sec < KV_P11_CACHE_TTL_SEC;
+    return kv_p11_fresh(&kd->fetched);
 }
 
 static uint8_t *kv_p11_bn_bytes(const BIGNUM *bn, size_t *len)
@@ -261,6 +259,8 @@ CK_RV kv_p11_obj_kdata(const char *fn, CK_SLOT_ID slot, CK_OBJECT_HANDLE h, kv_p
     kv_p11_unlock();
     if (rv == CKR_OK && obj->slot != slot)
         rv = CKR_OBJECT_HANDLE_INVALID;
+    if (rv == CKR_OK && obj->cls != CKO_PRIVATE_KEY && obj->cls != CKO_PUBLIC_KEY)
+        rv = CKR_OBJECT_HANDLE_INVALID; /* a certificate or data object: no key behind it */
     if (rv != CKR_OK)
         return op == KV_P11_OP_KEY ? CKR_KEY_HANDLE_INVALID : rv;
     krv = kv_p11_slot_fetch_key(slot, obj->name, out, &err);
@@ -272,14 +272,21 @@ CK_RV kv_p11_obj_kdata(const char *fn, CK_SLOT_ID slot, CK_OBJECT_HANDLE h, kv_p
 /* ---- attributes ---- */
 
 static const CK_MECHANISM_TYPE kv_p11_rsa_mechs[] = {
-    CKM_RSA_PKCS,     CKM_SHA256_RSA_PKCS,     CKM_SHA384_RSA_PKCS,     CKM_SHA512_RSA_PKCS,
-    CKM_RSA_PKCS_PSS, CKM_SHA256_RSA_PKCS_PSS, CKM_SHA384_RSA_PKCS_PSS, CKM_SHA512_RSA_PKCS_PSS,
+    CKM_RSA_PKCS,
+    CKM_RSA_PKCS_OAEP,
+    CKM_SHA1_RSA_PKCS,
+    CKM_SHA224_RSA_PKCS,
+    CKM_SHA256_RSA_PKCS,
+    CKM_SHA384_RSA_PKCS,
+    CKM_SHA512_RSA_PKCS,
+    CKM_RSA_PKCS_PSS,
+    CKM_SHA256_RSA_PKCS_PSS,
+    CKM_SHA384_RSA_PKCS_PSS,
+    CKM_SHA512_RSA_PKCS_PSS,
 };
 static const CK_MECHANISM_TYPE kv_p11_ec_mechs[] = {
-    CKM_ECDSA,
-    CKM_ECDSA_SHA256,
-    CKM_ECDSA_SHA384,
-    CKM_ECDSA_SHA512,
+    CKM_ECDSA,        CKM_ECDSA_SHA1,   CKM_ECDSA_SHA224,
+    CKM_ECDSA_SHA256, CKM_ECDSA_SHA384, CKM_ECDSA_SHA512,
 };
 
 /* CK_DATE (YYYYMMDD) of a unix time; false if unset. */
@@ -409,8 +416,12 @@ CK_RV kv_p11_attr(const kv_p11_kdata *kd, CK_OBJECT_CLASS cls, CK_ATTRIBUTE_TYPE
             break;
         KV_P11_SET_BOOL(true);
         return CKR_OK;
+    case CKA_DECRYPT: /* p11_decrypt.c: RSA keys whose key_ops allow decrypt */
+        if (!priv)
+            break;
+        KV_P11_SET_BOOL(rsa && (k->key_ops & KV_OP_DECRYPT) != 0);
+        return CKR_OK;
     case CKA_EXTRACTABLE:
-    case CKA_DECRYPT:
     case CKA_SIGN_RECOVER:
     case CKA_UNWRAP:
     case CKA_WRAP_WITH_TRUSTED:
@@ -439,7 +450,11 @@ CK_RV kv_p11_attr(const kv_p11_kdata *kd, CK_OBJECT_CLASS cls, CK_ATTRIBUTE_TYPE
         return CKR_ATTRIBUTE_SENSITIVE;
 
     /* public key object */
-    case CKA_ENCRYPT:
+    case CKA_ENCRYPT: /* p11_encrypt.c: RSA keys whose key_ops allow encrypt */
+        if (priv)
+            break;
+        KV_P11_SET_BOOL(rsa && (k->key_ops & KV_OP_ENCRYPT) != 0);
+        return CKR_OK;
     case CKA_VERIFY_RECOVER:
     case CKA_WRAP:
     case CKA_TRUSTED:
@@ -476,16 +491,80 @@ bool kv_p11_obj_matches(const kv_p11_kdata *kd, CK_OBJECT_CLASS cls, const CK_AT
     return true;
 }
 
+/* Where the attribute values of one object come from. */
+typedef struct kv_p11_attr_src {
+    CK_OBJECT_CLASS cls;
+    const kv_p11_kdata *kd;  /* key objects */
+    const kv_p11_cert *cert; /* CKO_CERTIFICATE */
+    const char *data_name;   /* CKO_DATA */
+    const char *data_value;  /* CKO_DATA: CKA_VALUE once fetched */
+    size_t data_len;
+} kv_p11_attr_src;
+
+static CK_RV kv_p11_src_attr(const kv_p11_attr_src *src, CK_ATTRIBUTE_TYPE type, const void **v,
+                             CK_ULONG *len, CK_BYTE scratch[KV_P11_SCRATCH])
+{
+    if (src->cert != NULL)
+        return kv_p11_cert_attr(src->cert, type, v, len, scratch);
+    if (src->data_name != NULL) {
+        if (type == CKA_VALUE && src->data_value != NULL) {
+            *v = src->data_value;
+            *len = (CK_ULONG)src->data_len;
+            return CKR_OK;
+        }
+        return kv_p11_data_attr(src->data_name, type, v, len, scratch);
+    }
+    return kv_p11_attr(src->kd, src->cls, type, v, len, scratch);
+}
+
+/* Resolves a certificate or data object of the slot (without the lock; may read the vault).
+ * Data objects need the token logged in. */
+static CK_RV kv_p11_obj_nonkey(CK_SLOT_ID slot, const kv_p11_obj *obj, kv_p11_odata **od,
+                               kv_p11_attr_src *src)
+{
+    kv_p11_slot *s;
+    bool logged_in = false;
+    kv_err err;
+    kv_rv krv;
+
+    kv_err_clear(&err);
+    if (obj->cls == CKO_CERTIFICATE) {
+        krv = kv_p11_slot_certs(slot, od, &err);
+        if (krv != KV_OK)
+            return kv_p11_rv_log("C_GetAttributeValue", &err, krv, KV_P11_OP_OBJECT);
+        src->cert = kv_p11_cert_find(*od, obj->name);
+        return src->cert != NULL ? CKR_OK : CKR_OBJECT_HANDLE_INVALID;
+    }
+    kv_p11_lock();
+    s = kv_p11_slot_get(slot);
+    if (s != NULL)
+        logged_in = s->logged_in;
+    kv_p11_unlock();
+    if (!logged_in)
+        return CKR_USER_NOT_LOGGED_IN; /* private object */
+    krv = kv_p11_slot_secrets(slot, od, &err);
+    if (krv != KV_OK)
+        return kv_p11_rv_log("C_GetAttributeValue", &err, krv, KV_P11_OP_OBJECT);
+    if (!kv_p11_data_has(*od, obj->name))
+        return CKR_OBJECT_HANDLE_INVALID;
+    src->data_name = obj->name;
+    return CKR_OK;
+}
+
 CK_RV kv_p11_get_attribute_value(CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE ho, CK_ATTRIBUTE_PTR tmpl,
                                  CK_ULONG count)
 {
     CK_BYTE scratch[KV_P11_SCRATCH];
     kv_p11_kdata *kd = NULL;
+    kv_p11_odata *od = NULL;
+    kv_p11_attr_src src;
+    char *secret = NULL;
     kv_p11_obj obj;
     CK_SLOT_ID slot;
     CK_RV rv, r;
     CK_ULONG i;
 
+    memset(&src, 0, sizeof(src));
     rv = kv_p11_session_slot(hs, &slot);
     if (rv != CKR_OK)
         return rv;
@@ -493,14 +572,38 @@ CK_RV kv_p11_get_attribute_value(CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE ho, CK_A
         rv = CKR_ARGUMENTS_BAD;
         goto done;
     }
-    rv = kv_p11_obj_kdata("C_GetAttributeValue", slot, ho, KV_P11_OP_OBJECT, &obj, &kd);
+    kv_p11_lock();
+    rv = kv_p11_obj_lookup(ho, &obj);
+    kv_p11_unlock();
+    if (rv == CKR_OK && obj.slot != slot)
+        rv = CKR_OBJECT_HANDLE_INVALID;
     if (rv != CKR_OK)
         goto done;
+    src.cls = obj.cls;
+    if (obj.cls == CKO_CERTIFICATE || obj.cls == CKO_DATA) {
+        rv = kv_p11_obj_nonkey(slot, &obj, &od, &src);
+        if (rv != CKR_OK)
+            goto done;
+        for (i = 0; obj.cls == CKO_DATA && i < count; i++) {
+            if (tmpl[i].type == CKA_VALUE) { /* read lazily, only when asked for */
+                rv = kv_p11_data_value(slot, obj.name, &secret, &src.data_len);
+                if (rv != CKR_OK)
+                    goto done;
+                src.data_value = secret;
+                break;
+            }
+        }
+    } else {
+        rv = kv_p11_obj_kdata("C_GetAttributeValue", slot, ho, KV_P11_OP_OBJECT, &obj, &kd);
+        if (rv != CKR_OK)
+            goto done;
+        src.kd = kd;
+    }
     for (i = 0; i < count; i++) {
         const void *v;
         CK_ULONG len;
 
-        r = kv_p11_attr(kd, obj.cls, tmpl[i].type, &v, &len, scratch);
+        r = kv_p11_src_attr(&src, tmpl[i].type, &v, &len, scratch);
         if (r == CKR_OK && tmpl[i].pValue != NULL) {
             if (tmpl[i].ulValueLen < len)
                 r = CKR_BUFFER_TOO_SMALL;
@@ -513,6 +616,11 @@ CK_RV kv_p11_get_attribute_value(CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE ho, CK_A
     }
 
 done:
+    if (secret != NULL) {
+        OPENSSL_cleanse(secret, src.data_len);
+        free(secret);
+    }
+    kv_p11_odata_unref(od);
     kv_p11_kdata_unref(kd);
     kv_p11_leave();
     return rv;

@@ -72,6 +72,9 @@ void kv_p11_session_free(kv_p11_session *s)
     kv_p11_find_clear(s);
     kv_p11_sigop_clear(&s->sign);
     kv_p11_sigop_clear(&s->verify);
+    kv_p11_cryptop_clear(&s->encrypt);
+    kv_p11_cryptop_clear(&s->decrypt);
+    kv_p11_digest_clear(s);
     free(s);
 }
 
@@ -401,7 +404,10 @@ CK_RV kv_p11_session_cancel(CK_SESSION_HANDLE h, CK_FLAGS flags)
 {
     unsigned part = ((flags & CKF_FIND_OBJECTS) ? KV_P11_PART_FIND : 0) |
                     ((flags & CKF_SIGN) ? KV_P11_PART_SIGN : 0) |
-                    ((flags & CKF_VERIFY) ? KV_P11_PART_VERIFY : 0);
+                    ((flags & CKF_VERIFY) ? KV_P11_PART_VERIFY : 0) |
+                    ((flags & CKF_ENCRYPT) ? KV_P11_PART_ENCRYPT : 0) |
+                    ((flags & CKF_DECRYPT) ? KV_P11_PART_DECRYPT : 0) |
+                    ((flags & CKF_DIGEST) ? KV_P11_PART_DIGEST : 0);
     kv_p11_session *s;
     CK_RV rv;
 
@@ -414,6 +420,12 @@ CK_RV kv_p11_session_cancel(CK_SESSION_HANDLE h, CK_FLAGS flags)
         kv_p11_sigop_clear(&s->verify);
     if (flags & CKF_FIND_OBJECTS)
         kv_p11_find_clear(s);
+    if (flags & CKF_ENCRYPT)
+        kv_p11_cryptop_clear(&s->encrypt);
+    if (flags & CKF_DECRYPT)
+        kv_p11_cryptop_clear(&s->decrypt);
+    if (flags & CKF_DIGEST)
+        kv_p11_digest_clear(s);
     kv_p11_session_release(s, part);
     return CKR_OK;
 }

@@ -5,13 +5,16 @@
  * - CKM_RSA_PKCS: the input is a DigestInfo. A SHA-256/384/512 DigestInfo becomes RS256/384/
  *   512 with the bare digest (same signature, and the algorithms every vault supports); any
  *   other input is signed with RSNULL (PKCS#1 v1.5 padding of the raw input, <= k - 11 bytes).
- * - CKM_SHA{256,384,512}_RSA_PKCS: hash locally, then RS256/384/512.
+ * - CKM_SHA{256,384,512}_RSA_PKCS: hash locally, then RS256/384/512. CKM_SHA1_RSA_PKCS and
+ *   CKM_SHA224_RSA_PKCS: hash locally, then RSNULL over the DigestInfo (the vault has no
+ *   RS1/RS224; the signature is the same). PSS with SHA-1/224 has no vault equivalent.
  * - CKM_RSA_PKCS_PSS: CK_RSA_PKCS_PSS_PARAMS must be SHA-256/384/512 with MGF1 of the same
  *   hash and sLen = hash length (the only PSS the vault does) -> PS256/384/512; the input is
  *   the digest. CKM_SHA{256,384,512}_RSA_PKCS_PSS: same parameters, hash locally.
  * - CKM_ECDSA: the input is a digest, brought to the vault's digest length for the curve
  *   (ES256/ES256K 32, ES384 48, ES512 64 bytes) with the ECDSA rule: keep the leftmost
- *   order-size bits, then left-pad with zeros. CKM_ECDSA_SHA{256,384,512}: hash locally first.
+ *   order-size bits, then left-pad with zeros. CKM_ECDSA_SHA{1,224,256,384,512}: hash locally
+ *   first (a short digest left-padded is the same integer, so the same ECDSA signature).
  *   The vault's raw r||s is exactly the PKCS#11 ECDSA signature format.
  * Local hashing prefers OpenSSL's default provider ("?provider=default"); kvault's own provider
  * offers no digests, so a digest never recurses into kvault. */
@@ -40,6 +43,9 @@ typedef struct kv_p11_hash {
 } kv_p11_hash;
 
 static const kv_p11_hash kv_p11_hashes[] = {
+    /* no vault RS1/RS224/PS1/PS224: PKCS#1 v1.5 goes through RSNULL with a DigestInfo */
+    {CKM_SHA_1, CKG_MGF1_SHA1, 20, "SHA1", KV_ALG_RSNULL, KV_ALG_NONE},
+    {CKM_SHA224, CKG_MGF1_SHA224, 28, "SHA224", KV_ALG_RSNULL, KV_ALG_NONE},
     {CKM_SHA256, CKG_MGF1_SHA256, 32, "SHA256", KV_ALG_RS256, KV_ALG_PS256},
     {CKM_SHA384, CKG_MGF1_SHA384, 48, "SHA384", KV_ALG_RS384, KV_ALG_PS384},
     {CKM_SHA512, CKG_MGF1_SHA512, 64, "SHA512", KV_ALG_RS512, KV_ALG_PS512},
@@ -59,6 +65,12 @@ static const kv_p11_hash *kv_p11_hash_find(CK_MECHANISM_TYPE hash)
 static const kv_p11_hash *kv_p11_mech_hash(CK_MECHANISM_TYPE mech)
 {
     switch (mech) {
+    case CKM_SHA1_RSA_PKCS:
+    case CKM_ECDSA_SHA1:
+        return kv_p11_hash_find(CKM_SHA_1);
+    case CKM_SHA224_RSA_PKCS:
+    case CKM_ECDSA_SHA224:
+        return kv_p11_hash_find(CKM_SHA224);
     case CKM_SHA256_RSA_PKCS:
     case CKM_SHA256_RSA_PKCS_PSS:
     case CKM_ECDSA_SHA256:
@@ -84,7 +96,8 @@ static CK_RV kv_p11_pss_alg(const CK_MECHANISM *m, const kv_p11_hash *want, kv_a
     if (p == NULL || m->ulParameterLen != sizeof(*p))
         return CKR_MECHANISM_PARAM_INVALID;
     h = kv_p11_hash_find(p->hashAlg);
-    if (h == NULL || (want != NULL && h != want) || p->mgf != h->mgf || p->sLen != h->len)
+    if (h == NULL || h->ps == KV_ALG_NONE || (want != NULL && h != want) || p->mgf != h->mgf ||
+        p->sLen != h->len)
         return CKR_MECHANISM_PARAM_INVALID;
     *alg = h->ps;
     return CKR_OK;
@@ -107,6 +120,8 @@ CK_RV kv_p11_sigop_setup(kv_p11_sigop *op, CK_MECHANISM_PTR mech, kv_p11_kdata *
     case CKM_RSA_PKCS:
         op->alg = KV_ALG_NONE; /* RSxxx or RSNULL, decided by the input */
         break;
+    case CKM_SHA1_RSA_PKCS:
+    case CKM_SHA224_RSA_PKCS:
     case CKM_SHA256_RSA_PKCS:
     case CKM_SHA384_RSA_PKCS:
     case CKM_SHA512_RSA_PKCS:
@@ -211,6 +226,25 @@ static CK_RV kv_p11_rsa_pkcs_input(const kv_p11_kdata *kd, const uint8_t *in, si
     return CKR_OK;
 }
 
+/* DigestInfo of a SHA-1 or SHA-224 digest (signed with RSNULL: the vault has no RS1/RS224). */
+static CK_RV kv_p11_digestinfo_short(bool sha1, const uint8_t *in, size_t inlen, uint8_t *out,
+                                     size_t *outlen)
+{
+    static const uint8_t p1[15] = {0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e,
+                                   0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14};
+    static const uint8_t p224[19] = {0x30, 0x2d, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+                                     0x65, 0x03, 0x04, 0x02, 0x04, 0x05, 0x00, 0x04, 0x1c};
+    const uint8_t *p = sha1 ? p1 : p224;
+    size_t plen = sha1 ? sizeof(p1) : sizeof(p224);
+
+    if (inlen != (sha1 ? 20u : 28u))
+        return CKR_GENERAL_ERROR;
+    memcpy(out, p, plen);
+    memcpy(out + plen, in, inlen);
+    *outlen = plen + inlen;
+    return CKR_OK;
+}
+
 static int kv_p11_order_bits(const kv_p11_kdata *kd)
 {
     switch (kd->key->curve_nid) {
@@ -275,6 +309,10 @@ CK_RV kv_p11_sigop_digest(kv_p11_sigop *op, uint8_t *out, size_t *outlen, kv_alg
     }
     *alg = op->alg;
     switch (op->mech) {
+    case CKM_SHA1_RSA_PKCS:
+    case CKM_SHA224_RSA_PKCS:
+        rv = kv_p11_digestinfo_short(op->mech == CKM_SHA1_RSA_PKCS, in, inlen, out, outlen);
+        break;
     case CKM_RSA_PKCS:
         rv = kv_p11_rsa_pkcs_input(op->kd, in, inlen, out, outlen, alg);
         break;

@@ -163,8 +163,10 @@ CK_RV kv_p11_get_token_info(CK_SLOT_ID id, CK_TOKEN_INFO_PTR info)
     kv_p11_pad(info->model, sizeof(info->model), KV_P11_MODEL);
     kv_p11_token_serial(slot, info->serialNumber);
     /* No CKF_LOGIN_REQUIRED: the vault credential comes from the configuration, the PIN is
-     * not used. No CKF_RNG: C_GenerateRandom is not offered (the vault has no RNG API). */
+     * not used. CKF_RNG only for a managed HSM pool (p11_random.c). */
     info->flags = CKF_TOKEN_INITIALIZED | CKF_USER_PIN_INITIALIZED;
+    if (kv_vault_has_rng(slot->vault))
+        info->flags |= CKF_RNG; /* a managed HSM pool: its /rng endpoint */
     info->ulMaxSessionCount = CK_EFFECTIVELY_INFINITE;
     info->ulSessionCount = kv_p11_session_count(id, false);
     info->ulMaxRwSessionCount = CK_EFFECTIVELY_INFINITE;
@@ -239,13 +241,43 @@ void kv_p11_cache_remove(kv_p11_slot *slot, const char *name)
     slot->cache[i] = slot->cache[--slot->ncache];
 }
 
-void kv_p11_cache_invalidate(kv_p11_slot *slot)
+/* Empties the key cache only (lock held). */
+static void kv_p11_keycache_clear(kv_p11_slot *slot)
 {
     size_t i;
 
     for (i = 0; i < slot->ncache; i++)
         kv_p11_kdata_unref(slot->cache[i]);
     slot->ncache = 0;
+    slot->keys_listed_valid = false;
+}
+
+void kv_p11_cache_invalidate(kv_p11_slot *slot)
+{
+    kv_p11_keycache_clear(slot);
+    kv_p11_objcache_invalidate(slot);
+}
+
+/* While the last full listing is fresh and every cached key too, references to all cached
+ * keys (lock held): a warm listing costs no vault call. */
+static bool kv_p11_keycache_listing(kv_p11_slot *slot, kv_p11_kdata ***out, size_t *n)
+{
+    kv_p11_kdata **kds;
+    size_t i;
+
+    if (!slot->keys_listed_valid || !kv_p11_fresh(&slot->keys_listed))
+        return false;
+    for (i = 0; i < slot->ncache; i++)
+        if (!kv_p11_kdata_fresh(slot->cache[i]))
+            return false;
+    kds = calloc(slot->ncache + 1, sizeof(*kds));
+    if (kds == NULL)
+        return false;
+    for (i = 0; i < slot->ncache; i++)
+        kds[i] = kv_p11_kdata_ref(slot->cache[i]);
+    *out = kds;
+    *n = slot->ncache;
+    return true;
 }
 
 /* ---- vault reads (no lock held; the caller is in flight, so the slots stay) ---- */
@@ -306,16 +338,24 @@ kv_rv kv_p11_slot_list_keys(CK_SLOT_ID id, kv_p11_kdata ***out, size_t *n, kv_er
     kv_key **keys = NULL;
     size_t nkeys = 0, nkds = 0, i;
     kv_p11_slot *slot;
+    struct timespec listed;
+    bool warm = false;
     kv_rv rv;
 
     *out = NULL;
     *n = 0;
+
     kv_p11_lock();
     slot = kv_p11_slot_get(id);
+    if (slot != NULL)
+        warm = kv_p11_keycache_listing(slot, out, n);
     kv_p11_unlock();
     if (slot == NULL)
         return kv_err_set(err, KV_ERR_INVALID_ARG, "no such slot");
+    if (warm)
+        return KV_OK;
 
+    clock_gettime(CLOCK_MONOTONIC, &listed);
     rv = kv_vault_list_keys(slot->vault, &keys, &nkeys, err);
     if (rv != KV_OK)
         goto done;
@@ -347,9 +387,12 @@ kv_rv kv_p11_slot_list_keys(CK_SLOT_ID id, kv_p11_kdata ***out, size_t *n, kv_er
 
     /* The listing is authoritative: the cache now holds exactly these keys. */
     kv_p11_lock();
-    kv_p11_cache_invalidate(slot);
+    kv_p11_keycache_clear(slot);
+    slot->keys_listed_valid = true;
+    slot->keys_listed = listed;
     for (i = 0; i < nkds; i++)
-        kv_p11_cache_put(slot, kds[i]);
+        if (kv_p11_cache_put(slot, kds[i]) != CKR_OK)
+            slot->keys_listed_valid = false; /* incomplete: list again next time */
     kv_p11_unlock();
     *out = kds;
     *n = nkds;

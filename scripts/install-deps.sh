@@ -5,7 +5,8 @@ set -eu
 PKGS="build-essential pkg-config meson ninja-build
 libssl-dev openssl libcurl4-openssl-dev libjansson-dev libsqlite3-dev sqlite3
 libevent-dev libp11-kit-dev p11-kit softhsm2 libcmocka-dev
-opensc gnutls-bin curl ca-certificates python3 python3-cryptography xxd procps"
+opensc gnutls-bin curl ca-certificates python3 python3-cryptography xxd procps
+libengine-pkcs11-openssl p11-kit-modules openssh-client openssh-server util-linux"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -16,6 +16,9 @@ typedef struct kv_backend_ops {
                         kv_err *err);
     kv_rv (*sign)(kv_vault *v, const kv_key *k, kv_alg alg, const uint8_t *digest, size_t dlen,
                   uint8_t *sig, size_t siglen, kv_err *err);
+    kv_rv (*decrypt)(kv_vault *v, const kv_key *k, kv_enc_alg alg, const uint8_t *in, size_t inlen,
+                     uint8_t *out, size_t *outlen, kv_err *err);
+    kv_rv (*random)(kv_vault *v, uint8_t *buf, size_t len, kv_err *err); /* len <= 128 */
     kv_rv (*request)(kv_vault *v, const char *method, const char *path, json_t *body, json_t **resp,
                      long *http_status, kv_err *err);
     kv_rv (*get_token)(kv_vault *v, char **token, long long *expires_on, kv_err *err);

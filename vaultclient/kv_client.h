@@ -78,6 +78,8 @@ void kv_ctx_free(kv_ctx *ctx);
 
 /* Path of the configuration file actually read ("" if none). */
 const char *kv_ctx_conf_path(const kv_ctx *ctx);
+/* [kvault] object_cache_seconds: how long listed keys and objects are trusted (default 30). */
+long kv_ctx_object_cache_seconds(const kv_ctx *ctx);
 
 size_t kv_ctx_vault_count(const kv_ctx *ctx);
 kv_vault *kv_ctx_vault_at(kv_ctx *ctx, size_t i);
@@ -86,9 +88,9 @@ kv_vault *kv_ctx_vault_by_name(kv_ctx *ctx, const char *name); /* case-insensiti
 /* ---- vault ---- */
 
 const char *kv_vault_name(const kv_vault *v);
-const char *kv_vault_url(const kv_vault *v); /* e.g. https://dev.vault.localhost:8443 */
+const char *kv_vault_url(const kv_vault *v);       /* e.g. https://dev.vault.localhost:8443 */
 const char *kv_vault_tenant_id(const kv_vault *v); /* NULL if the credential has none */
-const char *kv_vault_resource(const kv_vault *v);  /* token resource, e.g. https://vault.azure.net */
+const char *kv_vault_resource(const kv_vault *v); /* token resource, e.g. https://vault.azure.net */
 
 /* The key (latest when version is NULL or ""). On success *out holds a reference. */
 kv_rv kv_vault_get_key(kv_vault *v, const char *name, const char *version, kv_key **out,
@@ -117,6 +119,32 @@ kv_rv kv_vault_create_key(kv_vault *v, const char *name, const kv_key_create_par
 kv_rv kv_vault_sign(kv_vault *v, const kv_key *k, kv_alg alg, const uint8_t *digest, size_t dlen,
                     uint8_t *sig, size_t *siglen, kv_err *err);
 
+/* Decryption algorithms, named as the vault names them. */
+typedef enum {
+    KV_ENC_NONE = 0,
+    KV_ENC_RSA1_5,       /* RSAES-PKCS1-v1_5 */
+    KV_ENC_RSA_OAEP,     /* OAEP, SHA-1 and MGF1-SHA-1, empty label */
+    KV_ENC_RSA_OAEP_256, /* OAEP, SHA-256 and MGF1-SHA-256, empty label */
+} kv_enc_alg;
+const char *kv_enc_alg_name(kv_enc_alg alg); /* "RSA1_5" ... */
+
+/* Decrypts in (modulus-length ciphertext) with the private key on the vault. If out is NULL or
+ * *outlen is smaller than the modulus length, *outlen gets that bound and KV_ERR_BUFFER_TOO_SMALL
+ * (out NULL: KV_OK) is returned; else *outlen gets the plaintext length. A ciphertext the vault
+ * rejects is KV_ERR_BAD_REQUEST; a key whose key_ops lack decrypt is KV_ERR_FORBIDDEN. */
+kv_rv kv_vault_decrypt(kv_vault *v, const kv_key *k, kv_enc_alg alg, const uint8_t *in,
+                       size_t inlen, uint8_t *out, size_t *outlen, kv_err *err);
+
+/* True for a managed HSM pool (its URL host has ".managedhsm."): it has the /rng endpoint. */
+bool kv_vault_has_rng(const kv_vault *v);
+/* len random bytes from the pool's HSM (POST /rng, at most 128 per request, looped).
+ * KV_ERR_UNSUPPORTED for a vault without /rng. */
+kv_rv kv_vault_random(kv_vault *v, uint8_t *buf, size_t len, kv_err *err);
+
+/* vaultclient's private library context (default provider only): local public-key and digest
+ * work done for kvault's callers runs there, never recursing into a provider of the host. */
+OSSL_LIB_CTX *kv_ctx_libctx(kv_ctx *ctx);
+
 /* Generic authenticated request for tools: method "GET"/"POST"/..., path relative to the
  * vault URL (e.g. "/keys/k1/create"), api-version is added. body may be NULL.
  * On any HTTP response *resp receives the parsed JSON (or NULL for an empty body) and
@@ -128,6 +156,21 @@ kv_rv kv_vault_request(kv_vault *v, const char *method, const char *path, json_t
  * *token is a malloc'd NUL-terminated copy the caller must kv_free_secret(); *expires_on is
  * unix seconds. */
 kv_rv kv_vault_get_token(kv_vault *v, char **token, long long *expires_on, kv_err *err);
+
+/* ---- certificates and secrets (kv_objects.c; read-only, for the faces) ---- */
+
+/* Names of the vault's certificates / secrets (following nextLink). Secrets managed by a
+ * certificate (managed:true) are left out. *names: array of *n malloc'd strings; free with
+ * kv_name_list_free. */
+kv_rv kv_vault_list_certificates(kv_vault *v, char ***names, size_t *n, kv_err *err);
+kv_rv kv_vault_list_secrets(kv_vault *v, char ***names, size_t *n, kv_err *err);
+void kv_name_list_free(char **names, size_t n);
+/* The DER certificate (the bundle's "cer") of the latest version; *der is malloc'd. */
+kv_rv kv_vault_get_certificate(kv_vault *v, const char *name, uint8_t **der, size_t *derlen,
+                               kv_err *err);
+/* The value of the latest version of a secret: *value is a malloc'd copy (NUL-terminated, *len
+ * bytes) the caller must kv_free_secret(). */
+kv_rv kv_vault_get_secret(kv_vault *v, const char *name, char **value, size_t *len, kv_err *err);
 
 /* ---- keys ---- */
 

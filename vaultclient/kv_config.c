@@ -202,6 +202,10 @@ static kv_rv set_global_key(kv_conf *c, const char *key, const char *val, kv_err
         if (parse_long(val, 0, 10, &n) != KV_OK)
             return kv_err_set(err, KV_ERR_CONFIG, "retries must be 0-10");
         c->retries = (int)n;
+    } else if (strcmp(key, "object_cache_seconds") == 0) {
+        if (parse_long(val, 0, 86400, &n) != KV_OK)
+            return kv_err_set(err, KV_ERR_CONFIG, "object_cache_seconds must be 0-86400");
+        c->object_cache_seconds = n;
     } else if (strcmp(key, "log_level") == 0) {
         c->log_level = kv_log_level_from_name(val);
         if (c->log_level < 0)
@@ -336,6 +340,7 @@ kv_rv kv_conf_parse(const char *text, const char *origin, kv_conf **out, kv_err 
     }
     c->timeout = 10;
     c->retries = 3;
+    c->object_cache_seconds = 30;
     c->log_level = -1;
     c->path = strdup(origin != NULL ? origin : "");
     if (c->path == NULL) {

@@ -43,7 +43,8 @@ typedef struct kv_conf {
     char *path;   /* file read, "" if none */
     long timeout; /* seconds */
     int retries;
-    int log_level; /* -1 = from $KVAULT_LOG */
+    int log_level;             /* -1 = from $KVAULT_LOG */
+    long object_cache_seconds; /* how long the faces trust listed keys/objects (default 30) */
     kv_vault_conf *vaults;
     size_t nvaults;
 } kv_conf;

@@ -82,6 +82,11 @@ const char *kv_ctx_conf_path(const kv_ctx *ctx)
     return ctx != NULL && ctx->conf != NULL ? ctx->conf->path : "";
 }
 
+long kv_ctx_object_cache_seconds(const kv_ctx *ctx)
+{
+    return ctx != NULL && ctx->conf != NULL ? ctx->conf->object_cache_seconds : 30;
+}
+
 size_t kv_ctx_vault_count(const kv_ctx *ctx)
 {
     return ctx != NULL ? ctx->nvaults : 0;
@@ -102,4 +107,9 @@ kv_vault *kv_ctx_vault_by_name(kv_ctx *ctx, const char *name)
         if (strcasecmp(ctx->vaults[i].conf->name, name) == 0)
             return &ctx->vaults[i];
     return NULL;
+}
+
+OSSL_LIB_CTX *kv_ctx_libctx(kv_ctx *ctx)
+{
+    return ctx != NULL ? kv_http_libctx(ctx->http) : NULL;
 }

@@ -13,6 +13,13 @@
 
 #include "kv_b64.h"
 
+/* Key types are fetched by their OID names (aliases of "RSA" and "EC" in the default
+ * provider): OpenSSL 3.0 looks the short names up in the ENGINE table first, so a host that
+ * made an engine the default (openssl -engine pkcs11, libp11) would otherwise receive
+ * kvault's public-key imports and fail them, even in kvault's own library context. */
+#define KV_KEYMGMT_RSA "1.2.840.113549.1.1.1" /* rsaEncryption */
+#define KV_KEYMGMT_EC "1.2.840.10045.2.1"     /* id-ecPublicKey */
+
 static const struct {
     int nid;
     const char *jwk;
@@ -132,7 +139,7 @@ static kv_rv rsa_from_jwk(OSSL_LIB_CTX *libctx, const char *propq, const json_t 
         rv = KV_ERR_NOMEM;
         goto done;
     }
-    pctx = EVP_PKEY_CTX_new_from_name(libctx, "RSA", propq);
+    pctx = EVP_PKEY_CTX_new_from_name(libctx, KV_KEYMGMT_RSA, propq);
     if (pctx == NULL || EVP_PKEY_fromdata_init(pctx) <= 0 ||
         EVP_PKEY_fromdata(pctx, out, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
         rv = kv_err_set(err, KV_ERR_INTERNAL, "cannot build an RSA public key");
@@ -188,7 +195,7 @@ static kv_rv ec_from_jwk(OSSL_LIB_CTX *libctx, const char *propq, const json_t *
                                                  (char *)kv_curve_group_from_nid(nid), 0);
     params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, pt, 1 + 2 * flen);
     params[2] = OSSL_PARAM_construct_end();
-    pctx = EVP_PKEY_CTX_new_from_name(libctx, "EC", propq);
+    pctx = EVP_PKEY_CTX_new_from_name(libctx, KV_KEYMGMT_EC, propq);
     if (pctx == NULL || EVP_PKEY_fromdata_init(pctx) <= 0 ||
         EVP_PKEY_fromdata(pctx, out, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
         rv = kv_err_set(err, KV_ERR_SERVER, "vault returned an EC point not on curve %s", crv);

@@ -401,6 +401,80 @@ done:
     return rv;
 }
 
+static kv_rv rest_decrypt(kv_vault *v, const kv_key *k, kv_enc_alg alg, const uint8_t *in,
+                          size_t inlen, uint8_t *out, size_t *outlen, kv_err *err)
+{
+    char path[300];
+    char *b64 = kv_b64url_encode(in, inlen);
+    json_t *body = json_object(), *j = NULL;
+    uint8_t *raw = NULL;
+    size_t rawlen = 0;
+    const char *val;
+    kv_rv rv;
+
+    if (b64 == NULL || body == NULL) {
+        rv = kv_err_set(err, KV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    json_object_set_new(body, "alg", json_string(kv_enc_alg_name(alg)));
+    json_object_set_new(body, "value", json_string(b64));
+    snprintf(path, sizeof(path), "/keys/%s/%s/decrypt", k->name, k->version);
+    rv = rest_request(v, "POST", path, body, &j, NULL, err);
+    if (rv != KV_OK)
+        goto done;
+    val = json_string_value(json_object_get(j, "value"));
+    if (val == NULL || kv_b64_decode(val, &raw, &rawlen) != KV_OK) {
+        rv = kv_err_set(err, KV_ERR_SERVER, "vault decrypt response has no valid value");
+        goto done;
+    }
+    if (rawlen > *outlen) {
+        rv = kv_err_set(err, KV_ERR_SERVER, "vault returned a %zu-byte plaintext, expected <= %zu",
+                        rawlen, *outlen);
+        goto done;
+    }
+    memcpy(out, raw, rawlen);
+    *outlen = rawlen;
+    rv = KV_OK;
+done:
+    if (raw != NULL)
+        OPENSSL_cleanse(raw, rawlen);
+    free(raw);
+    free(b64);
+    json_decref(j);
+    json_decref(body);
+    return rv;
+}
+
+static kv_rv rest_random(kv_vault *v, uint8_t *buf, size_t len, kv_err *err)
+{
+    json_t *body = json_pack("{s:I}", "count", (json_int_t)len), *j = NULL;
+    uint8_t *raw = NULL;
+    size_t rawlen = 0;
+    const char *val;
+    kv_rv rv;
+
+    if (body == NULL) {
+        rv = kv_err_set(err, KV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    rv = rest_request(v, "POST", "/rng", body, &j, NULL, err);
+    if (rv != KV_OK)
+        goto done;
+    val = json_string_value(json_object_get(j, "value"));
+    if (val == NULL || kv_b64_decode(val, &raw, &rawlen) != KV_OK || rawlen != len) {
+        rv = kv_err_set(err, KV_ERR_SERVER, "vault rng response has no valid value");
+        goto done;
+    }
+    memcpy(buf, raw, len);
+done:
+    if (raw != NULL)
+        OPENSSL_cleanse(raw, rawlen);
+    free(raw);
+    json_decref(j);
+    json_decref(body);
+    return rv;
+}
+
 static kv_rv rest_get_token(kv_vault *v, char **token, long long *expires_on, kv_err *err)
 {
     kv_rest *r = v->impl;
@@ -452,6 +526,8 @@ static const kv_backend_ops kv_rest_ops = {
     .list_keys = rest_list_keys,
     .create_key = rest_create_key,
     .sign = rest_sign,
+    .decrypt = rest_decrypt,
+    .random = rest_random,
     .request = rest_request,
     .get_token = rest_get_token,
     .free = rest_free,

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "kv_backend.h"
@@ -181,6 +182,77 @@ kv_rv kv_vault_sign(kv_vault *v, const kv_key *k, kv_alg alg, const uint8_t *dig
         return kv_err_set(err, KV_ERR_FORBIDDEN, "key %s does not allow sign", k->name);
     *siglen = need;
     return v->ops->sign(v, k, alg, digest, dlen, sig, need, err);
+}
+
+const char *kv_enc_alg_name(kv_enc_alg alg)
+{
+    switch (alg) {
+    case KV_ENC_RSA1_5:
+        return "RSA1_5";
+    case KV_ENC_RSA_OAEP:
+        return "RSA-OAEP";
+    case KV_ENC_RSA_OAEP_256:
+        return "RSA-OAEP-256";
+    default:
+        return "";
+    }
+}
+
+kv_rv kv_vault_decrypt(kv_vault *v, const kv_key *k, kv_enc_alg alg, const uint8_t *in,
+                       size_t inlen, uint8_t *out, size_t *outlen, kv_err *err)
+{
+    size_t need;
+
+    kv_err_clear(err);
+    if (v == NULL || k == NULL || outlen == NULL || (in == NULL && inlen > 0))
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "missing key, input or length");
+    if (k->kty != KV_KTY_RSA)
+        return kv_err_set(err, KV_ERR_UNSUPPORTED, "decryption needs an RSA key");
+    if (alg != KV_ENC_RSA1_5 && alg != KV_ENC_RSA_OAEP && alg != KV_ENC_RSA_OAEP_256)
+        return kv_err_set(err, KV_ERR_UNSUPPORTED, "unknown encryption algorithm");
+    need = kv_key_sig_size(k);
+    if (out == NULL) {
+        *outlen = need;
+        return KV_OK;
+    }
+    if (*outlen < need) {
+        *outlen = need;
+        return kv_err_set(err, KV_ERR_BUFFER_TOO_SMALL, "plaintext buffer too small");
+    }
+    if (inlen != need)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "ciphertext must be %zu bytes, got %zu", need,
+                          inlen);
+    if ((k->key_ops & KV_OP_DECRYPT) == 0 && k->key_ops != 0)
+        return kv_err_set(err, KV_ERR_FORBIDDEN, "key %s does not allow decrypt", k->name);
+    if (v->ops->decrypt == NULL)
+        return kv_err_set(err, KV_ERR_UNSUPPORTED, "this vault cannot decrypt");
+    return v->ops->decrypt(v, k, alg, in, inlen, out, outlen, err);
+}
+
+bool kv_vault_has_rng(const kv_vault *v)
+{
+    return v != NULL && v->ops->random != NULL && v->conf->url != NULL &&
+           strstr(v->conf->url, ".managedhsm.") != NULL;
+}
+
+kv_rv kv_vault_random(kv_vault *v, uint8_t *buf, size_t len, kv_err *err)
+{
+    size_t off, n;
+    kv_rv rv = KV_OK;
+
+    kv_err_clear(err);
+    if (v == NULL || (buf == NULL && len > 0))
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "missing vault or buffer");
+    if (!kv_vault_has_rng(v))
+        return kv_err_set(err, KV_ERR_UNSUPPORTED, "vault %s has no random number generator",
+                          v->conf->name);
+    for (off = 0; off < len && rv == KV_OK; off += n) {
+        n = len - off > 128 ? 128 : len - off;
+        rv = v->ops->random(v, buf + off, n, err);
+    }
+    if (rv != KV_OK)
+        OPENSSL_cleanse(buf, len);
+    return rv;
 }
 
 kv_rv kv_vault_request(kv_vault *v, const char *method, const char *path, json_t *body,

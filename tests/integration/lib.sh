@@ -35,7 +35,7 @@ if ldd "$KV_SO" 2>/dev/null | grep -q libasan; then
     KV_ASAN_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:halt_on_error=1}
     mkdir -p "$T_TMP/asan-bin"
-    for tool in openssl pkcs11-tool p11tool ssh-keygen ssh nginx apache2; do
+    for tool in openssl pkcs11-tool p11tool p11-kit ssh-keygen ssh nginx apache2; do
         real=$(command -v "$tool") || continue
         printf '#!/bin/sh\nLD_PRELOAD="%s:%s" exec %s "$@"\n' "$(gcc -print-file-name=libasan.so)" \
             "$(gcc -print-file-name=libubsan.so)" "$real" >"$T_TMP/asan-bin/$tool"

@@ -3,8 +3,10 @@
 # vaultd: slot/token listing, mechanisms, key objects and their attributes, searches by
 # CKA_ID and CKA_LABEL, public key export, signing with every mechanism (each signature
 # checked by openssl with the exported public key), local C_Verify, pkcs11-tool --test,
-# error paths (unknown key, wrong key type, bad PSS parameters), forked processes, and a
-# stopped vault (CKR_DEVICE_ERROR quickly, no hang, no crash).
+# error paths (unknown key, wrong key type, bad PSS parameters), certificates as X.509
+# certificate objects and secrets as private data objects, warm caches costing no vault
+# request (counted in vaultd's audit log), forked processes, and a stopped vault
+# (CKR_DEVICE_ERROR quickly, no hang, no crash).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 if ! start_vaultd; then
@@ -102,7 +104,7 @@ grep -q "token manufacturer : kvault" "$T_TMP/last.out" && ok "-L: manufacturer 
 
 check "pkcs11-tool -M" "${P11[@]}" -M
 for m in RSA-PKCS SHA256-RSA-PKCS RSA-PKCS-PSS SHA512-RSA-PKCS-PSS ECDSA ECDSA-SHA384; do
-    grep -Eq "^  $m, .*hw, sign, verify" "$T_TMP/last.out" && ok "-M lists $m (hw, sign, verify)" ||
+    grep -Eq "^  $m, .*hw,.* sign, verify" "$T_TMP/last.out" && ok "-M lists $m (hw, sign, verify)" ||
         not_ok "-M lists $m (hw, sign, verify)"
 done
 
@@ -214,6 +216,16 @@ for h in 256 384 512; do
     check "verify SHA$h-RSA-PKCS with openssl dgst" openssl dgst "-sha$h" \
         -verify "$O/p11rsa.pem" -signature "$O/sha$h-rsa.sig" "$O/data"
 done
+for h in 1 224; do # no vault RS1/RS224: RSNULL over the DigestInfo, the same signature
+    sign "sha$h-rsa" p11rsa "SHA$h-RSA-PKCS" "$O/data"
+    check "verify SHA$h-RSA-PKCS with openssl dgst" openssl dgst "-sha$h" \
+        -verify "$O/p11rsa.pem" -signature "$O/sha$h-rsa.sig" "$O/data"
+    sign "ecdsa-sha$h" p11ec "ECDSA-SHA$h" "$O/data" --signature-format openssl
+    check "verify ECDSA-SHA$h (P-256) with openssl dgst" openssl dgst "-sha$h" \
+        -verify "$O/p11ec.pem" -signature "$O/ecdsa-sha$h.sig" "$O/data"
+done
+check "pkcs11-tool --verify SHA1-RSA-PKCS (local)" "${P11[@]}" --verify --id "$(kid p11rsa)" \
+    -m SHA1-RSA-PKCS -i "$O/data" --signature-file "$O/sha1-rsa.sig"
 sign rsa-pss p11rsa RSA-PKCS-PSS "$O/data.sha256" --hash-algorithm SHA256 --mgf MGF1-SHA256 \
     --salt-len 32
 check "verify RSA-PKCS-PSS with openssl pkeyutl" openssl pkeyutl -verify -pubin \
@@ -271,6 +283,111 @@ if grep -Eq "Signatures.*not implemented" "$T_TMP/last.out"; then
     not_ok "--test runs the signature tests"
 else ok "--test runs the signature tests"; fi
 
+# ---- decryption (on the vault), encryption (local), digests, random numbers ----
+check "-M lists RSA-PKCS-OAEP (hw, encrypt, decrypt) and the digests" sh -c "
+    ${P11[*]} -M >'$O/mechs.txt' 2>&1 || exit 1
+    grep -Eq '^  RSA-PKCS-OAEP, .*hw, encrypt, decrypt' '$O/mechs.txt' &&
+    grep -Eq '^  RSA-PKCS, .*hw, encrypt, decrypt, sign, verify' '$O/mechs.txt' &&
+    grep -Eq '^  SHA-1, digest' '$O/mechs.txt' && grep -Eq '^  SHA512, digest' '$O/mechs.txt'"
+head -c 100 /dev/urandom >"$O/plain"
+openssl pkeyutl -encrypt -pubin -inkey "$O/p11rsa.pem" -in "$O/plain" -out "$O/ct-pkcs"
+openssl pkeyutl -encrypt -pubin -inkey "$O/p11rsa.pem" -in "$O/plain" -out "$O/ct-oaep" \
+    -pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha1 -pkeyopt rsa_mgf1_md:sha1
+openssl pkeyutl -encrypt -pubin -inkey "$O/p11rsa.pem" -in "$O/plain" -out "$O/ct-oaep256" \
+    -pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256 -pkeyopt rsa_mgf1_md:sha256
+check "--decrypt RSA-PKCS (openssl ciphertext)" "${P11[@]}" --decrypt --id "$(kid p11rsa)" \
+    -m RSA-PKCS -i "$O/ct-pkcs" -o "$O/pt-pkcs"
+check "RSA-PKCS plaintext matches" cmp "$O/plain" "$O/pt-pkcs"
+check "--decrypt RSA-PKCS-OAEP SHA-1" "${P11[@]}" --decrypt --id "$(kid p11rsa)" \
+    -m RSA-PKCS-OAEP --hash-algorithm SHA-1 --mgf MGF1-SHA1 -i "$O/ct-oaep" -o "$O/pt-oaep"
+check "RSA-PKCS-OAEP SHA-1 plaintext matches" cmp "$O/plain" "$O/pt-oaep"
+check "--decrypt RSA-PKCS-OAEP SHA256" "${P11[@]}" --decrypt --id "$(kid p11rsa)" \
+    -m RSA-PKCS-OAEP --hash-algorithm SHA256 --mgf MGF1-SHA256 -i "$O/ct-oaep256" \
+    -o "$O/pt-oaep256"
+check "RSA-PKCS-OAEP SHA256 plaintext matches" cmp "$O/plain" "$O/pt-oaep256"
+check_fails_with "OAEP with SHA384 (no vault equivalent): CKR_MECHANISM_PARAM_INVALID" \
+    "CKR_MECHANISM_PARAM_INVALID" "${P11[@]}" --decrypt --id "$(kid p11rsa)" -m RSA-PKCS-OAEP \
+    --hash-algorithm SHA384 --mgf MGF1-SHA384 -i "$O/ct-oaep256" -o "$O/x"
+# (pkcs11-tool retries a failed C_Decrypt with C_DecryptUpdate, hiding the error, and its
+# --encrypt only takes secret keys: use ctypes)
+check "create RSA key p11signonly (key_ops sign, verify)" create_key p11signonly \
+    '{"kty":"RSA","key_size":2048,"key_ops":["sign","verify"]}'
+check "C_Decrypt: length query, CKR_BUFFER_TOO_SMALL, error codes" p11py <<PYEOF
+from p11 import *
+import p11
+_fn = p11._fn
+C_EncryptInit = _fn(29, c_ulong, POINTER(Mech), c_ulong)
+C_Encrypt = _fn(30, c_ulong, c_char_p, c_ulong, c_char_p, POINTER(c_ulong))
+C_DecryptInit = _fn(33, c_ulong, POINTER(Mech), c_ulong)
+C_Decrypt = _fn(34, c_ulong, c_char_p, c_ulong, c_char_p, POINTER(c_ulong))
+C_GenerateRandom = _fn(64, c_ulong, c_char_p, c_ulong)
+assert C_Initialize(None) == 0
+h = session()
+priv, = find(h, "p11rsa", CKO_PRIVATE_KEY); pub, = find(h, "p11rsa", CKO_PUBLIC_KEY)
+ecpriv, = find(h, "p11ec", CKO_PRIVATE_KEY)
+ct = open("$O/ct-pkcs", "rb").read(); ct256 = open("$O/ct-oaep256", "rb").read()
+plain = open("$O/plain", "rb").read()
+m = Mech(1, None, 0)  # CKM_RSA_PKCS
+assert C_DecryptInit(h, byref(m), priv) == 0
+assert C_DecryptInit(h, byref(m), priv) == 0x90  # CKR_OPERATION_ACTIVE
+n = c_ulong(0)
+assert C_Decrypt(h, ct, len(ct), None, byref(n)) == 0 and n.value == 256 - 11, n.value
+out = ctypes.create_string_buffer(256); n = c_ulong(10)
+rv = C_Decrypt(h, ct, len(ct), out, byref(n))
+assert rv == 0x150 and n.value == len(plain), (hex(rv), n.value)  # CKR_BUFFER_TOO_SMALL
+rv = C_Decrypt(h, ct, len(ct), out, byref(n))
+assert rv == 0 and out.raw[:n.value] == plain, hex(rv)
+assert C_Decrypt(h, ct, len(ct), out, byref(n)) == 0x91  # CKR_OPERATION_NOT_INITIALIZED
+assert C_DecryptInit(h, byref(m), priv) == 0; n = c_ulong(256)
+rv = C_Decrypt(h, ct256, len(ct256), out, byref(n))
+assert rv == 0x40, hex(rv)  # OAEP ciphertext as PKCS#1 v1.5: CKR_ENCRYPTED_DATA_INVALID
+assert C_DecryptInit(h, byref(m), priv) == 0; n = c_ulong(256)
+rv = C_Decrypt(h, ct[:100], 100, out, byref(n))
+assert rv == 0x41, hex(rv)  # CKR_ENCRYPTED_DATA_LEN_RANGE
+assert C_DecryptInit(h, byref(m), ecpriv) == 0x63  # CKR_KEY_TYPE_INCONSISTENT
+assert C_DecryptInit(h, byref(m), pub) == 0x68  # CKR_KEY_FUNCTION_NOT_PERMITTED
+so, = find(h, "p11signonly", CKO_PRIVATE_KEY); sopub, = find(h, "p11signonly", CKO_PUBLIC_KEY)
+assert C_DecryptInit(h, byref(m), so) == 0x68  # key_ops without decrypt
+assert C_EncryptInit(h, byref(m), sopub) == 0x68  # key_ops without encrypt
+assert attr(h, so, 0x105) == b"\x00" and attr(h, priv, 0x105) == b"\x01"  # CKA_DECRYPT
+assert attr(h, sopub, 0x104) == b"\x00" and attr(h, pub, 0x104) == b"\x01"  # CKA_ENCRYPT
+assert C_GenerateRandom(h, out, 16) == 0x121  # vault dev: CKR_RANDOM_NO_RNG
+# C_Encrypt (local, public key) -> C_Decrypt (vault): PKCS#1 v1.5 and OAEP SHA-1 / SHA-256
+class OaepParams(ctypes.Structure):
+    _fields_ = [("hashAlg", c_ulong), ("mgf", c_ulong), ("source", c_ulong),
+                ("pSourceData", c_void_p), ("ulSourceDataLen", c_ulong)]
+mechs = [Mech(1, None, 0)]
+for hash_, mgf in ((0x220, 1), (0x250, 2)):  # CKM_SHA_1/CKG_MGF1_SHA1, CKM_SHA256/..SHA256
+    p = OaepParams(hash_, mgf, 1, None, 0)
+    mechs.append(Mech(9, ctypes.cast(byref(p), c_void_p), ctypes.sizeof(p)))
+    mechs[-1]._keep = p
+for m in mechs:
+    assert C_EncryptInit(h, byref(m), pub) == 0
+    n = c_ulong(0)
+    assert C_Encrypt(h, plain, len(plain), None, byref(n)) == 0 and n.value == 256
+    enc = ctypes.create_string_buffer(256)
+    rv = C_Encrypt(h, plain, len(plain), enc, byref(n)); assert rv == 0 and n.value == 256, hex(rv)
+    assert C_DecryptInit(h, byref(m), priv) == 0; n = c_ulong(256)
+    rv = C_Decrypt(h, enc.raw, 256, out, byref(n))
+    assert rv == 0 and out.raw[:n.value] == plain, hex(rv)
+assert C_EncryptInit(h, byref(mechs[0]), pub) == 0; n = c_ulong(256)
+assert C_Encrypt(h, b"x" * 246, 246, enc, byref(n)) == 0x21  # CKR_DATA_LEN_RANGE
+assert C_EncryptInit(h, byref(mechs[0]), ecpriv) == 0x63  # CKR_KEY_TYPE_INCONSISTENT
+assert C_Finalize(None) == 0
+PYEOF
+for h in SHA-1:sha1 SHA224:sha224 SHA256:sha256 SHA384:sha384 SHA512:sha512; do
+    check "--hash -m ${h%%:*} = openssl dgst -${h#*:}" sh -c "
+        ${P11[*]} --hash -m ${h%%:*} -i '$O/data' -o '$O/data.p11-${h#*:}' &&
+        openssl dgst -${h#*:} -binary '$O/data' | cmp - '$O/data.p11-${h#*:}'"
+done
+check "--generate-random 300 on the managed HSM pool devhsm" "${P11[@]}" --token-label devhsm \
+    --generate-random 300 -o "$O/rnd"
+[ "$(stat -c %s "$O/rnd" 2>/dev/null)" = 300 ] && ok "300 random bytes" || not_ok "300 random bytes"
+check "-T: devhsm token has an RNG" sh -c "${P11[*]} -T | grep -A8 'token label *: devhsm' |
+    grep -q 'rng'"
+check_fails_with "--generate-random on vault dev: refused (no CKF_RNG)" "random" \
+    "${P11[@]}" --token-label dev --generate-random 16 -o "$O/x"
+
 # ---- errors ----
 check_fails_with "unknown key: clean error" "not found" \
     "${P11[@]}" --sign --id "$(kid nosuchkey)" -m SHA256-RSA-PKCS -i "$O/data" -o "$O/x.sig"
@@ -311,6 +428,113 @@ assert not errors, errors
 assert C_Finalize(None) == 0
 PYEOF
 
+# ---- certificates (CKO_CERTIFICATE) and secrets (CKO_DATA) ----
+mkcert() {
+    curl -sf --cacert "$CA" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+        -X POST "$URL/certificates/$1/create?api-version=7.4" -d '{"policy":{"key_props":{"kty":"RSA","key_size":2048},"secret_props":{"contentType":"application/x-pem-file"},"x509_props":{"subject":"CN='"$1"'.example, O=kvault"},"issuer":{"name":"Self"}}}' >/dev/null
+}
+mksecret() {
+    curl -sf --cacert "$CA" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+        -X PUT "$URL/secrets/$1?api-version=7.4" -d "{\"value\":\"$2\"}" >/dev/null
+}
+vault_cer() {
+    curl -sf --cacert "$CA" -H "Authorization: Bearer $TOKEN" \
+        "$URL/certificates/$1?api-version=7.4" |
+        python3 -c 'import sys,json,base64; sys.stdout.buffer.write(base64.b64decode(json.load(sys.stdin)["cer"]))' >"$O/$1.vault.der"
+}
+check "create certificate p11cert (REST, self-signed)" mkcert p11cert
+check "create secret p11sec" mksecret p11sec 'p11-s3cret-value'
+check "read the vault's cer of p11cert" vault_cer p11cert
+
+check "pkcs11-tool -O (with a certificate and a secret)" "${P11[@]}" -O
+cp "$T_TMP/last.out" "$O/objects2.txt"
+python3 - "$O/objects2.txt" "$(kid p11cert)" <<'PYEOF' && ok "-O: X.509 certificate object p11cert with subject and the key's ID" || not_ok "-O: X.509 certificate object p11cert with subject and the key's ID"
+import sys, re
+text = open(sys.argv[1]).read()
+blocks = re.split(r"\n(?=\S)", text)
+c = [b for b in blocks if b.startswith("Certificate Object") and re.search(r"label: *p11cert$", b, re.M)]
+assert len(c) == 1, blocks
+b = c[0]
+assert "type = X.509 cert" in b, b
+assert re.search(r"subject: .*CN=p11cert\.example", b), b
+assert re.search(r"ID: *" + sys.argv[2] + "$", b, re.M), b
+PYEOF
+grep -q "label: *p11sec" "$O/objects2.txt" && not_ok "-O without login: no data object" ||
+    ok "-O without login: no data object"
+if grep -qi "CKR_ATTRIBUTE_TYPE_INVALID\|warning" "$O/objects2.txt"; then
+    not_ok "-O with a certificate prints no attribute warnings"; grep -i "invalid\|warning" "$O/objects2.txt" | head
+else ok "-O with a certificate prints no attribute warnings"; fi
+
+check "--read-object --type cert --label p11cert" "${P11[@]}" --read-object --type cert \
+    --label p11cert -o "$O/p11cert.der"
+check "the certificate read is DER openssl parses" openssl x509 -inform DER -in "$O/p11cert.der" -noout
+check "the certificate read equals the vault's cer" cmp "$O/p11cert.der" "$O/p11cert.vault.der"
+
+check "pkcs11-tool -O --login (any PIN)" "${P11[@]}" -O --login --pin anything
+cp "$T_TMP/last.out" "$O/objects3.txt"
+python3 - "$O/objects3.txt" <<'PYEOF' && ok "-O --login: data object p11sec (kvault, private), none for the managed secret p11cert" || not_ok "-O --login: data object p11sec (kvault, private), none for the managed secret p11cert"
+import sys, re
+blocks = re.split(r"\n(?=\S)", open(sys.argv[1]).read())
+d = [b for b in blocks if b.startswith("Data object") and re.search(r"label: *'?p11sec'?", b)]
+assert len(d) == 1, blocks
+assert "kvault" in d[0] and "private" in d[0], d[0]
+# the certificate's own (managed) secret is no data object
+assert not [b for b in blocks if b.startswith("Data object") and "p11cert" in b], blocks
+PYEOF
+check "-O --login on the managed HSM pool devhsm (no certificates or secrets there)" \
+    "${P11[@]}" --token-label devhsm -O --login --pin anything
+check "--read-object --type data --label p11sec --login" "${P11[@]}" --login --pin anything \
+    --read-object --type data --label p11sec -o "$O/p11sec.val"
+[ "$(cat "$O/p11sec.val" 2>/dev/null)" = "p11-s3cret-value" ] && ok "data object value = the secret's value" ||
+    not_ok "data object value = the secret's value"
+grep -q "p11-s3cret-value" "$O/objects3.txt" "$O/objects2.txt" && not_ok "-O does not print secret values" ||
+    ok "-O does not print secret values"
+
+# warm caches: a second find + attribute reads cost no vault request (audit log: one
+# "phase":"result" line per request)
+CERT_SERIAL=$(openssl x509 -inform DER -in "$O/p11cert.vault.der" -noout -serial | cut -d= -f2)
+AUDIT="$VAULTD_STATE/audit/audit.log" CERT_ID="$(kid p11cert)" CERT_DER="$O/p11cert.vault.der" \
+    CERT_SERIAL="$CERT_SERIAL" check "cert attributes; a warm find + attribute reads cost 0 vault requests" p11py <<'PYEOF'
+import os
+from ctypes import byref, c_ulong, c_char_p
+import p11
+from p11 import *
+C_Login = p11._fn(18, c_ulong, c_ulong, c_char_p, c_ulong)
+def requests():
+    with open(os.environ["AUDIT"]) as f:
+        return sum(1 for line in f if '"phase":"result"' in line)
+def find_all(h):
+    assert C_FindObjectsInit(h, None, 0) == 0
+    objs = (c_ulong * 256)(); n = c_ulong()
+    assert C_FindObjects(h, objs, 256, byref(n)) == 0
+    assert C_FindObjectsFinal(h) == 0
+    return list(objs[:n.value])
+def read_all(h, objs):
+    return sorted((attr(h, o, CKA_CLASS), attr(h, o, CKA_LABEL), o) for o in objs)
+assert C_Initialize(None) == 0
+h = session()
+assert C_Login(h, 1, b"x", 1) == 0
+cold = read_all(h, find_all(h))
+classes = {int.from_bytes(c, "little") for c, _, _ in cold}
+assert {0, 1, 2, 3} <= classes, classes  # data, certificate, public and private keys
+cert = [o for c, l, o in cold if int.from_bytes(c, "little") == 1 and l == b"p11cert"]
+assert len(cert) == 1 and attr(h, cert[0], 0x102) == bytes.fromhex(os.environ["CERT_ID"]), cert
+der = open(os.environ["CERT_DER"], "rb").read()
+assert attr(h, cert[0], 0x11) == der  # CKA_VALUE
+serial = int(os.environ["CERT_SERIAL"], 16)
+sb = serial.to_bytes(serial.bit_length() // 8 + 1, "big")  # minimal, sign bit clear
+assert attr(h, cert[0], 0x82) == bytes([2, len(sb)]) + sb  # CKA_SERIAL_NUMBER: DER INTEGER
+assert attr(h, cert[0], 0x81) == attr(h, cert[0], 0x101)  # self-signed: CKA_ISSUER == CKA_SUBJECT
+assert attr(h, cert[0], 0x80) == (0).to_bytes(8, "little")  # CKA_CERTIFICATE_TYPE: CKC_X_509
+assert attr(h, cert[0], 0x86) == b"\0" and attr(h, cert[0], 0x2) == b"\0"  # not trusted, public
+before = requests()
+warm = read_all(h, find_all(h))
+after = requests()
+assert warm == cold
+assert before > 0 and after == before, (before, after)
+print("vault requests during the warm find:", after - before)
+assert C_Finalize(None) == 0
+PYEOF
 # ---- forked processes keep signing ----
 check "sign in the parent and in forked children (with and without C_Initialize)" \
     p11py <<'PYEOF'

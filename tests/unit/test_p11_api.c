@@ -285,10 +285,10 @@ static void test_slot_and_token(void **state)
 
     assert_int_equal(f->C_GetMechanismList(slots[0], NULL, NULL), CKR_ARGUMENTS_BAD);
     assert_int_equal(f->C_GetMechanismList(slots[0], NULL, &n), CKR_OK);
-    assert_int_equal(n, 12);
+    assert_int_equal(n, 22);
     n = 2;
     assert_int_equal(f->C_GetMechanismList(slots[0], mechs, &n), CKR_BUFFER_TOO_SMALL);
-    assert_int_equal(n, 12);
+    assert_int_equal(n, 22);
     assert_int_equal(f->C_GetMechanismList(slots[0], mechs, &n), CKR_OK);
     assert_int_equal(f->C_GetMechanismInfo(slots[0], CKM_ECDSA, &mi), CKR_OK);
     assert_int_equal(mi.ulMinKeySize, 256);
@@ -368,7 +368,7 @@ static void test_operations_without_vault(void **state)
 {
     fixture *fx = *state;
     CK_FUNCTION_LIST_3_0 *f = fx->f;
-    CK_OBJECT_CLASS cert = CKO_CERTIFICATE;
+    CK_OBJECT_CLASS cert = CKO_SECRET_KEY; /* no object of ours: certificates are listed */
     CK_KEY_TYPE aes = CKK_AES;
     CK_ATTRIBUTE tcert[] = {{CKA_CLASS, &cert, sizeof(cert)}};
     CK_ATTRIBUTE taes[] = {{CKA_KEY_TYPE, &aes, sizeof(aes)}};
@@ -418,11 +418,120 @@ static void test_operations_without_vault(void **state)
     /* not offered */
     assert_int_equal(f->C_GenerateRandom(h, buf, sizeof(buf)), CKR_RANDOM_NO_RNG);
     assert_int_equal(f->C_GenerateRandom(h + 1000, buf, sizeof(buf)), CKR_SESSION_HANDLE_INVALID);
-    assert_int_equal(f->C_EncryptInit(h, &mech, 42), CKR_FUNCTION_NOT_SUPPORTED);
+    assert_int_equal(f->C_EncryptInit(h, &mech, 42), CKR_MECHANISM_INVALID);
     assert_int_equal(f->C_GenerateKeyPair(h, &mech, NULL, 0, NULL, 0, NULL, NULL),
                      CKR_FUNCTION_NOT_SUPPORTED);
     assert_int_equal(f->C_WaitForSlotEvent(0, NULL, NULL), CKR_FUNCTION_NOT_SUPPORTED);
     assert_int_equal(f->C_MessageSignInit(h, &mech, 42), CKR_FUNCTION_NOT_SUPPORTED);
+    assert_int_equal(f->C_Finalize(NULL), CKR_OK);
+}
+
+/* Digests (local), encryption and decryption argument checks, random numbers: no vault. */
+static void test_crypt_without_vault(void **state)
+{
+    static const CK_BYTE sha256_abc[32] = {0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea,
+                                           0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
+                                           0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c,
+                                           0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+    fixture *fx = *state;
+    CK_FUNCTION_LIST_3_0 *f = fx->f;
+    CK_MECHANISM sha256 = {CKM_SHA256, NULL, 0}, sha1 = {CKM_SHA_1, NULL, 0};
+    CK_MECHANISM md5 = {CKM_MD5, NULL, 0}, ecdsa = {CKM_ECDSA, NULL, 0};
+    CK_MECHANISM pkcs = {CKM_RSA_PKCS, NULL, 0};
+    CK_RSA_PKCS_OAEP_PARAMS op384 = {CKM_SHA384, CKG_MGF1_SHA384, CKZ_DATA_SPECIFIED, NULL, 0};
+    CK_RSA_PKCS_OAEP_PARAMS oplabel = {CKM_SHA256, CKG_MGF1_SHA256, CKZ_DATA_SPECIFIED,
+                                       (void *)"label", 5};
+    CK_RSA_PKCS_OAEP_PARAMS opmix = {CKM_SHA256, CKG_MGF1_SHA1, CKZ_DATA_SPECIFIED, NULL, 0};
+    CK_RSA_PKCS_OAEP_PARAMS op256 = {CKM_SHA256, CKG_MGF1_SHA256, CKZ_DATA_SPECIFIED, NULL, 0};
+    CK_MECHANISM oaep384 = {CKM_RSA_PKCS_OAEP, &op384, sizeof(op384)};
+    CK_MECHANISM oaeplabel = {CKM_RSA_PKCS_OAEP, &oplabel, sizeof(oplabel)};
+    CK_MECHANISM oaepmix = {CKM_RSA_PKCS_OAEP, &opmix, sizeof(opmix)};
+    CK_MECHANISM oaep256 = {CKM_RSA_PKCS_OAEP, &op256, sizeof(op256)};
+    CK_MECHANISM oaepnoparam = {CKM_RSA_PKCS_OAEP, NULL, 0};
+    CK_MECHANISM_INFO mi;
+    CK_BYTE out[64], buf[16];
+    CK_ULONG n;
+    CK_SESSION_HANDLE h;
+
+    init_with(fx, fx->vault_conf);
+    assert_int_equal(f->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &h), CKR_OK);
+
+    /* digests */
+    n = sizeof(out);
+    assert_int_equal(f->C_Digest(h, (CK_BYTE_PTR) "abc", 3, out, &n),
+                     CKR_OPERATION_NOT_INITIALIZED);
+    assert_int_equal(f->C_DigestUpdate(h, (CK_BYTE_PTR) "abc", 3), CKR_OPERATION_NOT_INITIALIZED);
+    assert_int_equal(f->C_DigestFinal(h, out, &n), CKR_OPERATION_NOT_INITIALIZED);
+    assert_int_equal(f->C_DigestInit(h, NULL), CKR_ARGUMENTS_BAD);
+    assert_int_equal(f->C_DigestInit(h, &md5), CKR_MECHANISM_INVALID);
+    assert_int_equal(f->C_DigestInit(h + 1000, &sha256), CKR_SESSION_HANDLE_INVALID);
+    assert_int_equal(f->C_DigestInit(h, &sha256), CKR_OK);
+    assert_int_equal(f->C_DigestInit(h, &sha1), CKR_OPERATION_ACTIVE);
+    n = 0;
+    assert_int_equal(f->C_Digest(h, (CK_BYTE_PTR) "abc", 3, NULL, &n), CKR_OK);
+    assert_int_equal(n, 32);
+    n = 16;
+    assert_int_equal(f->C_Digest(h, (CK_BYTE_PTR) "abc", 3, out, &n), CKR_BUFFER_TOO_SMALL);
+    assert_int_equal(n, 32);
+    n = sizeof(out);
+    assert_int_equal(f->C_Digest(h, (CK_BYTE_PTR) "abc", 3, out, &n), CKR_OK);
+    assert_int_equal(n, 32);
+    assert_memory_equal(out, sha256_abc, 32);
+    assert_int_equal(f->C_Digest(h, (CK_BYTE_PTR) "abc", 3, out, &n),
+                     CKR_OPERATION_NOT_INITIALIZED);
+    /* multi-part: C_Digest may not end it; a short buffer keeps it */
+    assert_int_equal(f->C_DigestInit(h, &sha256), CKR_OK);
+    assert_int_equal(f->C_DigestUpdate(h, (CK_BYTE_PTR) "a", 1), CKR_OK);
+    assert_int_equal(f->C_DigestUpdate(h, (CK_BYTE_PTR) "bc", 2), CKR_OK);
+    n = sizeof(out);
+    assert_int_equal(f->C_Digest(h, (CK_BYTE_PTR) "abc", 3, out, &n), CKR_OPERATION_ACTIVE);
+    n = 1;
+    assert_int_equal(f->C_DigestFinal(h, out, &n), CKR_BUFFER_TOO_SMALL);
+    assert_int_equal(n, 32);
+    assert_int_equal(f->C_DigestFinal(h, out, NULL), CKR_ARGUMENTS_BAD);
+    assert_int_equal(f->C_DigestFinal(h, out, &n), CKR_OPERATION_NOT_INITIALIZED);
+    assert_int_equal(f->C_DigestInit(h, &sha256), CKR_OK);
+    assert_int_equal(f->C_DigestUpdate(h, NULL, 3), CKR_ARGUMENTS_BAD); /* ends it */
+    assert_int_equal(f->C_DigestInit(h, &sha1), CKR_OK);
+    assert_int_equal(f->C_SessionCancel(h, CKF_DIGEST), CKR_OK);
+    assert_int_equal(f->C_DigestFinal(h, out, &n), CKR_OPERATION_NOT_INITIALIZED);
+    assert_int_equal(f->C_DigestInit(h, &sha1), CKR_OK); /* freed by C_CloseSession */
+
+    /* encryption and decryption: mechanism and parameter checks come before the key */
+    n = sizeof(out);
+    assert_int_equal(f->C_Encrypt(h, buf, sizeof(buf), out, &n), CKR_OPERATION_NOT_INITIALIZED);
+    assert_int_equal(f->C_Decrypt(h, buf, sizeof(buf), out, &n), CKR_OPERATION_NOT_INITIALIZED);
+    assert_int_equal(f->C_EncryptInit(h, NULL, 42), CKR_ARGUMENTS_BAD);
+    assert_int_equal(f->C_DecryptInit(h, NULL, 42), CKR_ARGUMENTS_BAD);
+    assert_int_equal(f->C_DecryptInit(h, &ecdsa, 42), CKR_MECHANISM_INVALID);
+    assert_int_equal(f->C_DecryptInit(h, &oaep384, 42), CKR_MECHANISM_PARAM_INVALID);
+    assert_int_equal(f->C_DecryptInit(h, &oaeplabel, 42), CKR_MECHANISM_PARAM_INVALID);
+    assert_int_equal(f->C_DecryptInit(h, &oaepmix, 42), CKR_MECHANISM_PARAM_INVALID);
+    assert_int_equal(f->C_DecryptInit(h, &oaepnoparam, 42), CKR_MECHANISM_PARAM_INVALID);
+    assert_int_equal(f->C_EncryptInit(h, &oaep384, 42), CKR_MECHANISM_PARAM_INVALID);
+    assert_int_equal(f->C_DecryptInit(h, &oaep256, 42), CKR_KEY_HANDLE_INVALID);
+    assert_int_equal(f->C_DecryptInit(h, &pkcs, 42), CKR_KEY_HANDLE_INVALID);
+    assert_int_equal(f->C_EncryptInit(h, &pkcs, 42), CKR_KEY_HANDLE_INVALID);
+    assert_int_equal(f->C_DecryptInit(h + 1000, &pkcs, 42), CKR_SESSION_HANDLE_INVALID);
+    assert_int_equal(f->C_DecryptUpdate(h, buf, sizeof(buf), out, &n), CKR_FUNCTION_NOT_SUPPORTED);
+
+    /* mechanism information */
+    assert_int_equal(f->C_GetMechanismInfo(0, CKM_RSA_PKCS_OAEP, &mi), CKR_OK);
+    assert_true((mi.flags & (CKF_ENCRYPT | CKF_DECRYPT | CKF_HW)) ==
+                (CKF_ENCRYPT | CKF_DECRYPT | CKF_HW));
+    assert_false(mi.flags & CKF_SIGN);
+    assert_int_equal(mi.ulMinKeySize, 2048);
+    assert_int_equal(f->C_GetMechanismInfo(0, CKM_SHA384, &mi), CKR_OK);
+    assert_int_equal(mi.flags, CKF_DIGEST);
+    assert_int_equal(f->C_GetMechanismInfo(0, CKM_SHA1_RSA_PKCS_PSS, &mi), CKR_MECHANISM_INVALID);
+
+    /* random numbers: a vault has no RNG (so no seeding either) */
+    assert_int_equal(f->C_SeedRandom(h, buf, sizeof(buf)), CKR_RANDOM_NO_RNG);
+    assert_int_equal(f->C_SeedRandom(h + 1000, buf, sizeof(buf)), CKR_SESSION_HANDLE_INVALID);
+    assert_int_equal(f->C_GenerateRandom(h, NULL, 4), CKR_ARGUMENTS_BAD);
+    assert_int_equal(f->C_GenerateRandom(h, buf, sizeof(buf)), CKR_RANDOM_NO_RNG);
+
+    assert_int_equal(f->C_CloseSession(h), CKR_OK);
     assert_int_equal(f->C_Finalize(NULL), CKR_OK);
 }
 
@@ -486,15 +595,11 @@ static void test_fork(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_function_lists),
-        cmocka_unit_test(test_interfaces),
-        cmocka_unit_test(test_not_initialized),
-        cmocka_unit_test(test_initialize_args),
-        cmocka_unit_test(test_info_no_vaults),
-        cmocka_unit_test(test_slot_and_token),
-        cmocka_unit_test(test_sessions_and_login),
-        cmocka_unit_test(test_operations_without_vault),
-        cmocka_unit_test(test_fork),
+        cmocka_unit_test(test_function_lists),           cmocka_unit_test(test_interfaces),
+        cmocka_unit_test(test_not_initialized),          cmocka_unit_test(test_initialize_args),
+        cmocka_unit_test(test_info_no_vaults),           cmocka_unit_test(test_slot_and_token),
+        cmocka_unit_test(test_sessions_and_login),       cmocka_unit_test(test_crypt_without_vault),
+        cmocka_unit_test(test_operations_without_vault), cmocka_unit_test(test_fork),
     };
 
     return cmocka_run_group_tests_name("p11_api", tests, setup, teardown);
