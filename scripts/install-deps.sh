@@ -16,9 +16,19 @@ command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing="$m
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 if [ -n "$missing" ]; then
     export DEBIAN_FRONTEND=noninteractive
+    # Packages such as openssh-server would start their system service on install: tests start
+    # their own daemons on loopback only, so service starts are refused while apt runs (the
+    # standard policy-rc.d mechanism; an existing policy is left as it is).
+    own_policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+        $SUDO chmod 755 /usr/sbin/policy-rc.d
+        own_policy=1
+    fi
     $SUDO apt-get update -qq
     # shellcheck disable=SC2086
     $SUDO apt-get install -y -qq --no-install-recommends $missing
+    if [ -n "$own_policy" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
 fi
 # The Azure SDKs need Node.js >= 20 and Debian 12's nodejs is 18: then npm installs node 20 from
 # the npm registry (the package node-linux-<arch> ships the official binary) as /usr/local/bin/node.
