@@ -1,0 +1,271 @@
+#!/bin/bash
+# test_p11_concurrency.sh - kvault.so under concurrency, fork and vault faults, driven from one
+# python3 process through ctypes (issue 5, "Concurrency and forks" and "Faults"):
+#  1. 8 threads, each on its own session, sign 20 times with an RSA-2048 and 20 times with an
+#     EC P-256 key; every signature verifies with the key's public key; one token fetch.
+#  2. fork: the parent signs, a forked child calls C_Initialize again (CKR_OK or
+#     CKR_CRYPTOKI_ALREADY_INITIALIZED), signs, verifies; the parent signs again afterwards; the
+#     child fetches no new token.
+#  3. faults: with vaultd stopped C_Sign returns CKR_DEVICE_ERROR (timeout = 3 in a private
+#     client.conf); vaultd restarted on the same state and port, the same session and a new
+#     session sign again without C_Finalize or reloading the module; vaultd frozen with SIGSTOP:
+#     C_Sign returns CKR_DEVICE_ERROR (the timeout ends the hung request), and after SIGCONT the
+#     same session signs again.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+unset KVAULT_LOG
+
+if ! start_vaultd; then
+    not_ok "vaultd starts"
+    finish
+    exit 1
+fi
+CA="$VAULTD_STATE/ca.pem"
+URL=$(conf_get url)
+A="$T_TMP/p11c"
+mkdir -p "$A"
+
+TOKEN=$(get_token)
+check "create RSA-2048 key crsa" curl -sf --cacert "$CA" -H "Authorization: Bearer $TOKEN" \
+    -H 'Content-Type: application/json' -X POST "$URL/keys/crsa/create?api-version=7.4" \
+    -d '{"kty":"RSA","key_size":2048}' -o "$A/crsa.json"
+check "create EC P-256 key cec" curl -sf --cacert "$CA" -H "Authorization: Bearer $TOKEN" \
+    -H 'Content-Type: application/json' -X POST "$URL/keys/cec/create?api-version=7.4" \
+    -d '{"kty":"EC","crv":"P-256"}' -o "$A/cec.json"
+
+# private copy of client.conf with a short timeout (the [kvault] section first)
+CONF="$A/client.conf"
+{
+    printf '[kvault]\ntimeout = 3\n'
+    sed '/^\[kvault\]/,/^\[/{/^\[kvault\]/d;/^[[:space:]]*timeout[[:space:]]*=/d}' "$KVAULT_CONF"
+} >"$CONF"
+chmod 600 "$CONF"
+
+cat >"$A/p11c.py" <<'PYEOF'
+import base64, ctypes, json, os, sys, threading, time
+from ctypes import c_ulong, c_void_p, c_char_p, byref, POINTER, Structure, CFUNCTYPE
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+lib = ctypes.CDLL(sys.argv[1])
+D = sys.argv[2]
+class Attr(Structure):
+    _fields_ = [("type", c_ulong), ("pValue", c_void_p), ("ulValueLen", c_ulong)]
+class Mech(Structure):
+    _fields_ = [("mechanism", c_ulong), ("pParameter", c_void_p), ("ulParameterLen", c_ulong)]
+fl = c_void_p()
+assert lib.C_GetFunctionList(byref(fl)) == 0
+tbl = ctypes.cast(fl, POINTER(c_void_p))
+def fn(i, *a): return CFUNCTYPE(c_ulong, *a)(tbl[1 + i])
+C_Initialize = fn(0, c_void_p); C_Finalize = fn(1, c_void_p)
+C_OpenSession = fn(12, c_ulong, c_ulong, c_void_p, c_void_p, POINTER(c_ulong))
+C_CloseSession = fn(13, c_ulong)
+C_FindObjectsInit = fn(26, c_ulong, POINTER(Attr), c_ulong)
+C_FindObjects = fn(27, c_ulong, POINTER(c_ulong), c_ulong, POINTER(c_ulong))
+C_FindObjectsFinal = fn(28, c_ulong)
+C_SignInit = fn(42, c_ulong, POINTER(Mech), c_ulong)
+C_Sign = fn(43, c_ulong, c_char_p, c_ulong, c_char_p, POINTER(c_ulong))
+
+def b64(s): return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+def pub(name):
+    k = json.load(open(os.path.join(D, name + ".json")))["key"]
+    if k["kty"].startswith("RSA"):
+        return rsa.RSAPublicNumbers(int.from_bytes(b64(k["e"]), "big"),
+                                    int.from_bytes(b64(k["n"]), "big")).public_key()
+    return ec.EllipticCurvePublicNumbers(int.from_bytes(b64(k["x"]), "big"),
+                                         int.from_bytes(b64(k["y"]), "big"),
+                                         ec.SECP256R1()).public_key()
+PUB = {"crsa": pub("crsa"), "cec": pub("cec")}
+MECH = {"crsa": 0x40, "cec": 0x1044}  # CKM_SHA256_RSA_PKCS, CKM_ECDSA_SHA256
+
+def verify(name, data, sig):
+    try:
+        if name == "crsa":
+            PUB[name].verify(sig, data, padding.PKCS1v15(), hashes.SHA256())
+        else:
+            if len(sig) != 64: return False
+            der = utils.encode_dss_signature(int.from_bytes(sig[:32], "big"),
+                                             int.from_bytes(sig[32:], "big"))
+            PUB[name].verify(der, data, ec.ECDSA(hashes.SHA256()))
+        return True
+    except Exception:
+        return False
+
+def session():
+    h = c_ulong(); rv = C_OpenSession(0, 4, None, None, byref(h))
+    assert rv == 0, "C_OpenSession 0x%x" % rv
+    return h.value
+def find(h, name):
+    lb = name.encode(); cls = c_ulong(3)  # CKO_PRIVATE_KEY
+    t = (Attr * 2)(Attr(3, ctypes.cast(c_char_p(lb), c_void_p), len(lb)),
+                   Attr(0, ctypes.cast(byref(cls), c_void_p), ctypes.sizeof(cls)))
+    assert C_FindObjectsInit(h, t, 2) == 0
+    o = (c_ulong * 2)(); n = c_ulong()
+    rv = C_FindObjects(h, o, 2, byref(n)); C_FindObjectsFinal(h)
+    assert rv == 0 and n.value == 1, "find %s: rv 0x%x n %d" % (name, rv, n.value)
+    return o[0]
+# sign(h, obj, name, data) -> (rv of C_SignInit, rv of C_Sign, signature bytes)
+def sign(h, obj, name, data):
+    m = Mech(MECH[name], None, 0)
+    rv = C_SignInit(h, byref(m), obj)
+    if rv: return (rv, None, b"")
+    sig = ctypes.create_string_buffer(512); sl = c_ulong(512)
+    rv = C_Sign(h, data, len(data), sig, byref(sl))
+    return (0, rv, sig.raw[:sl.value] if rv == 0 else b"")
+# sign_ok: signs and verifies; returns an error string or None
+def sign_ok(h, obj, name, tag):
+    data = os.urandom(100) + tag.encode()
+    ri, rs, sig = sign(h, obj, name, data)
+    if ri or rs: return "%s %s: C_SignInit 0x%x C_Sign 0x%x" % (tag, name, ri, rs or 0)
+    if not verify(name, data, sig): return "%s %s: signature does not verify" % (tag, name)
+    return None
+def keys(h): return {n: find(h, n) for n in ("crsa", "cec")}
+PYEOF
+p11py() { PYTHONPATH="$A" LD_PRELOAD="$KV_ASAN_PRELOAD" timeout 180 python3 - "$KV_SO" "$A"; }
+token_fetches() { grep -c "new token" "$1"; }
+
+# ---- 1. 8 threads, own sessions, 20 RSA + 20 EC signatures each ----
+KVAULT_CONF="$CONF" KVAULT_LOG=debug p11py >"$A/threads.out" 2>"$A/threads.err" <<'PYEOF'
+from p11c import *
+assert C_Initialize(None) == 0
+hs = [session() for _ in range(8)]
+go = threading.Barrier(8); errs = []; count = [0]; lock = threading.Lock()
+def run(i, h):
+    k = keys(h); go.wait()
+    for j in range(20):
+        for name in ("crsa", "cec"):
+            e = sign_ok(h, k[name], name, "t%d.%d" % (i, j))
+            with lock:
+                if e: errs.append(e)
+                else: count[0] += 1
+ts = [threading.Thread(target=run, args=(i, h)) for i, h in enumerate(hs)]
+[t.start() for t in ts]; [t.join() for t in ts]
+print("verified", count[0]); print("errors", len(errs), errs[:5])
+assert not errs and count[0] == 8 * 20 * 2, (count[0], errs[:5])
+assert C_Finalize(None) == 0
+PYEOF
+rc=$?
+n=$(token_fetches "$A/threads.err")
+[ $rc -eq 0 ] && [ "$n" -eq 1 ] &&
+    ok "8 threads x (20 RSA-2048 + 20 EC P-256) on own sessions: 320 signatures verify, one token fetch" ||
+    { not_ok "8 threads x (20 RSA + 20 EC): all verify, one token fetch (rc $rc, $n fetches)"; tail -n 5 "$A/threads.out" "$A/threads.err"; }
+
+# ---- 2. fork: the child re-initialises and signs; the parent signs again afterwards ----
+KVAULT_CONF="$CONF" KVAULT_LOG=debug p11py >"$A/fork.out" 2>"$A/fork.err" <<'PYEOF'
+from p11c import *
+assert C_Initialize(None) == 0
+h = session(); k = keys(h)
+for name in ("crsa", "cec"):
+    e = sign_ok(h, k[name], name, "parent"); assert e is None, e
+sys.stdout.flush(); sys.stderr.flush()
+pid = os.fork()
+if pid == 0:
+    st = 1
+    try:
+        rv = C_Initialize(None)
+        print("child C_Initialize 0x%x" % rv, flush=True)
+        if rv in (0, 0x191):  # CKR_OK, CKR_CRYPTOKI_ALREADY_INITIALIZED
+            hc = session(); kc = keys(hc); errs = []
+            for name in ("crsa", "cec"):
+                e = sign_ok(hc, kc[name], name, "child")
+                if e: errs.append(e)
+            print("child errors", errs, flush=True)
+            st = 0 if not errs else 1
+    except BaseException as ex:
+        print("child exception", repr(ex), flush=True)
+    os._exit(st)
+_, st = os.waitpid(pid, 0)
+assert os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0, "child status %r" % st
+for name in ("crsa", "cec"):
+    e = sign_ok(h, k[name], name, "parent-after"); assert e is None, e
+print("parent signed after the child")
+assert C_Finalize(None) == 0
+PYEOF
+rc=$?
+n=$(token_fetches "$A/fork.err")
+[ $rc -eq 0 ] && [ "$n" -eq 1 ] &&
+    ok "fork: child C_Initialize ($(sed -n 's/^child C_Initialize //p' "$A/fork.out")), signs RSA+EC, verifies; parent signs after; one token fetch in all" ||
+    { not_ok "fork: child re-initialises and signs, parent signs after, one token fetch (rc $rc, $n fetches)"; tail -n 5 "$A/fork.out" "$A/fork.err"; }
+
+# ---- 3. faults: vaultd stopped -> CKR_DEVICE_ERROR; back on the same state and port -> signs ----
+# The python process stays alive; it and this shell take turns through flag files in $A.
+waitfor() { for _ in $(seq 1 600); do [ -f "$1" ] && return 0; sleep 0.1; done; return 1; }
+KVAULT_CONF="$CONF" KVAULT_LOG=debug p11py >"$A/fault.out" 2>"$A/fault.err" <<'PYEOF' &
+from p11c import *
+def waitfor(f):
+    for _ in range(900):
+        if os.path.exists(os.path.join(D, f)): return
+        time.sleep(0.1)
+    raise SystemExit("timed out waiting for " + f)
+def mark(f): open(os.path.join(D, f), "w").close()
+assert C_Initialize(None) == 0
+h = session(); k = keys(h)
+for name in ("crsa", "cec"):
+    e = sign_ok(h, k[name], name, "before"); print("before", name, e, flush=True)
+mark("f.ready"); waitfor("f.stopped")
+for name in ("crsa", "cec"):
+    ri, rs, _ = sign(h, k[name], name, b"down")
+    print("down %s SignInit 0x%x Sign 0x%x" % (name, ri, rs if rs is not None else 0xffff), flush=True)
+mark("f.failed"); waitfor("f.restarted")
+for name in ("crsa", "cec"):
+    print("after-same", name, sign_ok(h, k[name], name, "after-same"), flush=True)
+h2 = session(); k2 = keys(h2)
+for name in ("crsa", "cec"):
+    print("after-new", name, sign_ok(h2, k2[name], name, "after-new"), flush=True)
+mark("f.freeze"); waitfor("f.frozen")
+t0 = time.monotonic()
+ri, rs, _ = sign(h, k["cec"], "cec", b"frozen")
+print("frozen SignInit 0x%x Sign 0x%x" % (ri, rs if rs is not None else 0xffff), flush=True)
+print("# frozen: C_Sign returned after %.1f s" % (time.monotonic() - t0), flush=True)
+mark("f.failed2"); waitfor("f.thawed")
+for name in ("crsa", "cec"):
+    print("thawed", name, sign_ok(h, k[name], name, "thawed"), flush=True)
+print("finalize 0x%x" % C_Finalize(None), flush=True)
+PYEOF
+PYPID=$!
+if waitfor "$A/f.ready"; then
+    stop_vaultd
+    touch "$A/f.stopped"
+    waitfor "$A/f.failed"
+    start_vaultd || not_ok "vaultd restarts on the same state and port"
+    touch "$A/f.restarted"
+    # vaultd frozen (SIGSTOP by PID): connections hang, the configured timeout must end them
+    if waitfor "$A/f.freeze" && [ -n "$VAULTD_PID" ]; then
+        kill -STOP "$VAULTD_PID"
+        touch "$A/f.frozen"
+        waitfor "$A/f.failed2"
+        kill -CONT "$VAULTD_PID"
+        touch "$A/f.thawed"
+    fi
+fi
+wait "$PYPID"
+rc=$?
+cat "$A/fault.out" >"$T_TMP/last.out"
+[ "$(grep -c '^before .* None$' "$A/fault.out")" -eq 2 ] &&
+    ok "faults: RSA and EC sign before vaultd stops" ||
+    not_ok "faults: RSA and EC sign before vaultd stops ($(grep '^before' "$A/fault.out" | tr '\n' ';'))"
+[ "$(grep -c '^down .* SignInit 0x0 Sign 0x30$' "$A/fault.out")" -eq 2 ] &&
+    ok "faults: vaultd stopped: C_Sign returns CKR_DEVICE_ERROR (0x30) for RSA and EC (timeout = 3)" ||
+    { not_ok "faults: vaultd stopped: C_Sign returns CKR_DEVICE_ERROR (got: $(grep '^down' "$A/fault.out" | tr '\n' ';'))"; tail -n 5 "$A/fault.err"; }
+[ "$(grep -c '^after-same .* None$' "$A/fault.out")" -eq 2 ] &&
+    ok "faults: vaultd back on the same state and port: the same session signs again (no C_Finalize, no reload)" ||
+    { not_ok "faults: vaultd back: the same session signs again ($(grep '^after-same' "$A/fault.out" | tr '\n' ';'))"; tail -n 5 "$A/fault.err"; }
+[ "$(grep -c '^after-new .* None$' "$A/fault.out")" -eq 2 ] &&
+    ok "faults: vaultd back: a new session signs again" ||
+    not_ok "faults: vaultd back: a new session signs again ($(grep '^after-new' "$A/fault.out" | tr '\n' ';'))"
+grep -q '^frozen SignInit 0x0 Sign 0x30$' "$A/fault.out" &&
+    ok "faults: vaultd frozen (SIGSTOP): C_Sign returns CKR_DEVICE_ERROR (0x30) instead of hanging (timeout = 3)" ||
+    { not_ok "faults: vaultd frozen: C_Sign returns CKR_DEVICE_ERROR ($(grep '^frozen' "$A/fault.out" | tr '\n' ';'))"; tail -n 5 "$A/fault.err"; }
+grep '^# frozen' "$A/fault.out"
+[ "$(grep -c '^thawed .* None$' "$A/fault.out")" -eq 2 ] &&
+    ok "faults: vaultd resumed (SIGCONT): the same session signs RSA and EC again" ||
+    { not_ok "faults: vaultd resumed: the same session signs again ($(grep '^thawed' "$A/fault.out" | tr '\n' ';'))"; tail -n 5 "$A/fault.err"; }
+[ $rc -eq 0 ] && grep -q '^finalize 0x0$' "$A/fault.out" &&
+    ok "faults: the process exits cleanly (C_Finalize CKR_OK, no crash)" ||
+    { not_ok "faults: the process exits cleanly (rc $rc)"; tail -n 5 "$A/fault.out" "$A/fault.err"; }
+
+# no client secret and no JWT (bearer token) in what kvault.so logged at debug level
+SECRET=$(conf_get client_secret)
+if [ -n "$SECRET" ] && ! grep -qF -e "$SECRET" -e "eyJ" "$A"/*.err "$A"/*.out; then
+    ok "debug logs of the three processes hold no client secret or token"
+else not_ok "debug logs of the three processes hold no client secret or token"; fi
+
+finish
