@@ -344,6 +344,15 @@ CK_RV kv_p11_digest(CK_SESSION_HANDLE h, CK_BYTE_PTR in, CK_ULONG inlen, CK_BYTE
 CK_RV kv_p11_digest_update(CK_SESSION_HANDLE h, CK_BYTE_PTR part, CK_ULONG len);
 CK_RV kv_p11_digest_final(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG_PTR outlen);
 
+/* p11_secret.c (owner: mechanisms work): AES secret-key objects and module session objects.
+ * kv_p11_secret_create: C_CreateObject of a CKO_SECRET_KEY template (AES into a pool / managed
+ * HSM with CKA_TOKEN=TRUE, a module session object otherwise).
+ * kv_p11_sobj_destroy: destroys a module session object; CKR_OBJECT_HANDLE_INVALID when h is
+ * not one (the caller then treats h as a vault object). */
+CK_RV kv_p11_secret_create(CK_SESSION_HANDLE hs, CK_ATTRIBUTE_PTR tmpl, CK_ULONG count,
+                           CK_OBJECT_HANDLE_PTR ph);
+CK_RV kv_p11_sobj_destroy(CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE h);
+
 /* p11_random.c */
 CK_RV kv_p11_generate_random(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG len);
 CK_RV kv_p11_seed_random(CK_SESSION_HANDLE h, CK_BYTE_PTR seed, CK_ULONG len);

@@ -24,7 +24,8 @@
 typedef struct kv_ctx kv_ctx;     /* the one context: configuration, vaults, HTTP, tokens */
 typedef struct kv_vault kv_vault; /* one configured vault (backend), owned by the ctx */
 
-typedef enum { KV_KTY_NONE = 0, KV_KTY_RSA = 1, KV_KTY_EC = 2 } kv_kty;
+/* KV_KTY_OCT: an AES key (oct-HSM in a managed HSM pool, a secret key in a local pool). */
+typedef enum { KV_KTY_NONE = 0, KV_KTY_RSA = 1, KV_KTY_EC = 2, KV_KTY_OCT = 3 } kv_kty;
 
 /* key_ops bits */
 #define KV_OP_SIGN 0x01u
@@ -50,6 +51,8 @@ typedef enum {
     KV_ALG_RSNULL, /* PKCS#1 v1.5 padding of caller-formatted input (DigestInfo) */
 } kv_alg;
 
+#define KV_KEY_REF_MAX 256
+
 /* A vault key version and its public part. Immutable once returned; reference counted. */
 typedef struct kv_key {
     char vault[64];   /* vault name as configured */
@@ -63,7 +66,10 @@ typedef struct kv_key {
     unsigned key_ops; /* KV_OP_* */
     bool enabled;
     long long created, updated, nbf, exp; /* unix seconds; 0 = unset */
-    EVP_PKEY *pub; /* public key, built in vaultclient's private library context */
+    EVP_PKEY *pub; /* public key, built in vaultclient's private library context; NULL for oct */
+    bool imported; /* the key material came from outside (import, BYOK, unwrapped replica);
+                    * false = generated in the vault / HSM (CKA_LOCAL, CKA_ALWAYS_SENSITIVE) */
+    char ref[KV_KEY_REF_MAX]; /* backend reference: a local pool's kv_hsm reference; else "" */
     /* private */
     int refs;
 } kv_key;
@@ -101,8 +107,9 @@ kv_rv kv_vault_get_key(kv_vault *v, const char *name, const char *version, kv_ke
 kv_rv kv_vault_list_keys(kv_vault *v, kv_key ***out, size_t *n, kv_err *err);
 void kv_key_list_free(kv_key **keys, size_t n);
 
-/* Creates a key (or a new version). kty KV_KTY_RSA with bits 2048/3072/4096, or KV_KTY_EC with
- * curve_nid. hsm selects RSA-HSM/EC-HSM. */
+/* Creates a key (or a new version). kty KV_KTY_RSA with bits 2048/3072/4096, KV_KTY_EC with
+ * curve_nid, or KV_KTY_OCT with bits 128/192/256 (managed HSM pools and local pools only;
+ * elsewhere KV_ERR_UNSUPPORTED). hsm selects RSA-HSM/EC-HSM (oct is always oct-HSM). */
 typedef struct kv_key_create_params {
     kv_kty kty;
     int bits;
@@ -111,6 +118,41 @@ typedef struct kv_key_create_params {
     unsigned key_ops; /* 0 = vault default */
 } kv_key_create_params;
 kv_rv kv_vault_create_key(kv_vault *v, const char *name, const kv_key_create_params *p,
+                          kv_key **out, kv_err *err);
+
+/* Every version of a key (enabled or not), newest first, following nextLink. Local pools have
+ * one version per key. Free with kv_key_list_free. */
+kv_rv kv_vault_list_key_versions(kv_vault *v, const char *name, kv_key ***out, size_t *n,
+                                 kv_err *err);
+
+/* Deletes a key with all its versions (a soft delete where the vault has soft delete; a local
+ * pool destroys every member's copy). KV_ERR_NOT_FOUND when absent. */
+kv_rv kv_vault_delete_key(kv_vault *v, const char *name, kv_err *err);
+
+/* Imports key material as a key (or a new version): exactly one of pkey (an RSA or EC private
+ * key, any library context) or oct/octlen (AES 16/24/32 bytes; pools only). The caller's copy
+ * is not touched (zeroise it yourself). The new key has imported = true. */
+typedef struct kv_key_import_params {
+    const EVP_PKEY *pkey;
+    const uint8_t *oct;
+    size_t octlen;
+    bool hsm;         /* RSA-HSM / EC-HSM (always for pools) */
+    unsigned key_ops; /* 0 = vault default */
+} kv_key_import_params;
+kv_rv kv_vault_import_key(kv_vault *v, const char *name, const kv_key_import_params *p,
+                          kv_key **out, kv_err *err);
+
+/* Changes what a vault can change on one key version (k->version; PATCH /keys/NAME/VERSION):
+ * enabled, nbf, exp, key_ops. Fields left at KV_KEEP are not sent. *out (optional) receives
+ * the updated key. A local pool cannot change these: KV_ERR_UNSUPPORTED. */
+#define KV_KEEP (-1)
+typedef struct kv_key_update_params {
+    int enabled;       /* 0/1, or KV_KEEP */
+    long long nbf;     /* unix seconds, 0 = remove, KV_KEEP */
+    long long exp;     /* unix seconds, 0 = remove, KV_KEEP */
+    long long key_ops; /* KV_OP_* bits, or KV_KEEP */
+} kv_key_update_params;
+kv_rv kv_vault_update_key(kv_vault *v, const kv_key *k, const kv_key_update_params *p,
                           kv_key **out, kv_err *err);
 
 /* Signs a digest (never a message) with alg. sig receives RSA: modulus-length bytes;
@@ -125,8 +167,14 @@ typedef enum {
     KV_ENC_RSA1_5,       /* RSAES-PKCS1-v1_5 */
     KV_ENC_RSA_OAEP,     /* OAEP, SHA-1 and MGF1-SHA-1, empty label */
     KV_ENC_RSA_OAEP_256, /* OAEP, SHA-256 and MGF1-SHA-256, empty label */
+    /* AES (oct keys in managed HSM pools and local pools); the key size must match */
+    KV_ENC_A128GCM, KV_ENC_A192GCM, KV_ENC_A256GCM,          /* 12-byte iv, 16-byte tag */
+    KV_ENC_A128CBC, KV_ENC_A192CBC, KV_ENC_A256CBC,          /* 16-byte iv, no padding */
+    KV_ENC_A128CBCPAD, KV_ENC_A192CBCPAD, KV_ENC_A256CBCPAD, /* 16-byte iv, PKCS#7 */
+    KV_ENC_A128KW, KV_ENC_A192KW, KV_ENC_A256KW,             /* RFC 3394 key wrap */
+    KV_ENC_AES_KWP, /* RFC 5649 key wrap with padding: local pools only (no Azure name) */
 } kv_enc_alg;
-const char *kv_enc_alg_name(kv_enc_alg alg); /* "RSA1_5" ... */
+const char *kv_enc_alg_name(kv_enc_alg alg); /* "RSA1_5", "A256GCM" ... (AES_KWP: "AES-KWP") */
 
 /* Decrypts in (modulus-length ciphertext) with the private key on the vault. If out is NULL or
  * *outlen is smaller than the modulus length, *outlen gets that bound and KV_ERR_BUFFER_TOO_SMALL
@@ -134,6 +182,41 @@ const char *kv_enc_alg_name(kv_enc_alg alg); /* "RSA1_5" ... */
  * rejects is KV_ERR_BAD_REQUEST; a key whose key_ops lack decrypt is KV_ERR_FORBIDDEN. */
 kv_rv kv_vault_decrypt(kv_vault *v, const kv_key *k, kv_enc_alg alg, const uint8_t *in,
                        size_t inlen, uint8_t *out, size_t *outlen, kv_err *err);
+
+/* Symmetric operations with an AES key held by the vault / HSM (argument checks in
+ * kv_vault.c; backends: kv_rest_crypto.c, kv_pool.c).
+ * iv: CBC 16 bytes from the caller. GCM encryption: a remote managed HSM generates the iv
+ *     (Azure: the client must not send one) and returns it in iv/ivlen; a local pool uses the
+ *     caller's iv when ivlen == 12 and generates one (returned) when ivlen == 0. GCM
+ *     decryption: 12 bytes.
+ * tag: GCM only, 16 bytes (out of encryption, into decryption; a wrong tag = KV_ERR_BAD_REQUEST).
+ * *out is malloc'd (free decryption results with OPENSSL_clear_free). */
+typedef struct kv_sym_params {
+    uint8_t iv[16];
+    size_t ivlen;
+    const uint8_t *aad;
+    size_t aadlen;
+    uint8_t tag[16];
+    size_t taglen;
+} kv_sym_params;
+kv_rv kv_vault_encrypt_sym(kv_vault *v, const kv_key *k, kv_enc_alg alg, kv_sym_params *p,
+                           const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen,
+                           kv_err *err);
+kv_rv kv_vault_decrypt_sym(kv_vault *v, const kv_key *k, kv_enc_alg alg, kv_sym_params *p,
+                           const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen,
+                           kv_err *err);
+/* Key wrap with the vault's key: alg A*KW / KV_ENC_AES_KWP (oct keys) or RSA1_5 / RSA-OAEP /
+ * RSA-OAEP-256 (RSA keys; done by the vault, /wrapkey). in = the key bytes to wrap. Unwrap:
+ * *out (the key bytes) must be freed with OPENSSL_clear_free. A wrapped key the vault rejects
+ * (integrity check) = KV_ERR_BAD_REQUEST. */
+kv_rv kv_vault_wrap(kv_vault *v, const kv_key *k, kv_enc_alg alg, const uint8_t *in, size_t inlen,
+                    uint8_t **out, size_t *outlen, kv_err *err);
+kv_rv kv_vault_unwrap(kv_vault *v, const kv_key *k, kv_enc_alg alg, const uint8_t *in,
+                      size_t inlen, uint8_t **out, size_t *outlen, kv_err *err);
+/* True when the vault can hold AES keys (a managed HSM pool or a local pool). */
+bool kv_vault_has_oct(const kv_vault *v);
+/* True for a local HSM pool (kv_pool.c), false for a remote vault or managed HSM pool. */
+bool kv_vault_is_local_pool(const kv_vault *v);
 
 /* True for a managed HSM pool (its URL host has ".managedhsm."): it has the /rng endpoint. */
 bool kv_vault_has_rng(const kv_vault *v);

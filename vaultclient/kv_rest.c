@@ -199,7 +199,7 @@ done:
 }
 
 /* Fills k from a KeyBundle's "key" (JWK) and "attributes". */
-static kv_rv key_from_bundle(kv_vault *v, const json_t *bundle, kv_key **out, kv_err *err)
+kv_rv kv_rest_key_from_bundle(kv_vault *v, const json_t *bundle, kv_key **out, kv_err *err)
 {
     const json_t *jwk = json_object_get(bundle, "key");
     const json_t *attrs = json_object_get(bundle, "attributes");
@@ -251,7 +251,7 @@ static kv_rv rest_get_key(kv_vault *v, const char *name, const char *version, kv
     snprintf(path, sizeof(path), "/keys/%s/%s", name, version != NULL ? version : "");
     rv = rest_request(v, "GET", path, NULL, &j, NULL, err);
     if (rv == KV_OK)
-        rv = key_from_bundle(v, j, out, err);
+        rv = kv_rest_key_from_bundle(v, j, out, err);
     json_decref(j);
     return rv;
 }
@@ -352,7 +352,7 @@ static kv_rv rest_create_key(kv_vault *v, const char *name, const kv_key_create_
     snprintf(path, sizeof(path), "/keys/%s/create", name);
     rv = rest_request(v, "POST", path, body, &j, NULL, err);
     if (rv == KV_OK && out != NULL)
-        rv = key_from_bundle(v, j, out, err);
+        rv = kv_rest_key_from_bundle(v, j, out, err);
     json_decref(j);
     json_decref(body);
     return rv;
@@ -528,6 +528,12 @@ static const kv_backend_ops kv_rest_ops = {
     .sign = rest_sign,
     .decrypt = rest_decrypt,
     .random = rest_random,
+    .list_versions = kv_rest_list_versions,
+    .delete_key = kv_rest_delete_key,
+    .import_key = kv_rest_import_key,
+    .update_key = kv_rest_update_key,
+    .crypt_sym = kv_rest_crypt_sym,
+    .wrap = kv_rest_wrap,
     .request = rest_request,
     .get_token = rest_get_token,
     .free = rest_free,
