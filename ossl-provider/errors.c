@@ -30,6 +30,7 @@ const OSSL_ITEM kv_prov_reason_strings[] = {
     {KV_PROV_R_BAD_SALTLEN, "unsupported PSS salt length"},
     {KV_PROV_R_NO_KEY, "no vault key"},
     {KV_PROV_R_VERIFY_FAILED, "signature verification failed"},
+    {KV_PROV_R_LOCKED, "vault locked: its credential is sealed under a PIN"},
     {0, NULL},
 };
 
@@ -64,6 +65,8 @@ int kv_prov_reason_for(kv_rv rv)
         return KV_PROV_R_BUFFER_TOO_SMALL;
     case KV_ERR_INTERNAL:
         return KV_PROV_R_INTERNAL;
+    case KV_ERR_LOCKED:
+        return KV_PROV_R_LOCKED;
     }
     return KV_PROV_R_INTERNAL;
 }

@@ -47,6 +47,7 @@ enum {
     KV_PROV_R_BAD_SALTLEN,
     KV_PROV_R_NO_KEY,
     KV_PROV_R_VERIFY_FAILED,
+    KV_PROV_R_LOCKED,
 };
 
 /* Registration order guard for one operation (see kv_prov_query_operation in prov.c). */

@@ -2,6 +2,7 @@
  * the URI and finds the vault in the configuration (no network); load fetches the key from
  * the vault and hands it to OpenSSL once: as a reference to a kvault key object (resolved by
  * the keymgmt's load()) or, when only a public key is expected, as a SubjectPublicKeyInfo. */
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/core_dispatch.h>
@@ -117,6 +118,28 @@ static int kv_prov_store_give_ref(kv_prov_store *st, kv_key *k, OSSL_CALLBACK *c
     return ok;
 }
 
+/* A vault whose credential is sealed under a PIN (client_secret_sealed) is opened with the
+ * passphrase the application supplies (openssl -passin, a UI prompt): the PIN. */
+static kv_rv kv_prov_store_unlock(kv_prov_store *st, OSSL_PASSPHRASE_CALLBACK *pw_cb,
+                                  void *pw_cbarg, kv_err *err)
+{
+    char pin[257], info[128];
+    size_t len = 0;
+    OSSL_PARAM params[2];
+    kv_rv rv;
+
+    snprintf(info, sizeof(info), "PIN for kvault vault %s", kv_vault_name(st->vault));
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PASSPHRASE_PARAM_INFO, info, 0);
+    params[1] = OSSL_PARAM_construct_end();
+    if (!pw_cb(pin, sizeof(pin) - 1, &len, params, pw_cbarg) || len >= sizeof(pin))
+        return kv_err_set(err, KV_ERR_LOCKED, "vault %s is locked and no PIN was given",
+                          kv_vault_name(st->vault));
+    pin[len] = '\0';
+    rv = kv_vault_unlock(st->vault, pin, len, err);
+    OPENSSL_cleanse(pin, sizeof(pin));
+    return rv;
+}
+
 static int kv_prov_store_load(void *loaderctx, OSSL_CALLBACK *object_cb, void *object_cbarg,
                               OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
 {
@@ -126,8 +149,6 @@ static int kv_prov_store_load(void *loaderctx, OSSL_CALLBACK *object_cb, void *o
     kv_rv rv;
     int ok = 0;
 
-    (void)pw_cb;
-    (void)pw_cbarg;
     if (st == NULL || object_cb == NULL)
         return 0;
     if (st->done)
@@ -138,6 +159,11 @@ static int kv_prov_store_load(void *loaderctx, OSSL_CALLBACK *object_cb, void *o
         return 0; /* only keys live behind kvault URIs */
     kv_err_clear(&err);
     rv = kv_vault_get_key(st->vault, st->uri.name, st->uri.version, &k, &err);
+    if (rv == KV_ERR_LOCKED && pw_cb != NULL) {
+        rv = kv_prov_store_unlock(st, pw_cb, pw_cbarg, &err);
+        if (rv == KV_OK)
+            rv = kv_vault_get_key(st->vault, st->uri.name, st->uri.version, &k, &err);
+    }
     if (rv != KV_OK) {
         kv_prov_raise_kv(st->pc, rv, &err, NULL);
         goto done;

@@ -42,6 +42,7 @@ void kv_p11_odata_unref(kv_p11_odata *od)
 
 void kv_p11_objcache_invalidate(kv_p11_slot *slot)
 {
+    slot->cache_gen++; /* a listing in flight must not store what it got before */
     kv_p11_odata_unref(slot->certs);
     kv_p11_odata_unref(slot->secrets);
     slot->certs = NULL;
@@ -57,14 +58,15 @@ static kv_p11_odata *kv_p11_odata_get(kv_p11_odata *cached)
     return cached;
 }
 
-/* Stores od as the slot's snapshot (takes a reference; lock taken here). */
-static void kv_p11_odata_store(CK_SLOT_ID id, bool certs, kv_p11_odata *od)
+/* Stores od as the slot's snapshot (takes a reference; lock taken here), unless the slot's
+ * caches changed since gen (kv_p11_odata_cached) was read. */
+static void kv_p11_odata_store(CK_SLOT_ID id, bool certs, kv_p11_odata *od, unsigned gen)
 {
     kv_p11_slot *slot;
 
     kv_p11_lock();
     slot = kv_p11_slot_get(id);
-    if (slot != NULL) {
+    if (slot != NULL && slot->cache_gen == gen) {
         kv_p11_odata **where = certs ? &slot->certs : &slot->secrets;
 
         kv_p11_odata_unref(*where);
@@ -83,15 +85,19 @@ static bool kv_p11_list_none(kv_rv rv)
            rv == KV_ERR_UNSUPPORTED;
 }
 
-/* The slot (lock taken here) and a fresh cached snapshot if there is one. */
-static kv_p11_slot *kv_p11_odata_cached(CK_SLOT_ID id, bool certs, kv_p11_odata **out)
+/* The slot (lock taken here), a fresh cached snapshot if there is one, and the slot's cache
+ * generation. */
+static kv_p11_slot *kv_p11_odata_cached(CK_SLOT_ID id, bool certs, kv_p11_odata **out,
+                                        unsigned *gen)
 {
     kv_p11_slot *slot;
 
     kv_p11_lock();
     slot = kv_p11_slot_get(id);
-    if (slot != NULL)
+    if (slot != NULL) {
         *out = kv_p11_odata_get(certs ? slot->certs : slot->secrets);
+        *gen = slot->cache_gen;
+    }
     kv_p11_unlock();
     return slot;
 }
@@ -102,10 +108,11 @@ kv_rv kv_p11_slot_certs(CK_SLOT_ID id, kv_p11_odata **out, kv_err *err)
     kv_p11_slot *slot;
     char **names = NULL;
     size_t n = 0, i;
+    unsigned gen = 0;
     kv_rv rv;
 
     *out = NULL;
-    slot = kv_p11_odata_cached(id, true, out);
+    slot = kv_p11_odata_cached(id, true, out, &gen);
     if (slot == NULL)
         return kv_err_set(err, KV_ERR_INVALID_ARG, "no such slot");
     if (*out != NULL)
@@ -149,7 +156,7 @@ kv_rv kv_p11_slot_certs(CK_SLOT_ID id, kv_p11_odata **out, kv_err *err)
             goto done;
         }
     }
-    kv_p11_odata_store(id, true, od);
+    kv_p11_odata_store(id, true, od, gen);
     *out = od;
     od = NULL;
 
@@ -163,10 +170,11 @@ kv_rv kv_p11_slot_secrets(CK_SLOT_ID id, kv_p11_odata **out, kv_err *err)
 {
     kv_p11_odata *od = NULL;
     kv_p11_slot *slot;
+    unsigned gen = 0;
     kv_rv rv = KV_OK;
 
     *out = NULL;
-    slot = kv_p11_odata_cached(id, false, out);
+    slot = kv_p11_odata_cached(id, false, out, &gen);
     if (slot == NULL)
         return kv_err_set(err, KV_ERR_INVALID_ARG, "no such slot");
     if (*out != NULL)
@@ -185,7 +193,7 @@ kv_rv kv_p11_slot_secrets(CK_SLOT_ID id, kv_p11_odata **out, kv_err *err)
     }
     if (rv != KV_OK)
         goto done;
-    kv_p11_odata_store(id, false, od);
+    kv_p11_odata_store(id, false, od, gen);
     *out = od;
     od = NULL;
 

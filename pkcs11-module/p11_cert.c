@@ -34,14 +34,8 @@
 static bool kv_p11_asn1_date(const ASN1_TIME *t, CK_BYTE out[8])
 {
     struct tm tm;
-    char buf[16];
 
-    if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
-        return false;
-    if (strftime(buf, sizeof(buf), "%Y%m%d", &tm) != 8)
-        return false;
-    memcpy(out, buf, 8);
-    return true;
+    return t != NULL && ASN1_TIME_to_tm(t, &tm) == 1 && kv_p11_tm_date(&tm, out);
 }
 
 void kv_p11_cert_clear(kv_p11_cert *c)
@@ -114,25 +108,6 @@ const kv_p11_cert *kv_p11_cert_find(const kv_p11_odata *od, const char *name)
             return &od->certs[i];
     return NULL;
 }
-
-#define KV_P11_SET_BOOL(v)                                                                         \
-    do {                                                                                           \
-        scratch[0] = (v) ? CK_TRUE : CK_FALSE;                                                     \
-        *value = scratch;                                                                          \
-        *len = sizeof(CK_BBOOL);                                                                   \
-    } while (0)
-#define KV_P11_SET_ULONG(v)                                                                        \
-    do {                                                                                           \
-        CK_ULONG u_ = (CK_ULONG)(v);                                                               \
-        memcpy(scratch, &u_, sizeof(u_));                                                          \
-        *value = scratch;                                                                          \
-        *len = sizeof(CK_ULONG);                                                                   \
-    } while (0)
-#define KV_P11_SET_BYTES(p, n)                                                                     \
-    do {                                                                                           \
-        *value = (p);                                                                              \
-        *len = (CK_ULONG)(n);                                                                      \
-    } while (0)
 
 CK_RV kv_p11_cert_attr(const kv_p11_cert *c, CK_ATTRIBUTE_TYPE type, const void **value,
                        CK_ULONG *len, CK_BYTE scratch[KV_P11_SCRATCH])

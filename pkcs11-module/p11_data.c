@@ -24,37 +24,26 @@ bool kv_p11_data_has(const kv_p11_odata *od, const char *name)
 CK_RV kv_p11_data_attr(const char *name, CK_ATTRIBUTE_TYPE type, const void **value, CK_ULONG *len,
                        CK_BYTE scratch[KV_P11_SCRATCH])
 {
-    CK_ULONG u;
-
     *value = NULL;
     *len = 0;
     switch (type) {
     case CKA_CLASS:
-        u = CKO_DATA;
-        memcpy(scratch, &u, sizeof(u));
-        *value = scratch;
-        *len = sizeof(u);
+        KV_P11_SET_ULONG(CKO_DATA);
         return CKR_OK;
     case CKA_TOKEN:
     case CKA_PRIVATE:
-        scratch[0] = CK_TRUE;
-        *value = scratch;
-        *len = sizeof(CK_BBOOL);
+        KV_P11_SET_BOOL(true);
         return CKR_OK;
     case CKA_MODIFIABLE:
     case CKA_COPYABLE:
     case CKA_DESTROYABLE:
-        scratch[0] = CK_FALSE;
-        *value = scratch;
-        *len = sizeof(CK_BBOOL);
+        KV_P11_SET_BOOL(false);
         return CKR_OK;
     case CKA_LABEL:
-        *value = name;
-        *len = (CK_ULONG)strlen(name);
+        KV_P11_SET_BYTES(name, strlen(name));
         return CKR_OK;
     case CKA_APPLICATION:
-        *value = KV_P11_DATA_APP;
-        *len = sizeof(KV_P11_DATA_APP) - 1;
+        KV_P11_SET_BYTES(KV_P11_DATA_APP, sizeof(KV_P11_DATA_APP) - 1);
         return CKR_OK;
     case CKA_OBJECT_ID:
         return CKR_OK; /* empty */

@@ -7,14 +7,6 @@
 
 #include <string.h>
 
-static const struct {
-    CK_MECHANISM_TYPE mech;
-    const char *name;
-} kv_p11_digests[] = {
-    {CKM_SHA_1, "SHA1"},    {CKM_SHA224, "SHA224"}, {CKM_SHA256, "SHA256"},
-    {CKM_SHA384, "SHA384"}, {CKM_SHA512, "SHA512"},
-};
-
 void kv_p11_digest_clear(kv_p11_session *s)
 {
     EVP_MD_CTX_free(s->digest);
@@ -25,25 +17,14 @@ void kv_p11_digest_clear(kv_p11_session *s)
 CK_RV kv_p11_digest_init(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech)
 {
     kv_p11_session *s = NULL;
-    const char *name = NULL;
+    const char *name;
     EVP_MD *md = NULL;
-    size_t i;
     CK_RV rv;
 
-    rv = kv_p11_session_acquire(h, KV_P11_PART_DIGEST, &s);
+    rv = kv_p11_op_acquire_idle(h, KV_P11_PART_DIGEST, mech != NULL, &s);
     if (rv != CKR_OK)
         return rv;
-    if (mech == NULL) {
-        rv = CKR_ARGUMENTS_BAD;
-        goto done;
-    }
-    if (s->digest != NULL) {
-        rv = CKR_OPERATION_ACTIVE;
-        goto done;
-    }
-    for (i = 0; i < sizeof(kv_p11_digests) / sizeof(kv_p11_digests[0]); i++)
-        if (kv_p11_digests[i].mech == mech->mechanism)
-            name = kv_p11_digests[i].name;
+    name = kv_p11_hash_name(mech->mechanism); /* the digests signing hashes with (p11_sign.c) */
     if (name == NULL) {
         rv = CKR_MECHANISM_INVALID;
         goto done;
@@ -72,14 +53,14 @@ static CK_RV kv_p11_digest_out(kv_p11_session *s, CK_BYTE_PTR out, CK_ULONG_PTR 
 {
     unsigned int n = 0;
     size_t need = (size_t)EVP_MD_CTX_get_size(s->digest);
+    CK_RV rv;
 
     *keep = false;
     if (outlen == NULL)
         return CKR_ARGUMENTS_BAD;
-    if (out == NULL || *outlen < need) {
+    if (kv_p11_out_short(out, outlen, need, &rv)) {
         *keep = true;
-        *outlen = need;
-        return out == NULL ? CKR_OK : CKR_BUFFER_TOO_SMALL;
+        return rv;
     }
     if (EVP_DigestFinal_ex(s->digest, out, &n) != 1)
         return CKR_GENERAL_ERROR;
@@ -87,42 +68,34 @@ static CK_RV kv_p11_digest_out(kv_p11_session *s, CK_BYTE_PTR out, CK_ULONG_PTR 
     return CKR_OK;
 }
 
-CK_RV kv_p11_digest(CK_SESSION_HANDLE h, CK_BYTE_PTR in, CK_ULONG inlen, CK_BYTE_PTR out,
-                    CK_ULONG_PTR outlen)
+/* C_Digest (single: in is all of the data) and C_DigestFinal (in NULL, inlen 0). */
+static CK_RV kv_p11_digest_end(CK_SESSION_HANDLE h, bool single, CK_BYTE_PTR in, CK_ULONG inlen,
+                               CK_BYTE_PTR out, CK_ULONG_PTR outlen)
 {
     kv_p11_session *s = NULL;
-    bool keep = true;
+    bool keep = false;
     CK_RV rv;
 
-    rv = kv_p11_session_acquire(h, KV_P11_PART_DIGEST, &s);
+    rv = kv_p11_op_acquire_active(h, KV_P11_PART_DIGEST, single, &s);
     if (rv != CKR_OK)
         return rv;
-    if (s->digest == NULL) {
-        rv = CKR_OPERATION_NOT_INITIALIZED;
-        goto done;
-    }
-    if (s->digest_multipart) {
-        rv = CKR_OPERATION_ACTIVE; /* a multi-part digest ends with C_DigestFinal */
-        goto done;
-    }
-    if ((in == NULL && inlen > 0) || outlen == NULL) {
-        keep = false;
+    if ((in == NULL && inlen > 0) || outlen == NULL)
         rv = CKR_ARGUMENTS_BAD;
-        goto done;
-    }
-    if (out != NULL && *outlen >= (CK_ULONG)EVP_MD_CTX_get_size(s->digest) && inlen > 0 &&
-        EVP_DigestUpdate(s->digest, in, inlen) != 1) {
-        keep = false;
+    else if (out != NULL && *outlen >= (CK_ULONG)EVP_MD_CTX_get_size(s->digest) && inlen > 0 &&
+             EVP_DigestUpdate(s->digest, in, inlen) != 1)
         rv = CKR_GENERAL_ERROR;
-        goto done;
-    }
-    rv = kv_p11_digest_out(s, out, outlen, &keep);
-
-done:
-    if (s != NULL && !keep)
+    else
+        rv = kv_p11_digest_out(s, out, outlen, &keep);
+    if (!keep)
         kv_p11_digest_clear(s);
     kv_p11_session_release(s, KV_P11_PART_DIGEST);
     return rv;
+}
+
+CK_RV kv_p11_digest(CK_SESSION_HANDLE h, CK_BYTE_PTR in, CK_ULONG inlen, CK_BYTE_PTR out,
+                    CK_ULONG_PTR outlen)
+{
+    return kv_p11_digest_end(h, true, in, inlen, out, outlen);
 }
 
 CK_RV kv_p11_digest_update(CK_SESSION_HANDLE h, CK_BYTE_PTR part, CK_ULONG len)
@@ -130,43 +103,20 @@ CK_RV kv_p11_digest_update(CK_SESSION_HANDLE h, CK_BYTE_PTR part, CK_ULONG len)
     kv_p11_session *s = NULL;
     CK_RV rv;
 
-    rv = kv_p11_session_acquire(h, KV_P11_PART_DIGEST, &s);
+    rv = kv_p11_op_acquire_active(h, KV_P11_PART_DIGEST, false, &s);
     if (rv != CKR_OK)
         return rv;
-    if (s->digest == NULL) {
-        rv = CKR_OPERATION_NOT_INITIALIZED;
-        goto done;
-    }
     if ((part == NULL && len > 0) || (len > 0 && EVP_DigestUpdate(s->digest, part, len) != 1)) {
         rv = part == NULL ? CKR_ARGUMENTS_BAD : CKR_GENERAL_ERROR;
         kv_p11_digest_clear(s);
-        goto done;
+    } else {
+        s->digest_multipart = true;
     }
-    s->digest_multipart = true;
-
-done:
     kv_p11_session_release(s, KV_P11_PART_DIGEST);
     return rv;
 }
 
 CK_RV kv_p11_digest_final(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG_PTR outlen)
 {
-    kv_p11_session *s = NULL;
-    bool keep = true;
-    CK_RV rv;
-
-    rv = kv_p11_session_acquire(h, KV_P11_PART_DIGEST, &s);
-    if (rv != CKR_OK)
-        return rv;
-    if (s->digest == NULL) {
-        rv = CKR_OPERATION_NOT_INITIALIZED;
-        goto done;
-    }
-    rv = kv_p11_digest_out(s, out, outlen, &keep);
-
-done:
-    if (s != NULL && !keep)
-        kv_p11_digest_clear(s);
-    kv_p11_session_release(s, KV_P11_PART_DIGEST);
-    return rv;
+    return kv_p11_digest_end(h, false, NULL, 0, out, outlen);
 }

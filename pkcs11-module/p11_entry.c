@@ -174,11 +174,7 @@ static CK_RV kv_C_SessionCancel(CK_SESSION_HANDLE hSession, CK_FLAGS flags)
 static CK_RV kv_C_CreateObject(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
                                CK_ULONG ulCount, CK_OBJECT_HANDLE_PTR phObject)
 {
-    (void)hSession;
-    (void)pTemplate;
-    (void)ulCount;
-    (void)phObject;
-    return CKR_FUNCTION_NOT_SUPPORTED;
+    return kv_p11_create_object(hSession, pTemplate, ulCount, phObject);
 }
 
 static CK_RV kv_C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
@@ -195,9 +191,7 @@ static CK_RV kv_C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObjec
 
 static CK_RV kv_C_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject)
 {
-    (void)hSession;
-    (void)hObject;
-    return CKR_FUNCTION_NOT_SUPPORTED;
+    return kv_p11_destroy_object(hSession, hObject);
 }
 
 static CK_RV kv_C_GetObjectSize(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
@@ -215,11 +209,7 @@ static CK_RV kv_C_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE
 static CK_RV kv_C_SetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
                                     CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount)
 {
-    (void)hSession;
-    (void)hObject;
-    (void)pTemplate;
-    (void)ulCount;
-    return CKR_FUNCTION_NOT_SUPPORTED;
+    return kv_p11_set_attribute_value(hSession, hObject, pTemplate, ulCount);
 }
 
 static CK_RV kv_C_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate,
@@ -277,7 +267,34 @@ static CK_RV kv_C_DigestFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest,
     return kv_p11_digest_final(hSession, pDigest, pulDigestLen);
 }
 
-/* Multi-part encryption and decryption, sign/verify recover: not offered. */
+/* Multi-part encryption and decryption (p11_crypt.c). */
+
+static CK_RV kv_C_EncryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen,
+                                CK_BYTE_PTR pEncryptedPart, CK_ULONG_PTR pulEncryptedPartLen)
+{
+    return kv_p11_encrypt_update(hSession, pPart, ulPartLen, pEncryptedPart, pulEncryptedPartLen);
+}
+
+static CK_RV kv_C_EncryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastEncryptedPart,
+                               CK_ULONG_PTR pulLastEncryptedPartLen)
+{
+    return kv_p11_encrypt_final(hSession, pLastEncryptedPart, pulLastEncryptedPartLen);
+}
+
+static CK_RV kv_C_DecryptUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pEncryptedPart,
+                                CK_ULONG ulEncryptedPartLen, CK_BYTE_PTR pPart,
+                                CK_ULONG_PTR pulPartLen)
+{
+    return kv_p11_decrypt_update(hSession, pEncryptedPart, ulEncryptedPartLen, pPart, pulPartLen);
+}
+
+static CK_RV kv_C_DecryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pLastPart,
+                               CK_ULONG_PTR pulLastPartLen)
+{
+    return kv_p11_decrypt_final(hSession, pLastPart, pulLastPartLen);
+}
+
+/* Sign/verify recover: not offered. */
 
 static CK_RV kv_C_CryptInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
                             CK_OBJECT_HANDLE hKey)
@@ -294,14 +311,6 @@ static CK_RV kv_C_CryptOneShot(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pIn, CK_U
     (void)hSession;
     (void)pIn;
     (void)ulInLen;
-    (void)pOut;
-    (void)pulOutLen;
-    return CKR_FUNCTION_NOT_SUPPORTED;
-}
-
-static CK_RV kv_C_CryptFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pOut, CK_ULONG_PTR pulOutLen)
-{
-    (void)hSession;
     (void)pOut;
     (void)pulOutLen;
     return CKR_FUNCTION_NOT_SUPPORTED;
@@ -400,12 +409,7 @@ static CK_RV kv_C_GenerateKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMech
                               CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount,
                               CK_OBJECT_HANDLE_PTR phKey)
 {
-    (void)hSession;
-    (void)pMechanism;
-    (void)pTemplate;
-    (void)ulCount;
-    (void)phKey;
-    return CKR_FUNCTION_NOT_SUPPORTED;
+    return kv_p11_generate_key(hSession, pMechanism, pTemplate, ulCount, phKey);
 }
 
 static CK_RV
@@ -414,28 +418,17 @@ kv_C_GenerateKeyPair(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
                      CK_ATTRIBUTE_PTR pPrivateKeyTemplate, CK_ULONG ulPrivateKeyAttributeCount,
                      CK_OBJECT_HANDLE_PTR phPublicKey, CK_OBJECT_HANDLE_PTR phPrivateKey)
 {
-    (void)hSession;
-    (void)pMechanism;
-    (void)pPublicKeyTemplate;
-    (void)ulPublicKeyAttributeCount;
-    (void)pPrivateKeyTemplate;
-    (void)ulPrivateKeyAttributeCount;
-    (void)phPublicKey;
-    (void)phPrivateKey;
-    return CKR_FUNCTION_NOT_SUPPORTED;
+    return kv_p11_generate_key_pair(hSession, pMechanism, pPublicKeyTemplate,
+                                    ulPublicKeyAttributeCount, pPrivateKeyTemplate,
+                                    ulPrivateKeyAttributeCount, phPublicKey, phPrivateKey);
 }
 
 static CK_RV kv_C_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
                           CK_OBJECT_HANDLE hWrappingKey, CK_OBJECT_HANDLE hKey,
                           CK_BYTE_PTR pWrappedKey, CK_ULONG_PTR pulWrappedKeyLen)
 {
-    (void)hSession;
-    (void)pMechanism;
-    (void)hWrappingKey;
-    (void)hKey;
-    (void)pWrappedKey;
-    (void)pulWrappedKeyLen;
-    return CKR_FUNCTION_NOT_SUPPORTED;
+    return kv_p11_wrap_key(hSession, pMechanism, hWrappingKey, hKey, pWrappedKey,
+                           pulWrappedKeyLen);
 }
 
 static CK_RV kv_C_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
@@ -443,15 +436,8 @@ static CK_RV kv_C_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechan
                             CK_ULONG ulWrappedKeyLen, CK_ATTRIBUTE_PTR pTemplate,
                             CK_ULONG ulAttributeCount, CK_OBJECT_HANDLE_PTR phKey)
 {
-    (void)hSession;
-    (void)pMechanism;
-    (void)hUnwrappingKey;
-    (void)pWrappedKey;
-    (void)ulWrappedKeyLen;
-    (void)pTemplate;
-    (void)ulAttributeCount;
-    (void)phKey;
-    return CKR_FUNCTION_NOT_SUPPORTED;
+    return kv_p11_unwrap_key(hSession, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen,
+                             pTemplate, ulAttributeCount, phKey);
 }
 
 static CK_RV kv_C_DeriveKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
@@ -610,9 +596,9 @@ CK_RV KV_EXPORT C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName, CK_VERSION_PTR pV
     .C_SetAttributeValue = kv_C_SetAttributeValue, .C_FindObjectsInit = kv_C_FindObjectsInit,      \
     .C_FindObjects = kv_C_FindObjects, .C_FindObjectsFinal = kv_C_FindObjectsFinal,                \
     .C_EncryptInit = kv_C_EncryptInit, .C_Encrypt = kv_C_Encrypt,                                  \
-    .C_EncryptUpdate = kv_C_CryptOneShot, .C_EncryptFinal = kv_C_CryptFinal,                       \
+    .C_EncryptUpdate = kv_C_EncryptUpdate, .C_EncryptFinal = kv_C_EncryptFinal,                    \
     .C_DecryptInit = kv_C_DecryptInit, .C_Decrypt = kv_C_Decrypt,                                  \
-    .C_DecryptUpdate = kv_C_CryptOneShot, .C_DecryptFinal = kv_C_CryptFinal,                       \
+    .C_DecryptUpdate = kv_C_DecryptUpdate, .C_DecryptFinal = kv_C_DecryptFinal,                    \
     .C_DigestInit = kv_C_DigestInit, .C_Digest = kv_C_Digest, .C_DigestUpdate = kv_C_DigestUpdate, \
     .C_DigestKey = kv_C_DigestKey, .C_DigestFinal = kv_C_DigestFinal, .C_SignInit = kv_C_SignInit, \
     .C_Sign = kv_C_Sign, .C_SignUpdate = kv_C_SignUpdate, .C_SignFinal = kv_C_SignFinal,           \

@@ -3,10 +3,11 @@
  * The whole result is computed at C_FindObjectsInit and paged out afterwards. The template
  * first decides which kinds of object can match (keys, certificates, data objects - the
  * latter only when logged in); only those are read. Cost to the vault: a template that can
- * only match objects we do not have (secret keys, other key types) costs nothing; a key
- * template with CKA_LABEL reads just that key; otherwise the keys, certificates or secrets are
- * listed - and everything is served from the slot caches (p11_slot.c, p11_cache.c) while they
- * are fresh, so a warm find costs no round trip. */
+ * only match objects we do not have (other key types) costs nothing; a key template with
+ * CKA_LABEL reads just that key; otherwise the keys, certificates or secrets are listed - and
+ * everything is served from the slot caches (p11_slot.c, p11_cache.c) while they are fresh, so
+ * a warm find costs no round trip. AES vault keys are one CKO_SECRET_KEY object each; the
+ * module's session objects (p11_secret.c) are matched in memory and appended. */
 #include "p11_internal.h"
 
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 typedef struct kv_p11_find_plan {
     bool impossible;        /* no object of ours can match */
     bool keys, certs, data; /* kinds of object that can match */
+    bool aes;               /* only AES / secret keys can match (p11_secret.c) */
     char label[128];        /* CKA_LABEL, if given */
     bool has_label;
 } kv_p11_find_plan;
@@ -37,14 +39,18 @@ static void kv_p11_find_plan_make(const CK_ATTRIBUTE *tmpl, CK_ULONG count, kv_p
                 break;
             }
             memcpy(&u, a->pValue, sizeof(u));
+            if ((a->type == CKA_CLASS && u == CKO_SECRET_KEY) ||
+                (a->type == CKA_KEY_TYPE && u == CKK_AES))
+                plan->aes = true;
             if (a->type == CKA_CLASS) {
-                plan->keys = plan->keys && (u == CKO_PRIVATE_KEY || u == CKO_PUBLIC_KEY);
+                plan->keys = plan->keys &&
+                             (u == CKO_PRIVATE_KEY || u == CKO_PUBLIC_KEY || u == CKO_SECRET_KEY);
                 plan->certs = plan->certs && u == CKO_CERTIFICATE;
                 plan->data = plan->data && u == CKO_DATA;
             } else {
                 plan->certs = plan->data = false;
-                if (u != CKK_RSA && u != CKK_EC)
-                    plan->keys = false;
+                if (u != CKK_RSA && u != CKK_EC && u != CKK_AES)
+                    plan->keys = false; /* (module session objects are matched apart) */
             }
             break;
         case CKA_CERTIFICATE_TYPE:
@@ -75,33 +81,20 @@ static void kv_p11_find_plan_make(const CK_ATTRIBUTE *tmpl, CK_ULONG count, kv_p
         plan->impossible = true;
 }
 
-/* Whether a certificate / data object matches the template. */
-static bool kv_p11_cert_matches(const kv_p11_cert *c, const CK_ATTRIBUTE *tmpl, CK_ULONG count)
+/* Whether a certificate (c) or else a data object (the secret `name`) matches the template.
+ * CKA_VALUE of a data object is not matched (it would cost a read of every secret): no match. */
+static bool kv_p11_nonkey_matches(const kv_p11_cert *c, const char *name, const CK_ATTRIBUTE *tmpl,
+                                  CK_ULONG count)
 {
     CK_BYTE scratch[KV_P11_SCRATCH];
     const void *v;
     CK_ULONG len, i;
+    CK_RV r;
 
     for (i = 0; i < count; i++) {
-        if (kv_p11_cert_attr(c, tmpl[i].type, &v, &len, scratch) != CKR_OK ||
-            tmpl[i].ulValueLen != len ||
-            (len > 0 && (tmpl[i].pValue == NULL || memcmp(tmpl[i].pValue, v, len) != 0)))
-            return false;
-    }
-    return true;
-}
-
-static bool kv_p11_data_matches(const char *name, const CK_ATTRIBUTE *tmpl, CK_ULONG count)
-{
-    CK_BYTE scratch[KV_P11_SCRATCH];
-    const void *v;
-    CK_ULONG len, i;
-
-    for (i = 0; i < count; i++) {
-        /* CKA_VALUE is not matched (it would cost a read of every secret): no match */
-        if (kv_p11_data_attr(name, tmpl[i].type, &v, &len, scratch) != CKR_OK ||
-            tmpl[i].ulValueLen != len ||
-            (len > 0 && (tmpl[i].pValue == NULL || memcmp(tmpl[i].pValue, v, len) != 0)))
+        r = c != NULL ? kv_p11_cert_attr(c, tmpl[i].type, &v, &len, scratch)
+                      : kv_p11_data_attr(name, tmpl[i].type, &v, &len, scratch);
+        if (!kv_p11_attr_matches(&tmpl[i], r, v, len))
             return false;
     }
     return true;
@@ -133,16 +126,24 @@ static CK_RV kv_p11_find_collect(kv_p11_session *s, kv_p11_kdata **kds, size_t n
     if (s->found == NULL)
         return CKR_HOST_MEMORY;
     kv_p11_lock();
-    for (i = 0; i < n && rv == CKR_OK; i++)
+    for (i = 0; i < n && rv == CKR_OK; i++) {
+        if (kds[i]->key_type == CKK_AES) { /* one CKO_SECRET_KEY object (p11_secret.c) */
+            if (kv_p11_obj_matches(kds[i], CKO_SECRET_KEY, tmpl, count))
+                rv = kv_p11_find_add(s, kds[i]->key->name, CKO_SECRET_KEY);
+            continue;
+        }
         for (c = 0; c < 2 && rv == CKR_OK; c++)
             if (kv_p11_obj_matches(kds[i], classes[c], tmpl, count))
-                rv = kv_p11_find_add(s, kds[i]->key->name, classes[c]);
+                rv = kv_p11_find_add(s, kv_p11_kdata_label(kds[i]), classes[c]);
+    }
     for (i = 0; i < ncerts && rv == CKR_OK; i++)
-        if (kv_p11_cert_matches(&certs->certs[i], tmpl, count))
+        if (kv_p11_nonkey_matches(&certs->certs[i], NULL, tmpl, count))
             rv = kv_p11_find_add(s, certs->certs[i].name, CKO_CERTIFICATE);
     for (i = 0; i < ndata && rv == CKR_OK; i++)
-        if (kv_p11_data_matches(secrets->names[i], tmpl, count))
+        if (kv_p11_nonkey_matches(NULL, secrets->names[i], tmpl, count))
             rv = kv_p11_find_add(s, secrets->names[i], CKO_DATA);
+    if (rv == CKR_OK)
+        rv = kv_p11_sobjs_find(s, tmpl, count); /* module session objects */
     kv_p11_unlock();
     return rv;
 }
@@ -189,19 +190,13 @@ CK_RV kv_p11_find_init(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG coun
     CK_RV rv;
 
     kv_err_clear(&err);
-    rv = kv_p11_session_acquire(h, KV_P11_PART_FIND, &s);
+    rv = kv_p11_op_acquire_idle(h, KV_P11_PART_FIND, tmpl != NULL || count == 0, &s);
     if (rv != CKR_OK)
         return rv;
-    if (tmpl == NULL && count > 0) {
-        rv = CKR_ARGUMENTS_BAD;
-        goto done;
-    }
-    if (s->find_active) {
-        rv = CKR_OPERATION_ACTIVE;
-        goto done;
-    }
     kv_p11_find_plan_make(tmpl, count, &plan);
-    if (plan.data) { /* private objects: only for a logged-in token */
+    if (plan.aes && !kv_p11_slot_has_aes(s->slot))
+        plan.keys = false; /* no vault AES keys here: only session objects can match */
+    if (plan.data) {       /* private objects: only for a logged-in token */
         kv_p11_lock();
         slot = kv_p11_slot_get(s->slot);
         plan.data = slot != NULL && slot->logged_in;
@@ -213,6 +208,16 @@ CK_RV kv_p11_find_init(CK_SESSION_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG coun
             krv = kv_p11_slot_certs(s->slot, &certs, &err);
         if (krv == KV_OK && plan.data)
             krv = kv_p11_slot_secrets(s->slot, &secrets, &err);
+        if (krv == KV_ERR_LOCKED) {
+            /* a vault whose credential is sealed under the PIN shows nothing before C_Login
+             * (nothing is cached either) */
+            kv_p11_odata_unref(certs);
+            kv_p11_kdata_list_free(kds, n);
+            certs = NULL;
+            kds = NULL;
+            n = 0;
+            krv = KV_OK;
+        }
     }
     if (krv != KV_OK) {
         rv = kv_p11_rv_log("C_FindObjectsInit", &err, krv, KV_P11_OP_GENERIC);
@@ -240,22 +245,16 @@ CK_RV kv_p11_find(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE_PTR objs, CK_ULONG max, 
     CK_ULONG i;
     CK_RV rv;
 
-    rv = kv_p11_session_acquire(h, KV_P11_PART_FIND, &s);
+    rv = kv_p11_op_acquire_active(h, KV_P11_PART_FIND, false, &s);
     if (rv != CKR_OK)
         return rv;
-    if (!s->find_active) {
-        rv = CKR_OPERATION_NOT_INITIALIZED;
-        goto done;
-    }
     if (count == NULL || (objs == NULL && max > 0)) {
         rv = CKR_ARGUMENTS_BAD;
-        goto done;
+    } else {
+        for (i = 0; i < max && s->findpos < s->nfound; i++)
+            objs[i] = s->found[s->findpos++];
+        *count = i;
     }
-    for (i = 0; i < max && s->findpos < s->nfound; i++)
-        objs[i] = s->found[s->findpos++];
-    *count = i;
-
-done:
     kv_p11_session_release(s, KV_P11_PART_FIND);
     return rv;
 }
@@ -265,13 +264,10 @@ CK_RV kv_p11_find_final(CK_SESSION_HANDLE h)
     kv_p11_session *s = NULL;
     CK_RV rv;
 
-    rv = kv_p11_session_acquire(h, KV_P11_PART_FIND, &s);
+    rv = kv_p11_op_acquire_active(h, KV_P11_PART_FIND, false, &s);
     if (rv != CKR_OK)
         return rv;
-    if (!s->find_active)
-        rv = CKR_OPERATION_NOT_INITIALIZED;
-    else
-        kv_p11_find_clear(s);
+    kv_p11_find_clear(s);
     kv_p11_session_release(s, KV_P11_PART_FIND);
     return rv;
 }

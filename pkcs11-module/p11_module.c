@@ -88,6 +88,7 @@ static void kv_p11_atfork_child(void)
     size_t i;
 
     kv_p11_module.inflight = 0;
+    kv_p11_sobjs_free_all(); /* the child gets no copy of the parent's session keys */
     for (i = 0; i < kv_p11_module.nsessions; i++) {
         kv_p11_module.sessions[i]->busy = 0;
         kv_p11_module.sessions[i]->refs = 0;
@@ -128,7 +129,7 @@ static void kv_p11_forget_sessions(void)
 
     kv_p11_sessions_free_all();
     for (i = 0; i < kv_p11_module.nslots; i++)
-        kv_p11_module.slots[i].logged_in = false;
+        kv_p11_slot_logout(&kv_p11_module.slots[i]);
 }
 
 CK_RV kv_p11_initialize(CK_VOID_PTR init_args)
@@ -217,6 +218,7 @@ CK_RV kv_p11_finalize(CK_VOID_PTR reserved)
         goto done;
     }
     kv_p11_sessions_free_all();
+    kv_p11_sobjs_free_all();
     kv_p11_objs_free();
     kv_p11_slots_free();
     kv_ctx_free(kv_p11_module.ctx);

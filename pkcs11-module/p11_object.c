@@ -166,6 +166,22 @@ kv_rv kv_p11_kdata_new(kv_key *key, kv_p11_kdata **out, kv_err *err)
     kv_rv rv = KV_OK;
 
     *out = NULL;
+    if (key != NULL && key->kty == KV_KTY_OCT) { /* an AES key: CKO_SECRET_KEY (p11_secret.c) */
+        kd = calloc(1, sizeof(*kd));
+        if (kd == NULL)
+            return kv_err_set(err, KV_ERR_NOMEM, "out of memory");
+        kd->refs = 1;
+        kd->key = kv_key_ref(key);
+        clock_gettime(CLOCK_MONOTONIC, &kd->fetched);
+        kd->key_type = CKK_AES;
+        kd->modulus_bits = (CK_ULONG)key->bits;
+        if (!kv_p11_key_id(key->vault, key->name, kd->id)) {
+            kv_p11_kdata_unref(kd);
+            return kv_err_set(err, KV_ERR_INTERNAL, "no SHA-256 implementation available");
+        }
+        *out = kd;
+        return KV_OK;
+    }
     if (key == NULL || key->pub == NULL)
         return kv_err_set(err, KV_ERR_INVALID_ARG, "key without a public part");
     if (key->kty != KV_KTY_RSA && key->kty != KV_KTY_EC)
@@ -259,7 +275,8 @@ CK_RV kv_p11_obj_kdata(const char *fn, CK_SLOT_ID slot, CK_OBJECT_HANDLE h, kv_p
     kv_p11_unlock();
     if (rv == CKR_OK && obj->slot != slot)
         rv = CKR_OBJECT_HANDLE_INVALID;
-    if (rv == CKR_OK && obj->cls != CKO_PRIVATE_KEY && obj->cls != CKO_PUBLIC_KEY)
+    if (rv == CKR_OK && obj->cls != CKO_PRIVATE_KEY && obj->cls != CKO_PUBLIC_KEY &&
+        obj->cls != CKO_SECRET_KEY)
         rv = CKR_OBJECT_HANDLE_INVALID; /* a certificate or data object: no key behind it */
     if (rv != CKR_OK)
         return op == KV_P11_OP_KEY ? CKR_KEY_HANDLE_INVALID : rv;
@@ -289,39 +306,85 @@ static const CK_MECHANISM_TYPE kv_p11_ec_mechs[] = {
     CKM_ECDSA_SHA256, CKM_ECDSA_SHA384, CKM_ECDSA_SHA512,
 };
 
-/* CK_DATE (YYYYMMDD) of a unix time; false if unset. */
-static bool kv_p11_date(long long t, CK_BYTE out[8])
+bool kv_p11_tm_date(const struct tm *tm, CK_BYTE out[8])
 {
-    struct tm tm;
-    time_t tt = (time_t)t;
     char buf[32];
 
-    if (t <= 0 || gmtime_r(&tt, &tm) == NULL)
-        return false;
-    if (strftime(buf, sizeof(buf), "%Y%m%d", &tm) != 8)
+    if (strftime(buf, sizeof(buf), "%Y%m%d", tm) != 8)
         return false;
     memcpy(out, buf, 8);
     return true;
 }
 
-#define KV_P11_SET_BOOL(v)                                                                         \
-    do {                                                                                           \
-        scratch[0] = (v) ? CK_TRUE : CK_FALSE;                                                     \
-        *value = scratch;                                                                          \
-        *len = sizeof(CK_BBOOL);                                                                   \
-    } while (0)
-#define KV_P11_SET_ULONG(v)                                                                        \
-    do {                                                                                           \
-        CK_ULONG u_ = (CK_ULONG)(v);                                                               \
-        memcpy(scratch, &u_, sizeof(u_));                                                          \
-        *value = scratch;                                                                          \
-        *len = sizeof(CK_ULONG);                                                                   \
-    } while (0)
-#define KV_P11_SET_BYTES(p, n)                                                                     \
-    do {                                                                                           \
-        *value = (p);                                                                              \
-        *len = (CK_ULONG)(n);                                                                      \
-    } while (0)
+bool kv_p11_ck_date(long long t, CK_BYTE out[8])
+{
+    struct tm tm;
+    time_t tt = (time_t)t;
+
+    return t > 0 && gmtime_r(&tt, &tm) != NULL && kv_p11_tm_date(&tm, out);
+}
+
+/* Attributes of the private key object only (kv_p11_attr). */
+static CK_RV kv_p11_priv_attr(const kv_p11_kdata *kd, CK_ATTRIBUTE_TYPE type, const void **value,
+                              CK_ULONG *len, CK_BYTE scratch[KV_P11_SCRATCH])
+{
+    const bool rsa = kd->key_type == CKK_RSA;
+    const kv_key *k = kd->key;
+
+    switch (type) {
+    case CKA_SENSITIVE:
+        KV_P11_SET_BOOL(true);
+        return CKR_OK;
+    case CKA_ALWAYS_SENSITIVE: /* false for imported keys: they were outside the vault */
+    case CKA_NEVER_EXTRACTABLE:
+        KV_P11_SET_BOOL(!k->imported);
+        return CKR_OK;
+    case CKA_SIGN:
+    case CKA_DECRYPT: /* p11_decrypt.c / p11_wrap.c: RSA keys whose key_ops allow it */
+    case CKA_UNWRAP:
+        KV_P11_SET_BOOL((rsa || type == CKA_SIGN) && (k->key_ops & kv_p11_usage_op(type)) != 0);
+        return CKR_OK;
+    case CKA_EXTRACTABLE:
+    case CKA_SIGN_RECOVER:
+    case CKA_WRAP_WITH_TRUSTED:
+    case CKA_ALWAYS_AUTHENTICATE:
+        KV_P11_SET_BOOL(false);
+        return CKR_OK;
+    case CKA_PRIVATE_EXPONENT:
+    case CKA_PRIME_1:
+    case CKA_PRIME_2:
+    case CKA_EXPONENT_1:
+    case CKA_EXPONENT_2:
+    case CKA_COEFFICIENT:
+        return rsa ? CKR_ATTRIBUTE_SENSITIVE : CKR_ATTRIBUTE_TYPE_INVALID;
+    case CKA_VALUE:
+        return CKR_ATTRIBUTE_SENSITIVE;
+    default:
+        return CKR_ATTRIBUTE_TYPE_INVALID;
+    }
+}
+
+/* Attributes of the public key object only (kv_p11_attr). */
+static CK_RV kv_p11_pub_attr(const kv_p11_kdata *kd, CK_ATTRIBUTE_TYPE type, const void **value,
+                             CK_ULONG *len, CK_BYTE scratch[KV_P11_SCRATCH])
+{
+    const bool rsa = kd->key_type == CKK_RSA;
+    const kv_key *k = kd->key;
+
+    switch (type) {
+    case CKA_VERIFY:
+    case CKA_ENCRYPT: /* p11_encrypt.c / p11_wrap.c: RSA keys whose key_ops allow it */
+    case CKA_WRAP:
+        KV_P11_SET_BOOL((rsa || type == CKA_VERIFY) && (k->key_ops & kv_p11_usage_op(type)) != 0);
+        return CKR_OK;
+    case CKA_VERIFY_RECOVER:
+    case CKA_TRUSTED:
+        KV_P11_SET_BOOL(false);
+        return CKR_OK;
+    default:
+        return CKR_ATTRIBUTE_TYPE_INVALID;
+    }
+}
 
 CK_RV kv_p11_attr(const kv_p11_kdata *kd, CK_OBJECT_CLASS cls, CK_ATTRIBUTE_TYPE type,
                   const void **value, CK_ULONG *len, CK_BYTE scratch[KV_P11_SCRATCH])
@@ -330,6 +393,11 @@ CK_RV kv_p11_attr(const kv_p11_kdata *kd, CK_OBJECT_CLASS cls, CK_ATTRIBUTE_TYPE
     const bool rsa = kd->key_type == CKK_RSA;
     const kv_key *k = kd->key;
 
+    if (kd->key_type == CKK_AES)
+        return cls == CKO_SECRET_KEY ? kv_p11_secret_attr(kd, type, value, len, scratch)
+                                     : CKR_ATTRIBUTE_TYPE_INVALID;
+    if (cls == CKO_SECRET_KEY)
+        return CKR_ATTRIBUTE_TYPE_INVALID;
     *value = NULL;
     *len = 0;
     switch (type) {
@@ -338,20 +406,32 @@ CK_RV kv_p11_attr(const kv_p11_kdata *kd, CK_OBJECT_CLASS cls, CK_ATTRIBUTE_TYPE
         KV_P11_SET_ULONG(cls);
         return CKR_OK;
     case CKA_TOKEN:
-    case CKA_LOCAL:
         KV_P11_SET_BOOL(true);
+        return CKR_OK;
+    case CKA_LOCAL: /* generated in the vault, not imported (p11_create.c) */
+        KV_P11_SET_BOOL(!k->imported);
+        return CKR_OK;
+    case CKA_MODIFIABLE: /* key_ops, dates, enabled (p11_objmod.c) */
+        KV_P11_SET_BOOL(true);
+        return CKR_OK;
+    case CKA_DESTROYABLE: /* the private key object deletes the vault key (p11_objmod.c) */
+        KV_P11_SET_BOOL(priv);
+        return CKR_OK;
+    case CKA_KVAULT_ENABLED:
+        KV_P11_SET_BOOL(k->enabled);
+        return CKR_OK;
+    case CKA_KVAULT_HSM:
+        KV_P11_SET_BOOL(k->hsm);
         return CKR_OK;
     case CKA_PRIVATE:
         KV_P11_SET_BOOL(priv);
         return CKR_OK;
-    case CKA_MODIFIABLE:
     case CKA_COPYABLE:
-    case CKA_DESTROYABLE:
     case CKA_DERIVE:
         KV_P11_SET_BOOL(false);
         return CKR_OK;
-    case CKA_LABEL:
-        KV_P11_SET_BYTES(k->name, strlen(k->name));
+    case CKA_LABEL: /* the key name, or "NAME/VERSION" (p11_versions.c) */
+        KV_P11_SET_BYTES(kv_p11_kdata_label(kd), strlen(kv_p11_kdata_label(kd)));
         return CKR_OK;
     case CKA_ID:
         KV_P11_SET_BYTES(kd->id, KV_P11_ID_LEN);
@@ -363,11 +443,11 @@ CK_RV kv_p11_attr(const kv_p11_kdata *kd, CK_OBJECT_CLASS cls, CK_ATTRIBUTE_TYPE
         KV_P11_SET_ULONG(rsa ? CKM_RSA_PKCS_KEY_PAIR_GEN : CKM_EC_KEY_PAIR_GEN);
         return CKR_OK;
     case CKA_START_DATE:
-        if (kv_p11_date(k->nbf, scratch))
+        if (kv_p11_ck_date(k->nbf, scratch))
             KV_P11_SET_BYTES(scratch, 8);
         return CKR_OK; /* empty when unset */
     case CKA_END_DATE:
-        if (kv_p11_date(k->exp, scratch))
+        if (kv_p11_ck_date(k->exp, scratch))
             KV_P11_SET_BYTES(scratch, 8);
         return CKR_OK;
     case CKA_SUBJECT:
@@ -407,70 +487,29 @@ CK_RV kv_p11_attr(const kv_p11_kdata *kd, CK_OBJECT_CLASS cls, CK_ATTRIBUTE_TYPE
             break;
         KV_P11_SET_BYTES(kd->ec_point, kd->ec_point_len);
         return CKR_OK;
-
-    /* private key object */
-    case CKA_SENSITIVE:
-    case CKA_ALWAYS_SENSITIVE:
-    case CKA_NEVER_EXTRACTABLE:
-        if (!priv)
-            break;
-        KV_P11_SET_BOOL(true);
-        return CKR_OK;
-    case CKA_DECRYPT: /* p11_decrypt.c: RSA keys whose key_ops allow decrypt */
-        if (!priv)
-            break;
-        KV_P11_SET_BOOL(rsa && (k->key_ops & KV_OP_DECRYPT) != 0);
-        return CKR_OK;
-    case CKA_EXTRACTABLE:
-    case CKA_SIGN_RECOVER:
-    case CKA_UNWRAP:
-    case CKA_WRAP_WITH_TRUSTED:
-    case CKA_ALWAYS_AUTHENTICATE:
-        if (!priv)
-            break;
-        KV_P11_SET_BOOL(false);
-        return CKR_OK;
-    case CKA_SIGN:
-        if (!priv)
-            break;
-        KV_P11_SET_BOOL((k->key_ops & KV_OP_SIGN) != 0);
-        return CKR_OK;
-    case CKA_PRIVATE_EXPONENT:
-    case CKA_PRIME_1:
-    case CKA_PRIME_2:
-    case CKA_EXPONENT_1:
-    case CKA_EXPONENT_2:
-    case CKA_COEFFICIENT:
-        if (!priv || !rsa)
-            break;
-        return CKR_ATTRIBUTE_SENSITIVE;
-    case CKA_VALUE:
-        if (!priv)
-            break;
-        return CKR_ATTRIBUTE_SENSITIVE;
-
-    /* public key object */
-    case CKA_ENCRYPT: /* p11_encrypt.c: RSA keys whose key_ops allow encrypt */
-        if (priv)
-            break;
-        KV_P11_SET_BOOL(rsa && (k->key_ops & KV_OP_ENCRYPT) != 0);
-        return CKR_OK;
-    case CKA_VERIFY_RECOVER:
-    case CKA_WRAP:
-    case CKA_TRUSTED:
-        if (priv)
-            break;
-        KV_P11_SET_BOOL(false);
-        return CKR_OK;
-    case CKA_VERIFY:
-        if (priv)
-            break;
-        KV_P11_SET_BOOL((k->key_ops & KV_OP_VERIFY) != 0);
-        return CKR_OK;
     default:
         break;
     }
-    return CKR_ATTRIBUTE_TYPE_INVALID;
+    return priv ? kv_p11_priv_attr(kd, type, value, len, scratch)
+                : kv_p11_pub_attr(kd, type, value, len, scratch);
+}
+
+bool kv_p11_attr_matches(const CK_ATTRIBUTE *a, CK_RV r, const void *v, CK_ULONG len)
+{
+    return r == CKR_OK && a->ulValueLen == len &&
+           (len == 0 || (a->pValue != NULL && memcmp(a->pValue, v, len) == 0));
+}
+
+CK_RV kv_p11_attr_copy(CK_ATTRIBUTE *a, CK_RV r, const void *v, CK_ULONG len)
+{
+    if (r == CKR_OK && a->pValue != NULL) {
+        if (a->ulValueLen < len)
+            r = CKR_BUFFER_TOO_SMALL;
+        else if (len > 0)
+            memcpy(a->pValue, v, len);
+    }
+    a->ulValueLen = r == CKR_OK ? len : CK_UNAVAILABLE_INFORMATION;
+    return r;
 }
 
 bool kv_p11_obj_matches(const kv_p11_kdata *kd, CK_OBJECT_CLASS cls, const CK_ATTRIBUTE *tmpl,
@@ -479,13 +518,11 @@ bool kv_p11_obj_matches(const kv_p11_kdata *kd, CK_OBJECT_CLASS cls, const CK_AT
     CK_BYTE scratch[KV_P11_SCRATCH];
     const void *v;
     CK_ULONG len, i;
+    CK_RV r;
 
     for (i = 0; i < count; i++) {
-        if (kv_p11_attr(kd, cls, tmpl[i].type, &v, &len, scratch) != CKR_OK)
-            return false;
-        if (tmpl[i].ulValueLen != len)
-            return false;
-        if (len > 0 && (tmpl[i].pValue == NULL || memcmp(tmpl[i].pValue, v, len) != 0))
+        r = kv_p11_attr(kd, cls, tmpl[i].type, &v, &len, scratch);
+        if (!kv_p11_attr_matches(&tmpl[i], r, v, len))
             return false;
     }
     return true;
@@ -572,6 +609,10 @@ CK_RV kv_p11_get_attribute_value(CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE ho, CK_A
         rv = CKR_ARGUMENTS_BAD;
         goto done;
     }
+    if (KV_P11_IS_SOBJ(ho)) { /* a module session object (p11_secret.c) */
+        rv = kv_p11_sobj_get_attributes(slot, ho, tmpl, count);
+        goto done;
+    }
     kv_p11_lock();
     rv = kv_p11_obj_lookup(ho, &obj);
     kv_p11_unlock();
@@ -604,13 +645,7 @@ CK_RV kv_p11_get_attribute_value(CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE ho, CK_A
         CK_ULONG len;
 
         r = kv_p11_src_attr(&src, tmpl[i].type, &v, &len, scratch);
-        if (r == CKR_OK && tmpl[i].pValue != NULL) {
-            if (tmpl[i].ulValueLen < len)
-                r = CKR_BUFFER_TOO_SMALL;
-            else if (len > 0)
-                memcpy(tmpl[i].pValue, v, len);
-        }
-        tmpl[i].ulValueLen = r == CKR_OK ? len : CK_UNAVAILABLE_INFORMATION;
+        r = kv_p11_attr_copy(&tmpl[i], r, v, len);
         if (r != CKR_OK && rv == CKR_OK)
             rv = r;
     }
@@ -638,6 +673,13 @@ CK_RV kv_p11_get_object_size(CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE ho, CK_ULONG
     kv_p11_lock();
     rv = kv_p11_obj_lookup(ho, &obj);
     kv_p11_unlock();
+    if (rv != CKR_OK && KV_P11_IS_SOBJ(ho)) { /* a module session object */
+        kv_p11_sobj so;
+
+        rv = kv_p11_sobj_copy(slot, ho, &so);
+        kv_p11_sobj_clear(&so);
+        obj.slot = slot;
+    }
     if (rv == CKR_OK && obj.slot != slot)
         rv = CKR_OBJECT_HANDLE_INVALID;
     if (rv == CKR_OK && size == NULL)

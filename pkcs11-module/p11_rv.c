@@ -5,6 +5,8 @@
  *   reached or misbehaved.
  * - KV_ERR_AUTH -> CKR_DEVICE_ERROR, not CKR_USER_NOT_LOGGED_IN: the vault credential comes
  *   from the configuration, and no PIN the application could supply would fix it.
+ * - KV_ERR_LOCKED -> CKR_USER_NOT_LOGGED_IN: the credential is sealed under a PIN
+ *   (client_secret_sealed) and C_Login has not opened it.
  * - KV_ERR_FORBIDDEN -> CKR_KEY_FUNCTION_NOT_PERMITTED for an operation with a key (role,
  *   key_ops or a disabled key forbid it); CKR_DEVICE_ERROR for listings and reads.
  * - KV_ERR_NOT_FOUND -> CKR_KEY_HANDLE_INVALID when resolving the key of an operation,
@@ -44,6 +46,8 @@ CK_RV kv_p11_rv(kv_rv rv, kv_p11_op op)
         return CKR_FUNCTION_FAILED;
     case KV_ERR_BUFFER_TOO_SMALL:
         return CKR_BUFFER_TOO_SMALL;
+    case KV_ERR_LOCKED: /* the credential is sealed under the PIN: C_Login first */
+        return CKR_USER_NOT_LOGGED_IN;
     case KV_ERR_CONFIG:
     case KV_ERR_INTERNAL:
     default:

@@ -84,10 +84,23 @@ static void kv_p11_session_remove(size_t i)
     kv_p11_session *s = kv_p11_module.sessions[i];
 
     kv_p11_module.sessions[i] = kv_p11_module.sessions[--kv_p11_module.nsessions];
+    kv_p11_sobjs_session_closed(s->handle); /* its session objects go with it (zeroised) */
     if (s->refs > 0)
         s->closed = true;
     else
         kv_p11_session_free(s);
+}
+
+void kv_p11_slot_logout(kv_p11_slot *slot)
+{
+    if (slot == NULL || !slot->logged_in)
+        return;
+    slot->logged_in = false;
+    if (kv_vault_login_required(slot->vault)) {
+        kv_vault_lock(slot->vault); /* forget the unsealed credential and its token */
+        kv_p11_cache_invalidate(slot);
+        kv_p11_objcache_invalidate(slot);
+    }
 }
 
 /* Login state ends when the token's last session closes (lock held). */
@@ -96,7 +109,7 @@ static void kv_p11_logout_if_idle(CK_SLOT_ID id)
     kv_p11_slot *slot = kv_p11_slot_get(id);
 
     if (slot != NULL && kv_p11_session_count(id, false) == 0)
-        slot->logged_in = false;
+        kv_p11_slot_logout(slot);
 }
 
 void kv_p11_sessions_free_all(void)
@@ -253,15 +266,46 @@ done:
     return rv;
 }
 
+/* The PIN check of a slot whose vault credential is sealed under the PIN (kv_vault_unlock:
+ * PBKDF2, run without the module lock while the call counts as in flight). */
+static CK_RV kv_p11_unlock_vault(CK_SLOT_ID id, CK_UTF8CHAR_PTR pin, CK_ULONG pinlen)
+{
+    kv_p11_slot *slot;
+    kv_vault *vault;
+    kv_err err;
+    kv_rv krv;
+    CK_RV rv = kv_p11_enter();
+
+    if (rv != CKR_OK)
+        return rv;
+    kv_p11_lock();
+    slot = kv_p11_slot_get(id);
+    vault = slot != NULL ? slot->vault : NULL;
+    kv_p11_unlock();
+    if (vault == NULL)
+        rv = CKR_SLOT_ID_INVALID;
+    else if (pin == NULL && pinlen > 0)
+        rv = CKR_ARGUMENTS_BAD;
+    else if ((krv = kv_vault_unlock(vault, (const char *)pin, pinlen, &err)) == KV_ERR_AUTH)
+        rv = CKR_PIN_INCORRECT;
+    else if (krv != KV_OK)
+        rv = kv_p11_rv_log("C_Login", &err, krv, KV_P11_OP_GENERIC);
+    kv_p11_leave();
+    return rv;
+}
+
 CK_RV kv_p11_login(CK_SESSION_HANDLE h, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, CK_ULONG pinlen)
 {
     const kv_p11_session *s;
     kv_p11_slot *slot;
+    CK_SLOT_ID sid;
+    bool unlocked = false;
     CK_RV rv = CKR_OK;
     size_t i;
 
-    (void)pin; /* any PIN is accepted and never stored: the vault credential is configured */
-    (void)pinlen;
+    /* Without a sealed credential any PIN is accepted and never stored (the vault credential
+     * is configured); with one, the PIN must open it (docs/pkcs11.md, "Login and PIN"). */
+again:
     kv_p11_lock();
     if (!kv_p11_module.initialized) {
         rv = CKR_CRYPTOKI_NOT_INITIALIZED;
@@ -270,6 +314,10 @@ CK_RV kv_p11_login(CK_SESSION_HANDLE h, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, 
     s = kv_p11_session_find(h);
     if (s == NULL) {
         rv = CKR_SESSION_HANDLE_INVALID;
+        goto done;
+    }
+    if (pin == NULL && pinlen > 0) { /* NULL with length 0 = protected authentication path */
+        rv = CKR_ARGUMENTS_BAD;
         goto done;
     }
     slot = kv_p11_slot_get(s->slot);
@@ -286,6 +334,15 @@ CK_RV kv_p11_login(CK_SESSION_HANDLE h, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, 
         rv = slot->user == user ? CKR_USER_ALREADY_LOGGED_IN : CKR_USER_ANOTHER_ALREADY_LOGGED_IN;
         goto done;
     }
+    if (!unlocked && kv_vault_login_required(slot->vault)) {
+        sid = s->slot;
+        kv_p11_unlock();
+        rv = kv_p11_unlock_vault(sid, pin, pinlen);
+        if (rv != CKR_OK)
+            return rv;
+        unlocked = true;
+        goto again; /* re-check the session and the login state */
+    }
     if (user == CKU_SO) {
         for (i = 0; i < kv_p11_module.nsessions; i++) {
             const kv_p11_session *o = kv_p11_module.sessions[i];
@@ -298,6 +355,10 @@ CK_RV kv_p11_login(CK_SESSION_HANDLE h, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, 
     }
     slot->logged_in = true;
     slot->user = user;
+    if (unlocked) { /* listings made while locked counted as empty */
+        kv_p11_cache_invalidate(slot);
+        kv_p11_objcache_invalidate(slot);
+    }
 
 done:
     kv_p11_unlock();
@@ -325,7 +386,7 @@ CK_RV kv_p11_logout(CK_SESSION_HANDLE h)
         rv = CKR_USER_NOT_LOGGED_IN;
         goto done;
     }
-    slot->logged_in = false;
+    kv_p11_slot_logout(slot);
 
 done:
     kv_p11_unlock();

@@ -61,6 +61,13 @@ static const kv_p11_hash *kv_p11_hash_find(CK_MECHANISM_TYPE hash)
     return NULL;
 }
 
+const char *kv_p11_hash_name(CK_MECHANISM_TYPE hash)
+{
+    const kv_p11_hash *h = kv_p11_hash_find(hash);
+
+    return h != NULL ? h->md : NULL;
+}
+
 /* The hash of a CKM_SHA*_ / CKM_ECDSA_SHA* mechanism (NULL for the raw ones). */
 static const kv_p11_hash *kv_p11_mech_hash(CK_MECHANISM_TYPE mech)
 {
@@ -339,41 +346,65 @@ CK_RV kv_p11_sigop_digest(kv_p11_sigop *op, uint8_t *out, size_t *outlen, kv_alg
     return rv;
 }
 
-/* ---- C_Sign* ---- */
+/* ---- steps shared by C_Sign* and C_Verify* (part KV_P11_PART_SIGN or KV_P11_PART_VERIFY) ---- */
 
-CK_RV kv_p11_sign_init(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE key)
+CK_RV kv_p11_sigop_init(CK_SESSION_HANDLE h, unsigned part, CK_MECHANISM_PTR mech,
+                        CK_OBJECT_HANDLE key)
 {
+    bool sign = part == KV_P11_PART_SIGN;
     kv_p11_session *s = NULL;
+    kv_p11_sigop *op;
     kv_p11_kdata *kd = NULL;
     kv_p11_obj obj;
     CK_RV rv;
 
-    rv = kv_p11_session_acquire(h, KV_P11_PART_SIGN, &s);
+    rv = kv_p11_op_acquire_idle(h, part, mech != NULL, &s);
     if (rv != CKR_OK)
         return rv;
-    if (mech == NULL) {
-        rv = CKR_ARGUMENTS_BAD;
-        goto done;
-    }
-    if (s->sign.active) {
-        rv = CKR_OPERATION_ACTIVE;
-        goto done;
-    }
-    rv = kv_p11_obj_kdata("C_SignInit", s->slot, key, KV_P11_OP_KEY, &obj, &kd);
+    op = sign ? &s->sign : &s->verify;
+    rv = kv_p11_obj_kdata(sign ? "C_SignInit" : "C_VerifyInit", s->slot, key, KV_P11_OP_KEY, &obj,
+                          &kd);
     if (rv != CKR_OK)
         goto done;
-    if (obj.cls != CKO_PRIVATE_KEY || !(kd->key->key_ops & KV_OP_SIGN)) {
+    if (obj.cls != (sign ? CKO_PRIVATE_KEY : CKO_PUBLIC_KEY) ||
+        !(kd->key->key_ops & (sign ? KV_OP_SIGN : KV_OP_VERIFY))) {
         rv = CKR_KEY_FUNCTION_NOT_PERMITTED;
         goto done;
     }
-    rv = kv_p11_sigop_setup(&s->sign, mech, kd);
+    rv = kv_p11_sigop_setup(op, mech, kd);
     if (rv == CKR_OK)
-        s->sign.hkey = key;
+        op->hkey = key;
 
 done:
     kv_p11_kdata_unref(kd);
-    kv_p11_session_release(s, KV_P11_PART_SIGN);
+    kv_p11_session_release(s, part);
     return rv;
+}
+
+CK_RV kv_p11_sigop_step_update(CK_SESSION_HANDLE h, unsigned part, CK_BYTE_PTR data, CK_ULONG len)
+{
+    kv_p11_session *s = NULL;
+    kv_p11_sigop *op;
+    CK_RV rv;
+
+    rv = kv_p11_op_acquire_active(h, part, false, &s);
+    if (rv != CKR_OK)
+        return rv;
+    op = part == KV_P11_PART_SIGN ? &s->sign : &s->verify;
+    rv = kv_p11_sigop_update(op, data, len);
+    if (rv == CKR_OK)
+        op->multipart = true;
+    else
+        kv_p11_sigop_clear(op);
+    kv_p11_session_release(s, part);
+    return rv;
+}
+
+/* ---- C_Sign* ---- */
+
+CK_RV kv_p11_sign_init(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE key)
+{
+    return kv_p11_sigop_init(h, KV_P11_PART_SIGN, mech, key);
 }
 
 /* Ends a sign operation with a vault signature, or answers a length query (*keep). */
@@ -392,11 +423,8 @@ static CK_RV kv_p11_sign_finish(kv_p11_session *s, const CK_BYTE *data, CK_ULONG
     kv_err_clear(&err);
     if (siglen == NULL)
         return CKR_ARGUMENTS_BAD;
-    if (sig == NULL || *siglen < need) {
-        /* length query (no vault call); the operation stays active */
-        *keep = true;
-        rv = sig == NULL ? CKR_OK : CKR_BUFFER_TOO_SMALL;
-        *siglen = need;
+    if (kv_p11_out_short(sig, siglen, need, &rv)) {
+        *keep = true; /* length query (no vault call); the operation stays active */
         return rv;
     }
     rv = kv_p11_sigop_update(op, data, len);
@@ -418,79 +446,39 @@ done:
     return rv;
 }
 
-CK_RV kv_p11_sign(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR sig,
-                  CK_ULONG_PTR siglen)
+/* C_Sign (single: the data is all of it) and C_SignFinal (data NULL, len 0). */
+static CK_RV kv_p11_sign_end(CK_SESSION_HANDLE h, bool single, CK_BYTE_PTR data, CK_ULONG len,
+                             CK_BYTE_PTR sig, CK_ULONG_PTR siglen)
 {
     kv_p11_session *s = NULL;
-    bool keep = true;
+    bool keep = false;
     CK_RV rv;
 
-    rv = kv_p11_session_acquire(h, KV_P11_PART_SIGN, &s);
+    rv = kv_p11_op_acquire_active(h, KV_P11_PART_SIGN, single, &s);
     if (rv != CKR_OK)
         return rv;
-    if (!s->sign.active) {
-        rv = CKR_OPERATION_NOT_INITIALIZED;
-        goto done;
-    }
-    if (s->sign.multipart) {
-        rv = CKR_OPERATION_ACTIVE; /* a multi-part operation ends with C_SignFinal */
-        goto done;
-    }
-    if (data == NULL && len > 0) {
-        keep = false;
+    if (data == NULL && len > 0)
         rv = CKR_ARGUMENTS_BAD;
-        goto done;
-    }
-    rv = kv_p11_sign_finish(s, data, len, sig, siglen, &keep);
-
-done:
-    if (s != NULL && !keep)
+    else
+        rv = kv_p11_sign_finish(s, data, len, sig, siglen, &keep);
+    if (!keep)
         kv_p11_sigop_clear(&s->sign);
     kv_p11_session_release(s, KV_P11_PART_SIGN);
     return rv;
+}
+
+CK_RV kv_p11_sign(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR sig,
+                  CK_ULONG_PTR siglen)
+{
+    return kv_p11_sign_end(h, true, data, len, sig, siglen);
 }
 
 CK_RV kv_p11_sign_update(CK_SESSION_HANDLE h, CK_BYTE_PTR part, CK_ULONG len)
 {
-    kv_p11_session *s = NULL;
-    CK_RV rv;
-
-    rv = kv_p11_session_acquire(h, KV_P11_PART_SIGN, &s);
-    if (rv != CKR_OK)
-        return rv;
-    if (!s->sign.active) {
-        rv = CKR_OPERATION_NOT_INITIALIZED;
-        goto done;
-    }
-    rv = kv_p11_sigop_update(&s->sign, part, len);
-    if (rv == CKR_OK)
-        s->sign.multipart = true;
-    else
-        kv_p11_sigop_clear(&s->sign);
-
-done:
-    kv_p11_session_release(s, KV_P11_PART_SIGN);
-    return rv;
+    return kv_p11_sigop_step_update(h, KV_P11_PART_SIGN, part, len);
 }
 
 CK_RV kv_p11_sign_final(CK_SESSION_HANDLE h, CK_BYTE_PTR sig, CK_ULONG_PTR siglen)
 {
-    kv_p11_session *s = NULL;
-    bool keep = true;
-    CK_RV rv;
-
-    rv = kv_p11_session_acquire(h, KV_P11_PART_SIGN, &s);
-    if (rv != CKR_OK)
-        return rv;
-    if (!s->sign.active) {
-        rv = CKR_OPERATION_NOT_INITIALIZED;
-        goto done;
-    }
-    rv = kv_p11_sign_finish(s, NULL, 0, sig, siglen, &keep);
-
-done:
-    if (s != NULL && !keep)
-        kv_p11_sigop_clear(&s->sign);
-    kv_p11_session_release(s, KV_P11_PART_SIGN);
-    return rv;
+    return kv_p11_sign_end(h, false, NULL, 0, sig, siglen);
 }

@@ -162,9 +162,12 @@ CK_RV kv_p11_get_token_info(CK_SLOT_ID id, CK_TOKEN_INFO_PTR info)
     kv_p11_pad(info->manufacturerID, sizeof(info->manufacturerID), KV_P11_MANUFACTURER);
     kv_p11_pad(info->model, sizeof(info->model), KV_P11_MODEL);
     kv_p11_token_serial(slot, info->serialNumber);
-    /* No CKF_LOGIN_REQUIRED: the vault credential comes from the configuration, the PIN is
-     * not used. CKF_RNG only for a managed HSM pool (p11_random.c). */
+    /* CKF_LOGIN_REQUIRED only when the vault credential is sealed under the PIN
+     * (client_secret_sealed); otherwise it comes from the configuration and the PIN is not
+     * used. CKF_RNG only for a managed HSM pool (p11_random.c). */
     info->flags = CKF_TOKEN_INITIALIZED | CKF_USER_PIN_INITIALIZED;
+    if (kv_vault_login_required(slot->vault))
+        info->flags |= CKF_LOGIN_REQUIRED;
     if (kv_vault_has_rng(slot->vault))
         info->flags |= CKF_RNG; /* a managed HSM pool: its /rng endpoint */
     info->ulMaxSessionCount = CK_EFFECTIVELY_INFINITE;
@@ -195,7 +198,7 @@ static size_t kv_p11_cache_find(const kv_p11_slot *slot, const char *name)
     size_t i;
 
     for (i = 0; i < slot->ncache; i++)
-        if (strcasecmp(slot->cache[i]->key->name, name) == 0)
+        if (strcasecmp(kv_p11_kdata_label(slot->cache[i]), name) == 0)
             return i;
     return (size_t)-1;
 }
@@ -211,7 +214,7 @@ kv_p11_kdata *kv_p11_cache_lookup(kv_p11_slot *slot, const char *name)
 
 CK_RV kv_p11_cache_put(kv_p11_slot *slot, kv_p11_kdata *kd)
 {
-    size_t i = kv_p11_cache_find(slot, kd->key->name);
+    size_t i = kv_p11_cache_find(slot, kv_p11_kdata_label(kd));
 
     if (i != (size_t)-1) {
         kv_p11_kdata_unref(slot->cache[i]);
@@ -235,6 +238,7 @@ void kv_p11_cache_remove(kv_p11_slot *slot, const char *name)
 {
     size_t i = kv_p11_cache_find(slot, name);
 
+    slot->cache_gen++; /* a read in flight may still hold the key: it must not store it */
     if (i == (size_t)-1)
         return;
     kv_p11_kdata_unref(slot->cache[i]);
@@ -254,6 +258,7 @@ static void kv_p11_keycache_clear(kv_p11_slot *slot)
 
 void kv_p11_cache_invalidate(kv_p11_slot *slot)
 {
+    slot->cache_gen++; /* reads in flight must not refill it with what they got before */
     kv_p11_keycache_clear(slot);
     kv_p11_objcache_invalidate(slot);
 }
@@ -287,13 +292,16 @@ kv_rv kv_p11_slot_fetch_key(CK_SLOT_ID id, const char *name, kv_p11_kdata **out,
     kv_p11_kdata *kd = NULL;
     kv_p11_slot *slot;
     kv_key *key = NULL;
+    unsigned gen = 0;
     kv_rv rv;
 
     *out = NULL;
     kv_p11_lock();
     slot = kv_p11_slot_get(id);
-    if (slot != NULL)
+    if (slot != NULL) {
         kd = kv_p11_cache_lookup(slot, name);
+        gen = slot->cache_gen;
+    }
     kv_p11_unlock();
     if (slot == NULL)
         return kv_err_set(err, KV_ERR_INVALID_ARG, "no such slot");
@@ -302,7 +310,10 @@ kv_rv kv_p11_slot_fetch_key(CK_SLOT_ID id, const char *name, kv_p11_kdata **out,
         return KV_OK;
     }
 
-    rv = kv_vault_get_key(slot->vault, name, NULL, &key, err);
+    if (strchr(name, '/') != NULL) /* "NAME/VERSION": an older version (p11_versions.c) */
+        rv = kv_p11_version_fetch(slot->vault, name, &kd, err);
+    else
+        rv = kv_vault_get_key(slot->vault, name, NULL, &key, err);
     if (rv == KV_ERR_NOT_FOUND) {
         kv_p11_lock();
         kv_p11_cache_remove(slot, name);
@@ -310,11 +321,15 @@ kv_rv kv_p11_slot_fetch_key(CK_SLOT_ID id, const char *name, kv_p11_kdata **out,
     }
     if (rv != KV_OK)
         goto done;
-    rv = kv_p11_kdata_new(key, &kd, err);
+    if (kd == NULL)
+        rv = kv_p11_kdata_new(key, &kd, err);
     if (rv != KV_OK)
         goto done;
     kv_p11_lock();
-    kv_p11_cache_put(slot, kd); /* best effort: a failure only costs a later re-read */
+    /* best effort: a failure only costs a later re-read; a write or invalidation meanwhile
+     * (cache_gen moved on) wins over what this read got */
+    if (slot->cache_gen == gen)
+        kv_p11_cache_put(slot, kd);
     kv_p11_unlock();
     *out = kd;
 
@@ -340,6 +355,7 @@ kv_rv kv_p11_slot_list_keys(CK_SLOT_ID id, kv_p11_kdata ***out, size_t *n, kv_er
     kv_p11_slot *slot;
     struct timespec listed;
     bool warm = false;
+    unsigned gen = 0;
     kv_rv rv;
 
     *out = NULL;
@@ -347,8 +363,10 @@ kv_rv kv_p11_slot_list_keys(CK_SLOT_ID id, kv_p11_kdata ***out, size_t *n, kv_er
 
     kv_p11_lock();
     slot = kv_p11_slot_get(id);
-    if (slot != NULL)
+    if (slot != NULL) {
         warm = kv_p11_keycache_listing(slot, out, n);
+        gen = slot->cache_gen;
+    }
     kv_p11_unlock();
     if (slot == NULL)
         return kv_err_set(err, KV_ERR_INVALID_ARG, "no such slot");
@@ -370,9 +388,10 @@ kv_rv kv_p11_slot_list_keys(CK_SLOT_ID id, kv_p11_kdata ***out, size_t *n, kv_er
         kv_p11_kdata *kd = NULL;
         kv_rv r;
 
-        if (keys[i]->kty != KV_KTY_RSA && keys[i]->kty != KV_KTY_EC)
-            continue; /* symmetric keys have no PKCS#11 face yet */
-        if (keys[i]->pub == NULL)
+        if (keys[i]->kty != KV_KTY_RSA && keys[i]->kty != KV_KTY_EC &&
+            keys[i]->kty != KV_KTY_OCT)
+            continue;
+        if (keys[i]->pub == NULL && keys[i]->kty != KV_KTY_OCT) /* (AES keys have none) */
             r = kv_p11_slot_fetch_key(id, keys[i]->name, &kd, err);
         else
             r = kv_p11_kdata_new(keys[i], &kd, err);
@@ -384,15 +403,23 @@ kv_rv kv_p11_slot_list_keys(CK_SLOT_ID id, kv_p11_kdata ***out, size_t *n, kv_er
         }
         kds[nkds++] = kd;
     }
+    rv = kv_p11_versions_add(slot->vault, &kds, &nkds, err); /* key_versions = all */
+    if (rv != KV_OK)
+        goto done;
 
-    /* The listing is authoritative: the cache now holds exactly these keys. */
+    /* The listing is authoritative: the cache now holds exactly these keys - unless the module
+     * wrote or invalidated meanwhile (then this caller gets the listing it asked for, and the
+     * cache keeps the newer state: a stale listing must not hide a new key or revive a
+     * deleted one, nor refill the cache of a token logged out meanwhile). */
     kv_p11_lock();
-    kv_p11_keycache_clear(slot);
-    slot->keys_listed_valid = true;
-    slot->keys_listed = listed;
-    for (i = 0; i < nkds; i++)
-        if (kv_p11_cache_put(slot, kds[i]) != CKR_OK)
-            slot->keys_listed_valid = false; /* incomplete: list again next time */
+    if (slot->cache_gen == gen) {
+        kv_p11_keycache_clear(slot);
+        slot->keys_listed_valid = true;
+        slot->keys_listed = listed;
+        for (i = 0; i < nkds; i++)
+            if (kv_p11_cache_put(slot, kds[i]) != CKR_OK)
+                slot->keys_listed_valid = false; /* incomplete: list again next time */
+    }
     kv_p11_unlock();
     *out = kds;
     *n = nkds;

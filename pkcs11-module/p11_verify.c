@@ -97,37 +97,7 @@ done:
 
 CK_RV kv_p11_verify_init(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE key)
 {
-    kv_p11_session *s = NULL;
-    kv_p11_kdata *kd = NULL;
-    kv_p11_obj obj;
-    CK_RV rv;
-
-    rv = kv_p11_session_acquire(h, KV_P11_PART_VERIFY, &s);
-    if (rv != CKR_OK)
-        return rv;
-    if (mech == NULL) {
-        rv = CKR_ARGUMENTS_BAD;
-        goto done;
-    }
-    if (s->verify.active) {
-        rv = CKR_OPERATION_ACTIVE;
-        goto done;
-    }
-    rv = kv_p11_obj_kdata("C_VerifyInit", s->slot, key, KV_P11_OP_KEY, &obj, &kd);
-    if (rv != CKR_OK)
-        goto done;
-    if (obj.cls != CKO_PUBLIC_KEY || !(kd->key->key_ops & KV_OP_VERIFY)) {
-        rv = CKR_KEY_FUNCTION_NOT_PERMITTED;
-        goto done;
-    }
-    rv = kv_p11_sigop_setup(&s->verify, mech, kd);
-    if (rv == CKR_OK)
-        s->verify.hkey = key;
-
-done:
-    kv_p11_kdata_unref(kd);
-    kv_p11_session_release(s, KV_P11_PART_VERIFY);
-    return rv;
+    return kv_p11_sigop_init(h, KV_P11_PART_VERIFY, mech, key);
 }
 
 static CK_RV kv_p11_verify_finish(kv_p11_sigop *op, const CK_BYTE *sig, CK_ULONG siglen)
@@ -146,72 +116,37 @@ static CK_RV kv_p11_verify_finish(kv_p11_sigop *op, const CK_BYTE *sig, CK_ULONG
     return rv;
 }
 
-CK_RV kv_p11_verify(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR sig,
-                    CK_ULONG siglen)
+/* C_Verify (single: the data is all of it) and C_VerifyFinal (the data came in Updates). */
+static CK_RV kv_p11_verify_end(CK_SESSION_HANDLE h, bool single, CK_BYTE_PTR data, CK_ULONG len,
+                               CK_BYTE_PTR sig, CK_ULONG siglen)
 {
     kv_p11_session *s = NULL;
     CK_RV rv;
 
-    rv = kv_p11_session_acquire(h, KV_P11_PART_VERIFY, &s);
+    rv = kv_p11_op_acquire_active(h, KV_P11_PART_VERIFY, single, &s);
     if (rv != CKR_OK)
         return rv;
-    if (!s->verify.active) {
-        rv = CKR_OPERATION_NOT_INITIALIZED;
-        goto done;
-    }
-    if (s->verify.multipart) {
-        rv = CKR_OPERATION_ACTIVE;
-        goto done;
-    }
-    rv = kv_p11_sigop_update(&s->verify, data, len);
+    if (single)
+        rv = kv_p11_sigop_update(&s->verify, data, len);
     if (rv == CKR_OK)
         rv = kv_p11_verify_finish(&s->verify, sig, siglen);
     kv_p11_sigop_clear(&s->verify);
-
-done:
     kv_p11_session_release(s, KV_P11_PART_VERIFY);
     return rv;
+}
+
+CK_RV kv_p11_verify(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG len, CK_BYTE_PTR sig,
+                    CK_ULONG siglen)
+{
+    return kv_p11_verify_end(h, true, data, len, sig, siglen);
 }
 
 CK_RV kv_p11_verify_update(CK_SESSION_HANDLE h, CK_BYTE_PTR part, CK_ULONG len)
 {
-    kv_p11_session *s = NULL;
-    CK_RV rv;
-
-    rv = kv_p11_session_acquire(h, KV_P11_PART_VERIFY, &s);
-    if (rv != CKR_OK)
-        return rv;
-    if (!s->verify.active) {
-        rv = CKR_OPERATION_NOT_INITIALIZED;
-        goto done;
-    }
-    rv = kv_p11_sigop_update(&s->verify, part, len);
-    if (rv == CKR_OK)
-        s->verify.multipart = true;
-    else
-        kv_p11_sigop_clear(&s->verify);
-
-done:
-    kv_p11_session_release(s, KV_P11_PART_VERIFY);
-    return rv;
+    return kv_p11_sigop_step_update(h, KV_P11_PART_VERIFY, part, len);
 }
 
 CK_RV kv_p11_verify_final(CK_SESSION_HANDLE h, CK_BYTE_PTR sig, CK_ULONG siglen)
 {
-    kv_p11_session *s = NULL;
-    CK_RV rv;
-
-    rv = kv_p11_session_acquire(h, KV_P11_PART_VERIFY, &s);
-    if (rv != CKR_OK)
-        return rv;
-    if (!s->verify.active) {
-        rv = CKR_OPERATION_NOT_INITIALIZED;
-        goto done;
-    }
-    rv = kv_p11_verify_finish(&s->verify, sig, siglen);
-    kv_p11_sigop_clear(&s->verify);
-
-done:
-    kv_p11_session_release(s, KV_P11_PART_VERIFY);
-    return rv;
+    return kv_p11_verify_end(h, false, NULL, 0, sig, siglen);
 }

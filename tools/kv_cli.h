@@ -57,6 +57,8 @@ extern const kv_cli_group kv_cli_hsm_group;
 extern const kv_cli_group kv_cli_ad_group; /* kv_cli_ad.c: ad sp ..., ad mi ... */
 extern const kv_cli_group kv_cli_audit_group; /* kv_cli_audit.c: audit verify, audit tail */
 extern const kv_cli_group kv_cli_role_group;  /* kv_cli_role.c: role assignment / definition */
+extern const kv_cli_group kv_cli_config_group; /* kv_cli_config.c: config seal-secret */
+extern const kv_cli_group kv_cli_pool_group;   /* kv_cli_pool.c: pool init, pool status */
 
 #define KV_NELEM(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -30,6 +30,8 @@ static const kv_cli_group *const kv_groups[] = {
     &kv_cli_ad_group,
     &kv_cli_audit_group,
     &kv_cli_role_group,
+    &kv_cli_config_group,
+    &kv_cli_pool_group,
 };
 
 /* Groups of one name are one group to the user (e.g. "key" = kv_cli_key.c +

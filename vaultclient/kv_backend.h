@@ -35,6 +35,10 @@ typedef struct kv_backend_ops {
     kv_rv (*request)(kv_vault *v, const char *method, const char *path, json_t *body, json_t **resp,
                      long *http_status, kv_err *err);
     kv_rv (*get_token)(kv_vault *v, char **token, long long *expires_on, kv_err *err);
+    /* Login (a credential sealed under a PIN); NULL = the vault needs no login. */
+    bool (*login_required)(const kv_vault *v);
+    kv_rv (*unlock)(kv_vault *v, const char *pin, size_t pinlen, kv_err *err);
+    void (*lock)(kv_vault *v);
     void (*free)(kv_vault *v);
 } kv_backend_ops;
 
@@ -62,6 +66,12 @@ kv_rv kv_rest_crypt_sym(kv_vault *v, const kv_key *k, kv_enc_alg alg, bool encry
                         size_t *outlen, kv_err *err);
 kv_rv kv_rest_wrap(kv_vault *v, const kv_key *k, kv_enc_alg alg, bool wrap, const uint8_t *in,
                    size_t inlen, uint8_t **out, size_t *outlen, kv_err *err);
+/* kv_rest_crypto.c: the size of an oct-HSM key whose bundle has no key_size (a managed HSM
+ * does not state it): probed with one-block operations the key allows; k->bits = 0 if none. */
+kv_rv kv_rest_oct_bits(kv_vault *v, kv_key *k, kv_err *err);
+/* kv_rest_crypto.c: kv_rest_import_key of AES key bytes (an oct-HSM JWK; managed HSM pools). */
+kv_rv kv_rest_import_oct(kv_vault *v, const char *name, const kv_key_import_params *p,
+                         kv_key **out, kv_err *err);
 /* kv_rest.c: a key from a KeyBundle JSON (shared by kv_rest_*.c). */
 kv_rv kv_rest_key_from_bundle(kv_vault *v, const json_t *bundle, kv_key **out, kv_err *err);
 

@@ -218,6 +218,8 @@ bool kv_vault_has_oct(const kv_vault *v);
 /* True for a local HSM pool (kv_pool.c), false for a remote vault or managed HSM pool. */
 bool kv_vault_is_local_pool(const kv_vault *v);
 
+/* [vault NAME] key_versions = all: the faces show older enabled key versions too. */
+bool kv_vault_key_versions_all(const kv_vault *v);
 /* True for a managed HSM pool (its URL host has ".managedhsm."): it has the /rng endpoint. */
 bool kv_vault_has_rng(const kv_vault *v);
 /* len random bytes from the pool's HSM (POST /rng, at most 128 per request, looped).
@@ -239,6 +241,16 @@ kv_rv kv_vault_request(kv_vault *v, const char *method, const char *path, json_t
  * *token is a malloc'd NUL-terminated copy the caller must kv_free_secret(); *expires_on is
  * unix seconds. */
 kv_rv kv_vault_get_token(kv_vault *v, char **token, long long *expires_on, kv_err *err);
+
+/* ---- login (docs/pkcs11.md, "Login and PIN") ----
+ * A vault whose client secret is sealed under a PIN (`client_secret_sealed`, made by `kvault
+ * config seal-secret`) is locked: every request fails with KV_ERR_LOCKED until kv_vault_unlock
+ * opens the secret with the PIN (PBKDF2, ~0.3 s; a wrong PIN = KV_ERR_AUTH). kv_vault_lock
+ * forgets the secret and the token got with it. Other vaults need no login (unlock:
+ * KV_ERR_UNSUPPORTED, lock: no-op). */
+bool kv_vault_login_required(const kv_vault *v);
+kv_rv kv_vault_unlock(kv_vault *v, const char *pin, size_t pinlen, kv_err *err);
+void kv_vault_lock(kv_vault *v);
 
 /* ---- certificates and secrets (kv_objects.c; read-only, for the faces) ---- */
 

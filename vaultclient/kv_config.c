@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,12 +15,36 @@
 #include <openssl/crypto.h>
 
 #include "kv_log.h"
+#include "kv_seal.h"
 
 #define KV_CONF_MAX_SIZE ((off_t)1024 * 1024)
 #define KV_CONF_MAX_VAULTS 256
 
+static void pool_conf_free(kv_pool_conf *p)
+{
+    size_t i;
+
+    if (p == NULL)
+        return;
+    for (i = 0; i < p->nmembers; i++) {
+        free(p->members[i].token);
+        free(p->members[i].module);
+        free(p->members[i].pin_file);
+        if (p->members[i].pin != NULL) {
+            OPENSSL_cleanse(p->members[i].pin, strlen(p->members[i].pin));
+            free(p->members[i].pin);
+        }
+    }
+    free(p->members);
+    free(p->module);
+    free(p->pin_file);
+    free(p->so_pin_file);
+    free(p);
+}
+
 static void vault_conf_clear(kv_vault_conf *v)
 {
+    pool_conf_free(v->pool);
     free(v->url);
     free(v->ca_file);
     free(v->auth);
@@ -37,6 +62,7 @@ static void vault_conf_clear(kv_vault_conf *v)
     free(v->identity_header_file);
     free(v->imds_endpoint);
     free(v->token_file);
+    free(v->client_secret_sealed);
     memset(v, 0, sizeof(*v));
 }
 
@@ -137,6 +163,12 @@ static kv_rv set_vault_key(kv_vault_conf *v, const char *key, const char *val, k
         slot = &v->imds_endpoint;
     else if (strcmp(key, "token_file") == 0)
         slot = &v->token_file;
+    else if (strcmp(key, "client_secret_sealed") == 0) { /* kv_seal.h; unlocked by a PIN */
+        if (!kv_seal_is_valid(val))
+            return kv_err_set(err, KV_ERR_CONFIG, "client_secret_sealed is not a value made by "
+                                                  "`kvault config seal-secret`");
+        slot = &v->client_secret_sealed;
+    }
     else if (strcmp(key, "client_certificate_send_chain") == 0) {
         if (strcasecmp(val, "true") == 0 || strcasecmp(val, "yes") == 0 || strcmp(val, "1") == 0)
             v->client_certificate_send_chain = 1;
@@ -147,6 +179,11 @@ static kv_rv set_vault_key(kv_vault_conf *v, const char *key, const char *val, k
             return kv_err_set(err, KV_ERR_CONFIG,
                               "client_certificate_send_chain must be true or false");
         return KV_OK;
+    } else if (strcmp(key, "key_versions") == 0) { /* latest (default) | all */
+        v->key_versions_all = strcmp(val, "all") == 0;
+        return strcmp(val, "all") == 0 || strcmp(val, "latest") == 0
+                   ? KV_OK
+                   : kv_err_set(err, KV_ERR_CONFIG, "key_versions must be latest or all");
     } else if (strcmp(key, "client_secret_file") == 0) {
         if (v->client_secret != NULL)
             return kv_err_set(err, KV_ERR_CONFIG, "client_secret given twice");
@@ -190,6 +227,206 @@ static kv_rv parse_long(const char *val, long lo, long hi, long *out)
     return KV_OK;
 }
 
+/* ---- [pool NAME]: a local HSM pool ---- */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* A malloc'd percent-decoded copy of s[0..n) (RFC 7512 / RFC 3986); NULL on a bad escape, an
+ * encoded NUL or no memory. */
+static char *pct_decode(const char *s, size_t n)
+{
+    char *out = malloc(n + 1);
+    size_t i, o = 0;
+
+    if (out == NULL)
+        return NULL;
+    for (i = 0; i < n; i++) {
+        if (s[i] == '%') {
+            int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
+            int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+
+            if (hi < 0 || lo < 0 || hi * 16 + lo == 0) {
+                free(out);
+                return NULL;
+            }
+            out[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            out[o++] = s[i];
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* Stores attribute value v[0..n) decoded into *slot (once). */
+static kv_rv member_attr(char **slot, const char *name, const char *v, size_t n, kv_err *err)
+{
+    if (*slot != NULL)
+        return kv_err_set(err, KV_ERR_CONFIG, "member: '%s' given twice", name);
+    *slot = pct_decode(v, n);
+    if (*slot == NULL)
+        return kv_err_set(err, KV_ERR_CONFIG, "member: bad percent-encoding in '%s'", name);
+    if (**slot == '\0')
+        return kv_err_set(err, KV_ERR_CONFIG, "member: '%s' is empty", name);
+    return KV_OK;
+}
+
+/* `member = pkcs11:token=LABEL[;manufacturer=..;model=..;serial=..]
+ *           [?module-path=PATH][&pin-source=file:PATH|&pin-value=PIN]` (RFC 7512). */
+static kv_rv parse_member(kv_pool_member_conf *m, const char *uri, kv_err *err)
+{
+    const char *p, *q, *end;
+    bool query = false;
+    kv_rv rv = KV_OK;
+
+    if (strncasecmp(uri, "pkcs11:", 7) != 0)
+        return kv_err_set(err, KV_ERR_CONFIG,
+                          "member must be a PKCS#11 URI: pkcs11:token=LABEL?module-path=PATH");
+    q = strchr(uri + 7, '?');
+    for (p = uri + 7; rv == KV_OK && *p != '\0'; p = (*end == '\0' || end == q) ? end : end + 1) {
+        const char *eq;
+        size_t klen;
+
+        if (p == q) {
+            query = true;
+            p++;
+        }
+        end = p + strcspn(p, query ? "&" : ";?");
+        if (end == p)
+            continue;
+        eq = memchr(p, '=', (size_t)(end - p));
+        if (eq == NULL)
+            return kv_err_set(err, KV_ERR_CONFIG, "member: attribute without '=' in %s", uri);
+        klen = (size_t)(eq - p);
+#define KV_IS(name) (klen == sizeof(name) - 1 && strncmp(p, name, klen) == 0)
+        if (!query && KV_IS("token")) {
+            rv = member_attr(&m->token, "token", eq + 1, (size_t)(end - eq - 1), err);
+        } else if (!query && (KV_IS("manufacturer") || KV_IS("model") || KV_IS("serial"))) {
+            continue; /* p11-kit / p11tool print them; the token is chosen by its label */
+        } else if (query && KV_IS("module-path")) {
+            rv = member_attr(&m->module, "module-path", eq + 1, (size_t)(end - eq - 1), err);
+        } else if (query && KV_IS("pin-source")) {
+            rv = member_attr(&m->pin_file, "pin-source", eq + 1, (size_t)(end - eq - 1), err);
+            if (rv == KV_OK && strncmp(m->pin_file, "file:", 5) == 0)
+                memmove(m->pin_file, m->pin_file + 5, strlen(m->pin_file + 5) + 1);
+            if (rv == KV_OK && m->pin_file[0] != '/')
+                rv = kv_err_set(err, KV_ERR_CONFIG,
+                                "member: pin-source must be file:/ABSOLUTE/PATH or /ABSOLUTE/PATH");
+        } else if (query && KV_IS("pin-value")) {
+            rv = member_attr(&m->pin, "pin-value", eq + 1, (size_t)(end - eq - 1), err);
+        } else if (query && KV_IS("module-name")) {
+            rv = kv_err_set(err, KV_ERR_CONFIG,
+                            "member: module-name is not supported; give module-path=PATH");
+        } else {
+            rv = kv_err_set(err, KV_ERR_CONFIG,
+                            "member: unsupported attribute '%.*s' (a member names a token: "
+                            "token=LABEL; query: module-path, pin-source, pin-value)",
+                            (int)klen, p);
+        }
+#undef KV_IS
+    }
+    if (rv == KV_OK && m->token == NULL)
+        rv = kv_err_set(err, KV_ERR_CONFIG, "member: token=LABEL is required in %s", uri);
+    if (rv == KV_OK && strlen(m->token) > 32)
+        rv = kv_err_set(err, KV_ERR_CONFIG, "member: a token label has at most 32 characters");
+    if (rv == KV_OK && m->pin != NULL && m->pin_file != NULL)
+        rv = kv_err_set(err, KV_ERR_CONFIG, "member: give pin-source or pin-value, not both");
+    return rv;
+}
+
+static kv_rv set_pool_key(kv_pool_conf *p, const char *key, const char *val, kv_err *err)
+{
+    char **slot = NULL;
+    long n;
+
+    if (strcmp(key, "member") == 0) {
+        kv_pool_member_conf *nm;
+        kv_rv rv;
+
+        if (p->nmembers >= 64)
+            return kv_err_set(err, KV_ERR_CONFIG, "too many members (at most 64)");
+        nm = realloc(p->members, (p->nmembers + 1) * sizeof(*nm));
+        if (nm == NULL)
+            return KV_ERR_NOMEM;
+        p->members = nm;
+        memset(&nm[p->nmembers], 0, sizeof(*nm));
+        rv = parse_member(&nm[p->nmembers], val, err);
+        p->nmembers++; /* freed with the pool even when incomplete */
+        return rv;
+    }
+    if (strcmp(key, "sessions") == 0 || strcmp(key, "retry_seconds") == 0) {
+        bool s = key[0] == 's';
+
+        if (parse_long(val, s ? 1 : 0, s ? 64 : 3600, &n) != KV_OK)
+            return kv_err_set(err, KV_ERR_CONFIG,
+                              s ? "sessions must be 1-64" : "retry_seconds must be 0-3600");
+        *(s ? &p->sessions : &p->retry_seconds) = n;
+        return KV_OK;
+    }
+    if (strcmp(key, "module") == 0)
+        slot = &p->module;
+    else if (strcmp(key, "pin_file") == 0)
+        slot = &p->pin_file;
+    else if (strcmp(key, "so_pin_file") == 0)
+        slot = &p->so_pin_file;
+    if (slot == NULL)
+        return kv_err_set(err, KV_ERR_CONFIG,
+                          "unknown setting '%s' in a pool section (member, module, pin_file, "
+                          "so_pin_file, sessions, retry_seconds)",
+                          key);
+    if (*slot != NULL)
+        return kv_err_set(err, KV_ERR_CONFIG, "setting '%s' given twice", key);
+    *slot = strdup(val);
+    return *slot == NULL ? KV_ERR_NOMEM : KV_OK;
+}
+
+/* Fills each member's module and PIN file from the pool-wide settings; checks completeness. */
+static kv_rv check_pool(kv_vault_conf *v, kv_err *err)
+{
+    kv_pool_conf *p = v->pool;
+    size_t i, j;
+
+    if (p->nmembers == 0)
+        return kv_err_set(err, KV_ERR_CONFIG,
+                          "pool %s: at least one 'member = pkcs11:token=LABEL?module-path=PATH' "
+                          "is required",
+                          v->name);
+    for (i = 0; i < p->nmembers; i++) {
+        kv_pool_member_conf *m = &p->members[i];
+
+        if (m->module == NULL && p->module != NULL && (m->module = strdup(p->module)) == NULL)
+            return KV_ERR_NOMEM;
+        if (m->pin == NULL && m->pin_file == NULL && p->pin_file != NULL &&
+            (m->pin_file = strdup(p->pin_file)) == NULL)
+            return KV_ERR_NOMEM;
+        if (m->module == NULL)
+            return kv_err_set(err, KV_ERR_CONFIG,
+                              "pool %s: member '%s' has no module (module-path=PATH in its URI, "
+                              "or 'module = PATH' in the pool)",
+                              v->name, m->token);
+        if (m->pin == NULL && m->pin_file == NULL)
+            return kv_err_set(err, KV_ERR_CONFIG,
+                              "pool %s: member '%s' has no PIN (pin-source=file:PATH in its "
+                              "URI, or 'pin_file = PATH' in the pool)",
+                              v->name, m->token);
+        for (j = 0; j < i; j++)
+            if (strcmp(p->members[j].token, m->token) == 0)
+                return kv_err_set(err, KV_ERR_CONFIG, "pool %s: member '%s' given twice", v->name,
+                                  m->token);
+    }
+    return KV_OK;
+}
+
 static kv_rv set_global_key(kv_conf *c, const char *key, const char *val, kv_err *err)
 {
     long n;
@@ -222,6 +459,8 @@ static const char *credential_setting(const kv_vault_conf *v)
 {
     if (v->client_secret != NULL)
         return "client_secret";
+    if (v->client_secret_sealed != NULL)
+        return "client_secret_sealed";
     if (v->client_certificate != NULL)
         return "client_certificate";
     if (v->token_file != NULL)
@@ -251,7 +490,7 @@ static kv_rv check_vault(kv_vault_conf *v, kv_err *err)
     }
     switch (v->auth_kind) {
     case KV_AUTH_CLIENT_SECRET:
-        if (v->client_id == NULL || v->client_secret == NULL)
+        if (v->client_id == NULL || (v->client_secret == NULL && v->client_secret_sealed == NULL))
             return kv_err_set(err, KV_ERR_CONFIG,
                               "vault %s: auth client_secret needs client_id and client_secret "
                               "(tenant_id: or from the vault's challenge)",
@@ -318,6 +557,13 @@ static kv_rv check_vault(kv_vault_conf *v, kv_err *err)
     if (v->authority != NULL && strncasecmp(v->authority, "https://", 8) != 0)
         return kv_err_set(err, KV_ERR_CONFIG, "vault %s: authority must start with https://",
                           v->name);
+    if (v->client_secret_sealed != NULL &&
+        (v->client_secret != NULL || v->client_id == NULL ||
+         (v->auth_kind != KV_AUTH_DEFAULT && v->auth_kind != KV_AUTH_CLIENT_SECRET)))
+        return kv_err_set(err, KV_ERR_CONFIG,
+                          "vault %s: client_secret_sealed replaces client_secret (auth "
+                          "client_secret, with client_id)",
+                          v->name);
     return KV_OK;
 }
 
@@ -371,18 +617,22 @@ kv_rv kv_conf_parse(const char *text, const char *origin, kv_conf **out, kv_err 
             in_global = 0;
             if (strcmp(sec, "kvault") == 0) {
                 in_global = 1;
-            } else if (strncmp(sec, "vault", 5) == 0 && isspace((unsigned char)sec[5])) {
-                const char *name = trim(sec + 5);
+            } else if ((strncmp(sec, "vault", 5) == 0 && isspace((unsigned char)sec[5])) ||
+                       (strncmp(sec, "pool", 4) == 0 && isspace((unsigned char)sec[4]))) {
+                bool is_pool = sec[0] == 'p'; /* [pool NAME]: a local HSM pool, one more slot */
+                const char *name = trim(sec + (is_pool ? 4 : 5));
                 kv_vault_conf *nv;
 
                 if (!valid_vault_name(name)) {
                     rv = kv_err_set(err, KV_ERR_CONFIG,
-                                    "vault name '%s' must be 3-24 characters [0-9A-Za-z-]", name);
+                                    "%s name '%s' must be 3-24 characters [0-9A-Za-z-]",
+                                    is_pool ? "pool" : "vault", name);
                     goto fail;
                 }
                 for (i = 0; i < c->nvaults; i++)
                     if (strcasecmp(c->vaults[i].name, name) == 0) {
-                        rv = kv_err_set(err, KV_ERR_CONFIG, "vault '%s' defined twice", name);
+                        rv = kv_err_set(err, KV_ERR_CONFIG, "vault or pool '%s' defined twice",
+                                        name);
                         goto fail;
                     }
                 if (c->nvaults >= KV_CONF_MAX_VAULTS) {
@@ -398,6 +648,18 @@ kv_rv kv_conf_parse(const char *text, const char *origin, kv_conf **out, kv_err 
                 cur = &c->vaults[c->nvaults++];
                 memset(cur, 0, sizeof(*cur));
                 snprintf(cur->name, sizeof(cur->name), "%s", name);
+                if (is_pool) {
+                    size_t ul = strlen(name) + sizeof("pkcs11:token=");
+
+                    cur->pool = calloc(1, sizeof(*cur->pool));
+                    cur->url = malloc(ul);
+                    if (cur->pool == NULL || cur->url == NULL) {
+                        rv = KV_ERR_NOMEM;
+                        goto done;
+                    }
+                    snprintf(cur->url, ul, "pkcs11:token=%s", name);
+                    cur->pool->retry_seconds = 5;
+                }
             } else {
                 rv = kv_err_set(err, KV_ERR_CONFIG, "unknown section [%s]", sec);
                 goto fail;
@@ -414,7 +676,8 @@ kv_rv kv_conf_parse(const char *text, const char *origin, kv_conf **out, kv_err 
             char *key = trim(s), *val = trim(eq + 1);
 
             if (cur != NULL)
-                rv = set_vault_key(cur, key, val, err);
+                rv = cur->pool != NULL ? set_pool_key(cur->pool, key, val, err)
+                                       : set_vault_key(cur, key, val, err);
             else if (in_global)
                 rv = set_global_key(c, key, val, err);
             else
@@ -424,7 +687,8 @@ kv_rv kv_conf_parse(const char *text, const char *origin, kv_conf **out, kv_err 
         }
     }
     for (i = 0; i < c->nvaults; i++) {
-        rv = check_vault(&c->vaults[i], err);
+        rv = c->vaults[i].pool != NULL ? check_pool(&c->vaults[i], err)
+                                       : check_vault(&c->vaults[i], err);
         if (rv != KV_OK) {
             lineno = 0;
             goto fail;
@@ -502,6 +766,8 @@ kv_rv kv_conf_load(const char *path, kv_conf **out, kv_err *err)
 
 const char *kv_conf_resource(const kv_vault_conf *vc)
 {
+    if (vc->pool != NULL)
+        return ""; /* a local pool uses no tokens */
     if (vc->resource != NULL)
         return vc->resource;
     if (vc->url != NULL && strstr(vc->url, ".managedhsm.") != NULL)

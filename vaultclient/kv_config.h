@@ -19,8 +19,29 @@ typedef enum {
     KV_AUTH_ENV,
 } kv_auth_kind;
 
+/* A local HSM pool's member token (`member = pkcs11:token=...?module-path=...`). */
+typedef struct kv_pool_member_conf {
+    char *token;    /* token label (CKA_LABEL of the token) */
+    char *module;   /* PKCS#11 module path (the member's module-path, else the pool's module) */
+    char *pin_file; /* the member's pin-source, else the pool's pin_file */
+    char *pin;      /* the member's pin-value (zeroised on free), or NULL */
+} kv_pool_member_conf;
+
+/* A local HSM pool (`[pool NAME]`; docs/configuration.md, docs/hsm-pool.md). */
+typedef struct kv_pool_conf {
+    kv_pool_member_conf *members;
+    size_t nmembers;
+    char *module;       /* default module path for members without module-path */
+    char *pin_file;     /* default user PIN file for members without pin-source / pin-value */
+    char *so_pin_file;  /* SO PIN file (`kvault pool init`: makes the wrapping key trusted) */
+    long sessions;      /* open sessions per member (default 4) */
+    long retry_seconds; /* a failed member rests this long before it is tried again (5) */
+} kv_pool_conf;
+
 typedef struct kv_vault_conf {
     char name[25];
+    /* [pool NAME]: a local HSM pool (url = "pkcs11:token=NAME"), else NULL: a [vault NAME] */
+    kv_pool_conf *pool;
     char *url;     /* without trailing slash */
     char *ca_file; /* NULL = system CAs */
     char *auth;    /* the auth line as written, NULL if none */
@@ -37,6 +58,9 @@ typedef struct kv_vault_conf {
     char *identity_header_file;        /* file holding its X-IDENTITY-HEADER value */
     char *imds_endpoint;               /* IMDS token URL */
     char *token_file;                  /* static_token: file holding the bearer token */
+    char *client_secret_sealed;        /* client secret sealed under a PIN (kv_seal.h): the
+                                        * vault is locked until kv_vault_unlock (C_Login) */
+    int key_versions_all; /* `key_versions = all`: older enabled key versions as PKCS#11 objects */
 } kv_vault_conf;
 
 typedef struct kv_conf {

@@ -49,7 +49,8 @@ kv_rv kv_ctx_new(const char *conf_path, kv_ctx **out, kv_err *err)
         v->ctx = ctx;
         v->conf = &ctx->conf->vaults[i];
         v->http = ctx->http;
-        rv = kv_rest_init(v, err);
+        /* [pool NAME]: a local HSM pool (kv_pool.c); else a remote vault / managed HSM pool */
+        rv = v->conf->pool != NULL ? kv_pool_init(v, err) : kv_rest_init(v, err);
         if (rv != KV_OK)
             goto fail;
         ctx->nvaults++;

@@ -43,6 +43,7 @@ typedef struct kv_hsm_member {
     time_t last_rescan;      /* last C_Finalize + C_Initialize to find a returned token */
     CK_SESSION_HANDLE *idle; /* idle logged-in sessions (max entries) */
     size_t nidle, nopen;
+    long down_until; /* spread pools: monotonic second until which the member rests (atomic) */
     pthread_mutex_t lock;
     pthread_cond_t cond;
 } kv_hsm_member;
@@ -55,6 +56,8 @@ struct kv_hsm_pool {
     pid_t pid;
     pthread_mutex_t lock; /* guards next */
     size_t next;
+    bool spread;        /* kv_hsm_pool_set_spread: operations start at a rotating member */
+    long retry_seconds; /* ... and a member that failed rests this long */
 };
 
 /* A parsed key reference. */
@@ -339,20 +342,71 @@ static CK_RV kv_member_initialize(kv_hsm_member *m)
     return rv;
 }
 
+/* kv_member_rescan for a module that other members of a spread pool share: restarted only
+ * when this pool initialised it and none of its members has a session in use (their idle
+ * sessions are closed; they find their tokens again on next use). The other members' locks
+ * are only tried (never waited for), so two members rescanning at once cannot deadlock.
+ * Caller holds m->lock. */
+static bool kv_member_rescan_shared(kv_hsm_pool *pool, kv_hsm_member *m, time_t now)
+{
+    kv_hsm_member **held = calloc(pool->n, sizeof(*held));
+    size_t i, nheld = 0;
+    bool ours = m->initialised_by_us, idle = held != NULL && m->nopen == m->nidle;
+
+    for (i = 0; i < pool->n && idle; i++) {
+        kv_hsm_member *o = &pool->m[i];
+
+        if (o == m || strcmp(o->module, m->module) != 0)
+            continue;
+        if (pthread_mutex_trylock(&o->lock) != 0) {
+            idle = false;
+            break;
+        }
+        held[nheld++] = o;
+        idle = o->nopen == o->nidle;
+        ours = ours || o->initialised_by_us;
+    }
+    if (idle && ours) {
+        m->last_rescan = now;
+        held[nheld] = m; /* room: m is not among the others */
+        for (i = 0; i <= nheld; i++) {
+            kv_hsm_member *o = held[i];
+
+            while (o->nidle > 0)
+                o->f->C_CloseSession(o->idle[--o->nidle]);
+            o->nopen = 0;
+            o->have_slot = false;
+            o->initialised_by_us = false;
+        }
+        m->f->C_Finalize(NULL);
+        if (kv_member_initialize(m) != CKR_OK)
+            m->initialised_by_us = true; /* still ours: a later rescan finalises and retries */
+    }
+    for (i = 0; i < nheld; i++)
+        pthread_mutex_unlock(&held[i]->lock);
+    free(held);
+    return idle && ours;
+}
+
 /* A token that went away and came back stays invisible until the module re-reads its slots
  * (SoftHSMv2 does that only in C_Initialize). When this member alone uses the module, we
- * initialised it and it has no open session, restart the module, at most every 2 seconds.
+ * initialised it and it has no open session, restart the module, at most every 2 seconds; a
+ * module shared with other members only in a spread pool (kv_member_rescan_shared).
  * true if it was restarted (then look again). Caller holds m->lock. */
 static bool kv_member_rescan(kv_hsm_pool *pool, kv_hsm_member *m)
 {
     time_t now = time(NULL);
     size_t i;
 
-    if (m->f == NULL || !m->initialised_by_us || m->nopen != 0 || now - m->last_rescan < 2)
+    if (m->f == NULL || m->nopen != 0 || now - m->last_rescan < 2)
         return false;
+    /* members of one module-path share its handle (dlopen); the strings never change, the
+     * other members' function pointers may (under their locks) */
     for (i = 0; i < pool->n; i++)
-        if (&pool->m[i] != m && pool->m[i].f == m->f)
-            return false;
+        if (&pool->m[i] != m && strcmp(pool->m[i].module, m->module) == 0)
+            return pool->spread && kv_member_rescan_shared(pool, m, now);
+    if (!m->initialised_by_us)
+        return false;
     m->last_rescan = now;
     m->f->C_Finalize(NULL);
     m->initialised_by_us = false;
@@ -762,6 +816,98 @@ typedef struct kv_hsm_op {
 static kv_rv kv_op_begin_on(kv_hsm_pool *pool, kv_hsm_member *m, CK_OBJECT_CLASS cls, kv_hsm_op *op,
                             kv_err *err);
 
+/* ---- spreading and resting members (kv_hsm_pool_set_spread) ---- */
+
+static long kv_mono_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec;
+}
+
+/* A member that failed rests for retry_seconds (spread pools only); one that answers is back. */
+static void kv_member_mark(kv_hsm_pool *pool, kv_hsm_member *m, bool failed)
+{
+    if (!pool->spread)
+        return;
+    __atomic_store_n(&m->down_until, failed ? kv_mono_now() + pool->retry_seconds : 0,
+                     __ATOMIC_RELAXED);
+}
+
+static bool kv_member_resting(const kv_hsm_member *m, long now)
+{
+    long until = __atomic_load_n(&m->down_until, __ATOMIC_RELAXED);
+
+    return until != 0 && now < until;
+}
+
+static size_t kv_pool_next(kv_hsm_pool *pool)
+{
+    size_t start;
+
+    pthread_mutex_lock(&pool->lock);
+    start = pool->next++;
+    pthread_mutex_unlock(&pool->lock);
+    return start;
+}
+
+void kv_hsm_pool_set_spread(kv_hsm_pool *pool, bool spread, unsigned retry_seconds)
+{
+    if (pool == NULL)
+        return;
+    pool->spread = spread;
+    pool->retry_seconds = (long)retry_seconds;
+}
+
+/* kv_op_begin in a spread pool: members in turn, starting at a rotating one; resting members
+ * (failed less than retry_seconds ago) only when no other member can serve the key. A member
+ * that is unavailable rests; KV_ERR_SERVER when the key may be on an unavailable member. */
+static kv_rv kv_op_begin_spread(kv_hsm_pool *pool, CK_OBJECT_CLASS cls, kv_hsm_op *op, kv_err *err)
+{
+    size_t start = kv_pool_next(pool), i;
+    long now = kv_mono_now();
+    bool unavailable = false;
+    int pass;
+    kv_err e;
+
+    for (pass = 0; pass < 2; pass++) {
+        for (i = 0; i < pool->n; i++) {
+            kv_hsm_member *m = &pool->m[(start + i) % pool->n];
+            kv_hsm_op alt;
+            kv_rv k;
+
+            if (kv_member_resting(m, now) != (pass == 1))
+                continue;
+            memset(&alt, 0, sizeof(alt));
+            alt.pool = pool;
+            alt.ref = op->ref;
+            kv_err_clear(&e);
+            k = kv_op_begin_on(pool, m, cls, &alt, &e);
+            if (k == KV_OK) {
+                kv_member_mark(pool, m, false);
+                *op = alt;
+                kv_err_clear(err);
+                return KV_OK;
+            }
+            if (k == KV_ERR_SERVER) {
+                kv_member_mark(pool, m, true);
+                if (!unavailable && err != NULL)
+                    *err = e;
+                unavailable = true;
+            } else if (k != KV_ERR_NOT_FOUND) {
+                if (err != NULL)
+                    *err = e;
+                return k;
+            }
+        }
+    }
+    if (unavailable)
+        return err != NULL ? err->rv : KV_ERR_SERVER;
+    return kv_err_set(err, KV_ERR_NOT_FOUND, "HSM pool '%s': key object not found in any member",
+                      pool->name);
+}
+
 /* Parses ref, takes a session and finds the key object (cls 0 = ref's class): on the member the
  * reference names, else (member unavailable or without the object) on any member holding a
  * replica with the same CKA_ID. */
@@ -781,6 +927,8 @@ static kv_rv kv_op_begin(kv_hsm_pool *pool, const char *ref, CK_OBJECT_CLASS cls
     k = kv_ref_parse(ref, &op->ref, err);
     if (k != KV_OK)
         return k;
+    if (pool->spread && pool->n > 1)
+        return kv_op_begin_spread(pool, cls, op, err);
     primary = kv_member_by_label(pool, op->ref.token);
     if (primary != NULL) {
         k = kv_op_begin_on(pool, primary, cls, op, err);
@@ -875,6 +1023,8 @@ static void kv_op_end(kv_hsm_op *op)
 static kv_rv kv_op_fail(kv_hsm_op *op, kv_err *err, const char *fn, CK_RV rv)
 {
     op->broken = kv_ckr_session_broken(rv) ? KV_PUT_BROKEN : KV_PUT_CLOSE;
+    if (op->broken == KV_PUT_BROKEN && op->m != NULL)
+        kv_member_mark(op->pool, op->m, true);
     return kv_hsm_fail(op->pool, err, fn, rv);
 }
 
@@ -1100,20 +1250,15 @@ static void kv_hex(const uint8_t *b, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-kv_rv kv_hsm_secret_bits(kv_hsm_pool *pool, const char *ref, int *bits, kv_err *err)
+/* CKA_VALUE_LEN of secret key h (0 if unknown). */
+static CK_RV kv_secret_len(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
+                           CK_ULONG *out)
 {
     CK_ULONG vlen = 0;
     CK_ATTRIBUTE a = {CKA_VALUE_LEN, &vlen, sizeof(vlen)};
-    kv_hsm_op op;
-    kv_rv k;
     CK_RV rv;
 
-    if (bits == NULL)
-        return kv_err_set(err, KV_ERR_INVALID_ARG, "bad arguments");
-    k = kv_op_begin(pool, ref, CKO_SECRET_KEY, &op, err);
-    if (k != KV_OK)
-        return k;
-    rv = op.f->C_GetAttributeValue(op.s, op.key, &a, 1);
+    rv = f->C_GetAttributeValue(s, h, &a, 1);
     if (rv == CKR_OK && vlen == 0) {
         /* SoftHSMv2 2.6 leaves CKA_VALUE_LEN at 0 on an unwrapped key (a restored backup or
          * a replica) and refuses it in the unwrap template: wrap the key once more under the
@@ -1123,12 +1268,29 @@ kv_rv kv_hsm_secret_bits(kv_hsm_pool *pool, const char *ref, int *bits, kv_err *
         CK_ULONG blen = sizeof(buf);
         kv_wrapkey w;
 
-        rv = kv_find_wrapkey(op.f, op.s, &w);
+        rv = kv_find_wrapkey(f, s, &w);
         if (rv == CKR_OK && w.h != CK_INVALID_HANDLE &&
-            op.f->C_WrapKey(op.s, &mech, w.h, op.key, buf, &blen) == CKR_OK && blen > 8)
+            f->C_WrapKey(s, &mech, w.h, h, buf, &blen) == CKR_OK && blen > 8)
             vlen = blen - 8;
         OPENSSL_cleanse(buf, sizeof(buf));
     }
+    *out = vlen;
+    return rv;
+}
+
+kv_rv kv_hsm_secret_bits(kv_hsm_pool *pool, const char *ref, int *bits, kv_err *err)
+{
+    CK_ULONG vlen = 0;
+    kv_hsm_op op;
+    kv_rv k;
+    CK_RV rv;
+
+    if (bits == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "bad arguments");
+    k = kv_op_begin(pool, ref, CKO_SECRET_KEY, &op, err);
+    if (k != KV_OK)
+        return k;
+    rv = kv_secret_len(op.f, op.s, op.key, &vlen);
     if (rv != CKR_OK)
         k = kv_op_fail(&op, err, "C_GetAttributeValue", rv);
     else if (vlen == 0)
@@ -1151,24 +1313,32 @@ kv_rv kv_hsm_find(kv_hsm_pool *pool, const char *ref, kv_err *err)
 
 /* ---- generation ---- */
 
-/* Picks a member round-robin, skipping unusable ones; returns a session on it. */
+/* Picks a member round-robin, skipping unusable ones (and, in a spread pool, resting ones
+ * while another member answers); returns a session on it. */
 static kv_rv kv_pick_member(kv_hsm_pool *pool, kv_hsm_member **mp, CK_SESSION_HANDLE *s,
                             kv_err *err)
 {
-    size_t start, i;
+    size_t start = kv_pool_next(pool), i;
+    long now = kv_mono_now();
     kv_rv k = KV_ERR_SERVER;
+    int pass;
 
-    pthread_mutex_lock(&pool->lock);
-    start = pool->next++;
-    pthread_mutex_unlock(&pool->lock);
-    for (i = 0; i < pool->n; i++) {
-        kv_hsm_member *m = &pool->m[(start + i) % pool->n];
+    for (pass = 0; pass < 2; pass++) {
+        for (i = 0; i < pool->n; i++) {
+            kv_hsm_member *m = &pool->m[(start + i) % pool->n];
 
-        k = kv_session_get(pool, m, s, err);
-        if (k == KV_OK) {
-            *mp = m;
-            kv_err_clear(err);
-            return KV_OK;
+            if (pool->spread && kv_member_resting(m, now) != (pass == 1))
+                continue;
+            if (!pool->spread && pass == 1)
+                break;
+            k = kv_session_get(pool, m, s, err);
+            if (k == KV_OK) {
+                kv_member_mark(pool, m, false);
+                *mp = m;
+                kv_err_clear(err);
+                return KV_OK;
+            }
+            kv_member_mark(pool, m, true);
         }
     }
     return k;
@@ -1794,9 +1964,10 @@ kv_rv kv_hsm_rsa_decrypt(kv_hsm_pool *pool, const char *ref, kv_hsm_rsa_pad pad,
 
 /* ---- AES ---- */
 
-kv_rv kv_hsm_aes_gcm_encrypt(kv_hsm_pool *pool, const char *ref, const uint8_t *aad, size_t aadlen,
-                             const uint8_t *in, size_t inlen, uint8_t iv[12], uint8_t **out,
-                             size_t *outlen, uint8_t tag[16], kv_err *err)
+/* AES-GCM encryption; gen: the token makes the iv (written to iv), else iv is the caller's. */
+static kv_rv kv_gcm_encrypt(kv_hsm_pool *pool, const char *ref, bool gen, const uint8_t *aad,
+                            size_t aadlen, const uint8_t *in, size_t inlen, uint8_t iv[12],
+                            uint8_t **out, size_t *outlen, uint8_t tag[16], kv_err *err)
 {
     CK_GCM_PARAMS gcm;
     CK_MECHANISM mech = {CKM_AES_GCM, &gcm, sizeof(gcm)};
@@ -1811,7 +1982,7 @@ kv_rv kv_hsm_aes_gcm_encrypt(kv_hsm_pool *pool, const char *ref, const uint8_t *
     k = kv_op_begin(pool, ref, CKO_SECRET_KEY, &op, err);
     if (k != KV_OK)
         return k;
-    rv = op.f->C_GenerateRandom(op.s, iv, 12);
+    rv = gen ? op.f->C_GenerateRandom(op.s, iv, 12) : CKR_OK;
     if (rv != CKR_OK) {
         k = kv_op_fail(&op, err, "C_GenerateRandom", rv);
         goto done;
@@ -1839,6 +2010,25 @@ done:
     free(buf);
     kv_op_end(&op);
     return k;
+}
+
+kv_rv kv_hsm_aes_gcm_encrypt(kv_hsm_pool *pool, const char *ref, const uint8_t *aad, size_t aadlen,
+                             const uint8_t *in, size_t inlen, uint8_t iv[12], uint8_t **out,
+                             size_t *outlen, uint8_t tag[16], kv_err *err)
+{
+    return kv_gcm_encrypt(pool, ref, true, aad, aadlen, in, inlen, iv, out, outlen, tag, err);
+}
+
+kv_rv kv_hsm_aes_gcm_encrypt_iv(kv_hsm_pool *pool, const char *ref, const uint8_t iv[12],
+                                const uint8_t *aad, size_t aadlen, const uint8_t *in, size_t inlen,
+                                uint8_t **out, size_t *outlen, uint8_t tag[16], kv_err *err)
+{
+    uint8_t ivc[12];
+
+    if (iv == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "bad arguments");
+    memcpy(ivc, iv, sizeof(ivc));
+    return kv_gcm_encrypt(pool, ref, false, aad, aadlen, in, inlen, ivc, out, outlen, tag, err);
 }
 
 kv_rv kv_hsm_aes_gcm_decrypt(kv_hsm_pool *pool, const char *ref, const uint8_t iv[12],
@@ -2961,4 +3151,522 @@ kv_rv kv_hsm_replicate(kv_hsm_pool *pool, const char *ref, size_t *copies, kv_er
     if (first == KV_OK)
         kv_err_clear(err);
     return first;
+}
+
+/* ---- RSA encryption with the public key object ---- */
+
+kv_rv kv_hsm_rsa_encrypt(kv_hsm_pool *pool, const char *ref, kv_hsm_rsa_pad pad, const uint8_t *in,
+                         size_t inlen, uint8_t **out, size_t *outlen, kv_err *err)
+{
+    CK_RSA_PKCS_OAEP_PARAMS oaep;
+    CK_MECHANISM mech = {CKM_RSA_PKCS, NULL, 0};
+    kv_hsm_op op;
+    kv_rv k;
+
+    if (in == NULL || out == NULL || outlen == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "bad arguments");
+    if (pad != KV_HSM_PAD_PKCS1) {
+        memset(&oaep, 0, sizeof(oaep));
+        oaep.hashAlg =
+            kv_ck_hash(pad == KV_HSM_PAD_OAEP_SHA1 ? EVP_sha1() : EVP_sha256(), &oaep.mgf);
+        oaep.source = CKZ_DATA_SPECIFIED;
+        mech.mechanism = CKM_RSA_PKCS_OAEP;
+        mech.pParameter = &oaep;
+        mech.ulParameterLen = sizeof(oaep);
+    }
+    k = kv_op_begin(pool, ref, CKO_PUBLIC_KEY, &op, err);
+    if (k != KV_OK)
+        return k;
+    k = kv_op_oneshot(&op, &mech, 1, in, inlen, out, outlen, err);
+    if (k == KV_ERR_INTERNAL && pad == KV_HSM_PAD_OAEP_SHA256)
+        k = kv_err_set(err, KV_ERR_UNSUPPORTED,
+                       "HSM pool '%s': the token has no RSA-OAEP with SHA-256", pool->name);
+    kv_op_end(&op);
+    return k;
+}
+
+/* ---- enumeration (kvault.so's local-pool slots) ---- */
+
+static bool kv_get_bool(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
+                        CK_ATTRIBUTE_TYPE type)
+{
+    CK_BBOOL b = CK_FALSE;
+    CK_ATTRIBUTE a = {type, &b, sizeof(b)};
+
+    return f->C_GetAttributeValue(s, h, &a, 1) == CKR_OK && b == CK_TRUE;
+}
+
+/* Every object of class cls (and label, if not NULL) in the session; *out malloc'd. */
+static CK_RV kv_find_all(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls,
+                         const char *label, CK_OBJECT_HANDLE **out, size_t *n)
+{
+    CK_ATTRIBUTE t[] = {
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_LABEL, (void *)label, label ? (CK_ULONG)strlen(label) : 0},
+    };
+    CK_OBJECT_HANDLE *hs = NULL, *nh;
+    size_t cap = 0;
+    CK_ULONG got = 0;
+    CK_RV rv, rv2;
+
+    *out = NULL;
+    *n = 0;
+    rv = f->C_FindObjectsInit(s, t, label ? 2 : 1);
+    if (rv != CKR_OK)
+        return rv;
+    do {
+        if (*n + 32 > cap) {
+            cap = cap ? 2 * cap : 64;
+            nh = realloc(hs, cap * sizeof(*hs));
+            if (nh == NULL) {
+                rv = CKR_HOST_MEMORY;
+                break;
+            }
+            hs = nh;
+        }
+        got = 0;
+        rv = f->C_FindObjects(s, hs + *n, 32, &got);
+        if (rv == CKR_OK)
+            *n += got;
+    } while (rv == CKR_OK && got > 0);
+    rv2 = f->C_FindObjectsFinal(s);
+    if (rv == CKR_OK)
+        rv = rv2;
+    if (rv != CKR_OK) {
+        free(hs);
+        *n = 0;
+        return rv;
+    }
+    *out = hs;
+    return CKR_OK;
+}
+
+/* Reads CKA_ID and CKA_LABEL of h into ki (false when absent or too long). */
+static bool kv_read_id_label(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
+                             kv_hsm_keyinfo *ki)
+{
+    CK_ATTRIBUTE a[] = {
+        {CKA_ID, NULL, 0},
+        {CKA_LABEL, NULL, 0},
+    };
+
+    if (f->C_GetAttributeValue(s, h, a, 2) != CKR_OK || a[0].ulValueLen == 0 ||
+        a[0].ulValueLen > sizeof(ki->id) || a[1].ulValueLen >= sizeof(ki->label))
+        return false;
+    a[0].pValue = ki->id;
+    a[1].pValue = ki->label;
+    if (f->C_GetAttributeValue(s, h, a, 2) != CKR_OK)
+        return false;
+    ki->idlen = a[0].ulValueLen;
+    ki->label[a[1].ulValueLen] = '\0';
+    return strcmp(ki->label, KV_HSM_WRAPKEY_LABEL) != 0;
+}
+
+/* Fills the type-specific fields of a new entry from member m's object h. */
+static bool kv_keyinfo_fill(kv_hsm_pool *pool, kv_hsm_member *m, CK_SESSION_HANDLE s,
+                            CK_OBJECT_HANDLE h, CK_OBJECT_CLASS cls, kv_hsm_keyinfo *ki, int *put)
+{
+    CK_KEY_TYPE kt = (CK_KEY_TYPE)-1;
+    CK_ATTRIBUTE akt = {CKA_KEY_TYPE, &kt, sizeof(kt)};
+    CK_FUNCTION_LIST_PTR f = m->f;
+
+    if (f->C_GetAttributeValue(s, h, &akt, 1) != CKR_OK)
+        return false;
+    if (cls == CKO_SECRET_KEY) {
+        CK_ULONG vlen = 0;
+
+        if (kt != CKK_AES || kv_secret_len(f, s, h, &vlen) != CKR_OK || vlen == 0)
+            return false;
+        ki->type = KV_HSM_AES;
+        ki->bits = (int)vlen * 8;
+        ki->caps = (kv_get_bool(f, s, h, CKA_ENCRYPT) ? KV_HSM_CAN_ENCRYPT : 0u) |
+                   (kv_get_bool(f, s, h, CKA_DECRYPT) ? KV_HSM_CAN_DECRYPT : 0u) |
+                   (kv_get_bool(f, s, h, CKA_WRAP) ? KV_HSM_CAN_WRAP : 0u) |
+                   (kv_get_bool(f, s, h, CKA_UNWRAP) ? KV_HSM_CAN_UNWRAP : 0u);
+    } else {
+        kv_hsm_op op;
+        EVP_PKEY *pub = NULL;
+        unsigned char *der = NULL;
+        char group[64];
+        int dl;
+        kv_err e;
+
+        if (kt != CKK_RSA && kt != CKK_EC)
+            return false;
+        memset(&op, 0, sizeof(op));
+        op.pool = pool;
+        op.m = m;
+        op.f = f;
+        op.s = s;
+        op.key = h;
+        memcpy(op.ref.id, ki->id, ki->idlen);
+        op.ref.idlen = ki->idlen;
+        op.ref.cls = CKO_PRIVATE_KEY;
+        if (kv_pub_from_op(&op, &pub, &e) != KV_OK) {
+            if (op.broken > *put)
+                *put = op.broken;
+            return false;
+        }
+        dl = i2d_PUBKEY(pub, &der);
+        ki->type = kt == CKK_RSA ? KV_HSM_RSA : KV_HSM_EC;
+        ki->bits = EVP_PKEY_get_bits(pub);
+        if (kt == CKK_EC && EVP_PKEY_get_utf8_string_param(pub, OSSL_PKEY_PARAM_GROUP_NAME, group,
+                                                           sizeof(group), NULL) == 1)
+            ki->curve_nid = OBJ_sn2nid(group);
+        EVP_PKEY_free(pub);
+        if (dl <= 0)
+            return false;
+        ki->spki = der;
+        ki->spkilen = (size_t)dl;
+        ki->caps = kv_get_bool(f, s, h, CKA_SIGN) ? KV_HSM_CAN_SIGN | KV_HSM_CAN_VERIFY : 0u;
+        if (kt == CKK_RSA) /* EC keys only sign (tokens may default CKA_DECRYPT to TRUE) */
+            ki->caps |=
+                (kv_get_bool(f, s, h, CKA_DECRYPT) ? KV_HSM_CAN_DECRYPT | KV_HSM_CAN_ENCRYPT : 0u) |
+                (kv_get_bool(f, s, h, CKA_UNWRAP) ? KV_HSM_CAN_UNWRAP | KV_HSM_CAN_WRAP : 0u);
+    }
+    kv_ref_format(m->label, ki->id, ki->idlen, cls, ki->ref);
+    return true;
+}
+
+void kv_hsm_keyinfo_free(kv_hsm_keyinfo *keys, size_t n)
+{
+    size_t i;
+
+    if (keys == NULL)
+        return;
+    for (i = 0; i < n; i++)
+        OPENSSL_free(keys[i].spki);
+    free(keys);
+}
+
+/* Adds member m's keys to the list. KV_ERR_SERVER when m does not answer. */
+static kv_rv kv_list_member(kv_hsm_pool *pool, kv_hsm_member *m, const char *label,
+                            kv_hsm_keyinfo **list, size_t *n, size_t *cap, kv_err *err)
+{
+    static const CK_OBJECT_CLASS classes[] = {CKO_PRIVATE_KEY, CKO_SECRET_KEY};
+    CK_OBJECT_HANDLE *hs = NULL;
+    CK_SESSION_HANDLE s;
+    size_t nh = 0, c, i, j;
+    int put = KV_PUT_OK;
+    kv_rv k = KV_OK;
+    CK_RV rv = CKR_OK;
+
+    k = kv_session_get(pool, m, &s, err);
+    if (k != KV_OK)
+        return k;
+    for (c = 0; c < 2 && k == KV_OK; c++) {
+        rv = kv_find_all(m->f, s, classes[c], label, &hs, &nh);
+        if (rv != CKR_OK) {
+            put = kv_ckr_session_broken(rv) ? KV_PUT_BROKEN : KV_PUT_CLOSE;
+            k = kv_hsm_fail(pool, err, "C_FindObjects", rv);
+            break;
+        }
+        for (i = 0; i < nh && k == KV_OK; i++) {
+            kv_hsm_keyinfo ki;
+            bool local;
+
+            memset(&ki, 0, sizeof(ki));
+            if (!kv_read_id_label(m->f, s, hs[i], &ki))
+                continue;
+            local = kv_get_bool(m->f, s, hs[i], CKA_LOCAL);
+            for (j = 0; j < *n; j++)
+                if (((*list)[j].type == KV_HSM_AES) == (classes[c] == CKO_SECRET_KEY) &&
+                    (*list)[j].idlen == ki.idlen && memcmp((*list)[j].id, ki.id, ki.idlen) == 0)
+                    break;
+            if (j < *n) { /* a replica of a key already listed */
+                (*list)[j].copies++;
+                (*list)[j].local = (*list)[j].local || local;
+                continue;
+            }
+            if (!kv_keyinfo_fill(pool, m, s, hs[i], classes[c], &ki, &put))
+                continue;
+            ki.local = local;
+            ki.copies = 1;
+            if (*n == *cap) {
+                size_t ncap = *cap ? 2 * *cap : 16;
+                kv_hsm_keyinfo *nl = realloc(*list, ncap * sizeof(*nl));
+
+                if (nl == NULL) {
+                    OPENSSL_free(ki.spki);
+                    k = kv_err_set(err, KV_ERR_NOMEM, "out of memory");
+                    break;
+                }
+                *list = nl;
+                *cap = ncap;
+            }
+            (*list)[(*n)++] = ki;
+        }
+        free(hs);
+        hs = NULL;
+    }
+    /* an absent token (SoftHSMv2: an empty slot when its directory vanished) lists nothing */
+    if (k == KV_OK) {
+        CK_TOKEN_INFO ti;
+        char tl[33] = "";
+
+        rv = m->f->C_GetTokenInfo(m->slot, &ti);
+        if (rv == CKR_OK)
+            kv_token_label(&ti, tl);
+        if (rv != CKR_OK || strcmp(tl, m->label) != 0 || (ti.flags & CKF_TOKEN_INITIALIZED) == 0) {
+            put = KV_PUT_BROKEN;
+            k = kv_err_set(err, KV_ERR_SERVER,
+                           "HSM pool '%s' unavailable: token '%s' is no longer present "
+                           "(CKR_TOKEN_NOT_PRESENT)",
+                           pool->name, m->label);
+        }
+    }
+    kv_session_put(m, s, put);
+    return k;
+}
+
+kv_rv kv_hsm_list_keys(kv_hsm_pool *pool, const char *label, kv_hsm_keyinfo **out, size_t *n,
+                       kv_err *err)
+{
+    kv_hsm_keyinfo *list = NULL;
+    size_t cap = 0, cnt = 0, i, answered = 0;
+    long now;
+    int pass;
+    kv_rv k = KV_OK;
+    kv_err e;
+
+    kv_err_clear(err);
+    if (pool == NULL || out == NULL || n == NULL)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "bad arguments");
+    *out = NULL;
+    *n = 0;
+    kv_pool_enter(pool);
+    now = kv_mono_now();
+    /* resting members (spread pools) only when no other member answers */
+    for (pass = 0; pass < 2 && answered == 0; pass++) {
+        for (i = 0; i < pool->n; i++) {
+            kv_hsm_member *m = &pool->m[i];
+
+            if (pool->spread && kv_member_resting(m, now) != (pass == 1))
+                continue;
+            if (!pool->spread && pass == 1)
+                break;
+            kv_err_clear(&e);
+            k = kv_list_member(pool, m, label, &list, &cnt, &cap, &e);
+            if (k == KV_OK) {
+                kv_member_mark(pool, m, false);
+                answered++;
+            } else if (k == KV_ERR_SERVER) {
+                kv_member_mark(pool, m, true);
+                if (answered == 0 && err != NULL)
+                    *err = e;
+            } else {
+                if (err != NULL)
+                    *err = e;
+                kv_hsm_keyinfo_free(list, cnt);
+                return k;
+            }
+        }
+    }
+    if (answered == 0) {
+        kv_hsm_keyinfo_free(list, cnt);
+        return err != NULL && err->rv != KV_OK
+                   ? err->rv
+                   : kv_err_set(err, KV_ERR_SERVER, "HSM pool '%s' unavailable", pool->name);
+    }
+    kv_err_clear(err);
+    *out = list;
+    *n = cnt;
+    return KV_OK;
+}
+
+kv_rv kv_hsm_member_info_get(kv_hsm_pool *pool, size_t i, kv_hsm_member_info *mi, kv_err *err)
+{
+    static const CK_OBJECT_CLASS classes[] = {CKO_PRIVATE_KEY, CKO_SECRET_KEY};
+    kv_hsm_member *m;
+    CK_SESSION_HANDLE s;
+    CK_OBJECT_HANDLE *hs = NULL;
+    size_t nh = 0, c;
+    kv_wrapkey w;
+    kv_err e;
+    CK_RV rv = CKR_OK;
+
+    kv_err_clear(err);
+    if (pool == NULL || mi == NULL || i >= pool->n)
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "bad arguments");
+    kv_pool_enter(pool);
+    m = &pool->m[i];
+    memset(mi, 0, sizeof(*mi));
+    snprintf(mi->label, sizeof(mi->label), "%s", m->label);
+    snprintf(mi->module, sizeof(mi->module), "%s", m->module);
+    kv_err_clear(&e);
+    if (kv_session_get(pool, m, &s, &e) != KV_OK) {
+        snprintf(mi->error, sizeof(mi->error), "%s", e.message);
+        return KV_OK;
+    }
+    rv = kv_find_wrapkey(m->f, s, &w);
+    for (c = 0; c < 2 && rv == CKR_OK; c++) {
+        size_t j;
+
+        rv = kv_find_all(m->f, s, classes[c], NULL, &hs, &nh);
+        for (j = 0; rv == CKR_OK && j < nh; j++)
+            if (hs[j] != w.h)
+                mi->keys++;
+        free(hs);
+        hs = NULL;
+    }
+    if (rv == CKR_OK) {
+        CK_TOKEN_INFO ti;
+        char tl[33] = "";
+
+        rv = m->f->C_GetTokenInfo(m->slot, &ti);
+        if (rv == CKR_OK)
+            kv_token_label(&ti, tl);
+        if (rv == CKR_OK && (strcmp(tl, m->label) != 0 || (ti.flags & CKF_TOKEN_INITIALIZED) == 0))
+            rv = CKR_TOKEN_NOT_PRESENT;
+    }
+    kv_session_put(m, s,
+                   rv == CKR_OK                ? KV_PUT_OK
+                   : kv_ckr_session_broken(rv) ? KV_PUT_BROKEN
+                                               : KV_PUT_CLOSE);
+    if (rv != CKR_OK) {
+        mi->keys = 0;
+        kv_hsm_fail(pool, &e, "C_FindObjects", rv);
+        snprintf(mi->error, sizeof(mi->error), "%s", e.message);
+        return KV_OK;
+    }
+    mi->reachable = true;
+    if (w.h != CK_INVALID_HANDLE) {
+        mi->wrapkey = true;
+        mi->trusted = w.trusted;
+        if (w.have_fp)
+            kv_hex(w.fp, sizeof(w.fp), mi->fingerprint);
+    }
+    return KV_OK;
+}
+
+/* ---- RFC 5649 over the token's AES-ECB ---- */
+
+/* One AES block through the token (CKM_AES_ECB). */
+static CK_RV kv_ecb_block(kv_hsm_op *op, bool encrypt, const uint8_t in[16], uint8_t out[16])
+{
+    CK_MECHANISM mech = {CKM_AES_ECB, NULL, 0};
+    CK_ULONG len = 16;
+    CK_RV rv;
+
+    rv = encrypt ? op->f->C_EncryptInit(op->s, &mech, op->key)
+                 : op->f->C_DecryptInit(op->s, &mech, op->key);
+    if (rv != CKR_OK)
+        return rv;
+    rv = encrypt ? op->f->C_Encrypt(op->s, (CK_BYTE_PTR)in, 16, out, &len)
+                 : op->f->C_Decrypt(op->s, (CK_BYTE_PTR)in, 16, out, &len);
+    if (rv == CKR_OK && len != 16)
+        rv = CKR_FUNCTION_FAILED;
+    return rv;
+}
+
+kv_rv kv_hsm_aes_kwp(kv_hsm_pool *pool, const char *ref, bool wrap, const uint8_t *in, size_t inlen,
+                     uint8_t **out, size_t *outlen, kv_err *err)
+{
+    static const uint8_t aiv[4] = {0xa6, 0x59, 0x59, 0xa6};
+    uint8_t a[8], b[16], *r = NULL;
+    size_t n, i, j, mli = 0;
+    unsigned bad = 0;
+    kv_hsm_op op;
+    kv_rv k;
+    CK_RV rv = CKR_OK;
+
+    if (in == NULL || inlen == 0 || out == NULL || outlen == NULL ||
+        (!wrap && (inlen % 8 != 0 || inlen < 16)) || inlen > (1u << 24))
+        return kv_err_set(err, KV_ERR_BAD_REQUEST, "AES key wrap with padding: %s",
+                          wrap ? "nothing to wrap"
+                               : "the wrapped key must be a "
+                                 "multiple of 8 bytes, at least 16");
+    *out = NULL;
+    *outlen = 0;
+    n = wrap ? (inlen + 7) / 8 : inlen / 8 - 1;
+    r = calloc(n + 1, 8); /* r[0..8) = A, then the n blocks */
+    if (r == NULL)
+        return kv_err_set(err, KV_ERR_NOMEM, "out of memory");
+    k = kv_op_begin(pool, ref, CKO_SECRET_KEY, &op, err);
+    if (k != KV_OK)
+        goto done;
+    if (wrap) {
+        memcpy(r, aiv, 4);
+        r[4] = (uint8_t)(inlen >> 24);
+        r[5] = (uint8_t)(inlen >> 16);
+        r[6] = (uint8_t)(inlen >> 8);
+        r[7] = (uint8_t)inlen;
+        memcpy(r + 8, in, inlen);
+        if (n == 1) {
+            rv = kv_ecb_block(&op, true, r, b);
+            if (rv == CKR_OK)
+                memcpy(r, b, 16);
+        } else {
+            memcpy(a, r, 8);
+            for (j = 0; j < 6 && rv == CKR_OK; j++)
+                for (i = 1; i <= n && rv == CKR_OK; i++) {
+                    uint64_t t = (uint64_t)n * j + i;
+                    int x;
+
+                    memcpy(b, a, 8);
+                    memcpy(b + 8, r + 8 * i, 8);
+                    rv = kv_ecb_block(&op, true, b, b);
+                    for (x = 7; x >= 0; x--, t >>= 8)
+                        b[x] ^= (uint8_t)t;
+                    memcpy(a, b, 8);
+                    memcpy(r + 8 * i, b + 8, 8);
+                }
+            memcpy(r, a, 8);
+        }
+    } else {
+        memcpy(r, in, inlen);
+        if (n == 1) {
+            rv = kv_ecb_block(&op, false, r, b);
+            if (rv == CKR_OK)
+                memcpy(r, b, 16);
+        } else {
+            memcpy(a, r, 8);
+            for (j = 6; j-- > 0 && rv == CKR_OK;)
+                for (i = n; i >= 1 && rv == CKR_OK; i--) {
+                    uint64_t t = (uint64_t)n * j + i;
+                    int x;
+
+                    memcpy(b, a, 8);
+                    for (x = 7; x >= 0; x--, t >>= 8)
+                        b[x] ^= (uint8_t)t;
+                    memcpy(b + 8, r + 8 * i, 8);
+                    rv = kv_ecb_block(&op, false, b, b);
+                    memcpy(a, b, 8);
+                    memcpy(r + 8 * i, b + 8, 8);
+                }
+            memcpy(r, a, 8);
+        }
+        if (rv == CKR_OK) {
+            /* integrity: the AIV constant, 8(n-1) < MLI <= 8n, zero padding (no early exit) */
+            mli = (size_t)r[4] << 24 | (size_t)r[5] << 16 | (size_t)r[6] << 8 | r[7];
+            bad = (unsigned)CRYPTO_memcmp(r, aiv, 4);
+            bad |= (unsigned)(mli <= 8 * (n - 1) || mli > 8 * n);
+            for (i = 0; i < 8 * n; i++)
+                bad |= (unsigned)(i >= mli && i < 8 * n) & r[8 + i];
+        }
+    }
+    if (rv != CKR_OK) {
+        k = kv_op_fail(&op, err, wrap ? "C_Encrypt (AES-ECB)" : "C_Decrypt (AES-ECB)", rv);
+        goto done;
+    }
+    if (!wrap && bad) {
+        k = kv_err_set(err, KV_ERR_BAD_REQUEST,
+                       "HSM pool '%s': AES key unwrap failed (integrity check)", pool->name);
+        goto done;
+    }
+    *outlen = wrap ? 8 * (n + 1) : mli;
+    *out = malloc(*outlen ? *outlen : 1);
+    if (*out == NULL) {
+        *outlen = 0;
+        k = kv_err_set(err, KV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    memcpy(*out, wrap ? r : r + 8, *outlen);
+    k = KV_OK;
+done:
+    OPENSSL_cleanse(a, sizeof(a));
+    OPENSSL_cleanse(b, sizeof(b));
+    OPENSSL_clear_free(r, (n + 1) * 8);
+    kv_op_end(&op);
+    return k;
 }

@@ -213,4 +213,76 @@ kv_rv kv_hsm_blob_fingerprint(const uint8_t *blob, size_t bloblen, char fp[KV_HS
  * (KV_OK); a member that fails otherwise makes the call fail after trying the others. */
 kv_rv kv_hsm_replicate(kv_hsm_pool *pool, const char *ref, size_t *copies, kv_err *err);
 
+/* ---- Additions for kvault.so's local-pool slots (vaultclient/kv_pool.c) ---- */
+
+/* Spreading: operations on a key start at a rotating member (instead of the member its
+ * reference names) and move on to the next member holding the key when one fails; a member
+ * that fails (unavailable, CKR_DEVICE_ERROR, CKR_TOKEN_NOT_PRESENT, a lost session) rests for
+ * retry_seconds - it is tried again after that, or at once when no other member can serve.
+ * Off by default (vaultd). Call before the pool is shared between threads. */
+void kv_hsm_pool_set_spread(kv_hsm_pool *pool, bool spread, unsigned retry_seconds);
+
+/* AES-GCM encryption with the caller's 12-byte iv (kv_hsm_aes_gcm_encrypt makes its own). */
+kv_rv kv_hsm_aes_gcm_encrypt_iv(kv_hsm_pool *pool, const char *ref, const uint8_t iv[12],
+                                const uint8_t *aad, size_t aadlen, const uint8_t *in, size_t inlen,
+                                uint8_t **out, size_t *outlen, uint8_t tag[16], kv_err *err);
+/* RFC 5649 AES key wrap with padding computed here over the token's CKM_AES_ECB (the key
+ * never leaves the token): SoftHSMv2 2.6.1's CKM_AES_KEY_WRAP_PAD zero-pads the input before
+ * wrapping (the result is not RFC 5649 for lengths that are not multiples of 8) and returns
+ * the padded length from an unwrap. The key needs CKA_ENCRYPT / CKA_DECRYPT. An unwrap
+ * integrity failure = KV_ERR_BAD_REQUEST. *out malloc'd (free an unwrap with
+ * OPENSSL_clear_free). */
+kv_rv kv_hsm_aes_kwp(kv_hsm_pool *pool, const char *ref, bool wrap, const uint8_t *in, size_t inlen,
+                     uint8_t **out, size_t *outlen, kv_err *err);
+/* RSA encryption with the key pair's public key object in the token; *out malloc'd.
+ * KV_ERR_UNSUPPORTED when the token lacks the padding (SoftHSMv2 2.6: OAEP with SHA-256). */
+kv_rv kv_hsm_rsa_encrypt(kv_hsm_pool *pool, const char *ref, kv_hsm_rsa_pad pad, const uint8_t *in,
+                         size_t inlen, uint8_t **out, size_t *outlen, kv_err *err);
+
+/* What a key object allows (CKA_SIGN, ...; private keys also give the public half's uses). */
+#define KV_HSM_CAN_SIGN 0x01u
+#define KV_HSM_CAN_VERIFY 0x02u
+#define KV_HSM_CAN_ENCRYPT 0x04u
+#define KV_HSM_CAN_DECRYPT 0x08u
+#define KV_HSM_CAN_WRAP 0x10u
+#define KV_HSM_CAN_UNWRAP 0x20u
+
+/* One key of the pool (a private key or an AES secret key; copies on several members with the
+ * same class and CKA_ID are one key). The pool wrapping key is never listed. */
+typedef struct kv_hsm_keyinfo {
+    char label[256]; /* CKA_LABEL */
+    uint8_t id[64];  /* CKA_ID */
+    size_t idlen;
+    kv_hsm_keytype type;
+    int bits;      /* RSA modulus, EC field or AES key bits */
+    int curve_nid; /* EC */
+    uint8_t *spki; /* key pairs: SubjectPublicKeyInfo DER (OPENSSL_malloc'd); NULL for AES */
+    size_t spkilen;
+    unsigned caps;            /* KV_HSM_CAN_* */
+    bool local;               /* CKA_LOCAL on some member: generated inside a token */
+    size_t copies;            /* members answering now that hold it */
+    char ref[KV_HSM_REF_MAX]; /* a reference (on the first member found) */
+} kv_hsm_keyinfo;
+
+/* The keys on every member that answers (label NULL = all, else only CKA_LABEL == label).
+ * Members that do not answer are skipped; KV_ERR_SERVER when none answers. Objects without
+ * CKA_ID, other key types and labels of 256 bytes or more are left out. *out (may be NULL when
+ * *n == 0) is freed with kv_hsm_keyinfo_free. */
+kv_rv kv_hsm_list_keys(kv_hsm_pool *pool, const char *label, kv_hsm_keyinfo **out, size_t *n,
+                       kv_err *err);
+void kv_hsm_keyinfo_free(kv_hsm_keyinfo *keys, size_t n);
+
+/* The state of member i (0 .. kv_hsm_pool_members - 1), for `kvault pool status`. KV_OK
+ * whenever i is valid (an unreachable member has reachable = false and error set). */
+typedef struct kv_hsm_member_info {
+    char label[33];
+    char module[256];
+    bool reachable;
+    char error[512];
+    bool wrapkey, trusted;           /* holds the pool wrapping key; CKA_TRUSTED */
+    char fingerprint[KV_HSM_FP_HEX]; /* of its wrapping key ("" if none) */
+    size_t keys;                     /* private and secret key objects besides the wrapping key */
+} kv_hsm_member_info;
+kv_rv kv_hsm_member_info_get(kv_hsm_pool *pool, size_t i, kv_hsm_member_info *mi, kv_err *err);
+
 #endif

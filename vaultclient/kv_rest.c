@@ -193,9 +193,17 @@ done:
     json_decref(j);
     kv_http_resp_free(&hr);
     kv_free_secret(token);
-    free(payload);
+    kv_free_secret(payload); /* may carry key material (import) */
     free(url);
     return rv;
+}
+
+/* Whether a KeyBundle's JWK is an AES key (kty oct / oct-HSM). */
+static bool kv_rest_bundle_is_oct(const json_t *jwk)
+{
+    const char *t = json_string_value(json_object_get(jwk, "kty"));
+
+    return t != NULL && (strcmp(t, "oct") == 0 || strcmp(t, "oct-HSM") == 0);
 }
 
 /* Fills k from a KeyBundle's "key" (JWK) and "attributes". */
@@ -204,7 +212,7 @@ kv_rv kv_rest_key_from_bundle(kv_vault *v, const json_t *bundle, kv_key **out, k
     const json_t *jwk = json_object_get(bundle, "key");
     const json_t *attrs = json_object_get(bundle, "attributes");
     const char *kid = json_string_value(json_object_get(jwk, "kid"));
-    const char *p, *slash;
+    const char *p, *slash, *origin;
     kv_key *k;
     int hsm = 0;
     kv_rv rv;
@@ -224,8 +232,16 @@ kv_rv kv_rest_key_from_bundle(kv_vault *v, const json_t *bundle, kv_key **out, k
     }
     memcpy(k->name, p, (size_t)(slash - p));
     snprintf(k->version, sizeof(k->version), "%s", slash + 1);
-    rv = kv_jwk_to_public_pkey(kv_http_libctx(v->http), NULL, jwk, &k->pub, &k->kty, &k->curve_nid,
-                               &k->bits, &hsm, err);
+    if (kv_rest_bundle_is_oct(jwk)) { /* AES (managed HSM): no public part; size by probe */
+        k->kty = KV_KTY_OCT;
+        hsm = 1;
+        k->bits = (int)json_integer_value(json_object_get(jwk, "key_size"));
+        k->key_ops = kv_key_ops_from_json(json_object_get(jwk, "key_ops"));
+        rv = k->bits != 0 ? KV_OK : kv_rest_oct_bits(v, k, err);
+    } else {
+        rv = kv_jwk_to_public_pkey(kv_http_libctx(v->http), NULL, jwk, &k->pub, &k->kty,
+                                   &k->curve_nid, &k->bits, &hsm, err);
+    }
     if (rv != KV_OK) {
         kv_key_unref(k);
         return rv;
@@ -237,6 +253,9 @@ kv_rv kv_rest_key_from_bundle(kv_vault *v, const json_t *bundle, kv_key **out, k
     k->updated = json_integer_value(json_object_get(attrs, "updated"));
     k->nbf = json_integer_value(json_object_get(attrs, "nbf"));
     k->exp = json_integer_value(json_object_get(attrs, "exp"));
+    /* kv_rest_keys.c tags the keys it imports (the vault does not say) */
+    origin = json_string_value(json_object_get(json_object_get(bundle, "tags"), "kvault-origin"));
+    k->imported = origin != NULL && strcmp(origin, "imported") == 0;
     *out = k;
     return KV_OK;
 }
@@ -343,6 +362,9 @@ static kv_rv rest_create_key(kv_vault *v, const char *name, const kv_key_create_
         }
         json_object_set_new(body, "kty", json_string(p->hsm ? "EC-HSM" : "EC"));
         json_object_set_new(body, "crv", json_string(crv));
+    } else if (p->kty == KV_KTY_OCT) {
+        json_object_set_new(body, "kty", json_string("oct-HSM"));
+        json_object_set_new(body, "key_size", json_integer(p->bits ? p->bits : 256));
     } else {
         json_decref(body);
         return kv_err_set(err, KV_ERR_UNSUPPORTED, "unsupported key type");
@@ -351,6 +373,9 @@ static kv_rv rest_create_key(kv_vault *v, const char *name, const kv_key_create_
         json_object_set_new(body, "key_ops", kv_key_ops_to_json(p->key_ops));
     snprintf(path, sizeof(path), "/keys/%s/create", name);
     rv = rest_request(v, "POST", path, body, &j, NULL, err);
+    if (rv == KV_OK && p->kty == KV_KTY_OCT) /* the size we asked for: no probe needed */
+        json_object_set_new(json_object_get(j, "key"), "key_size",
+                            json_integer(p->bits ? p->bits : 256));
     if (rv == KV_OK && out != NULL)
         rv = kv_rest_key_from_bundle(v, j, out, err);
     json_decref(j);
@@ -509,6 +534,28 @@ static kv_rv rest_get_token(kv_vault *v, char **token, long long *expires_on, kv
     return kv_token_get(r->tokens, token, expires_on, err);
 }
 
+static bool rest_login_required(const kv_vault *v)
+{
+    const kv_rest *r = v->impl;
+
+    return r != NULL && kv_token_sealed(r->tokens);
+}
+
+static kv_rv rest_unlock(kv_vault *v, const char *pin, size_t pinlen, kv_err *err)
+{
+    kv_rest *r = v->impl;
+
+    return kv_token_unlock(r->tokens, pin, pinlen, err);
+}
+
+static void rest_lock(kv_vault *v)
+{
+    kv_rest *r = v->impl;
+
+    if (r != NULL)
+        kv_token_lock(r->tokens);
+}
+
 static void rest_free(kv_vault *v)
 {
     kv_rest *r = v->impl;
@@ -536,6 +583,9 @@ static const kv_backend_ops kv_rest_ops = {
     .wrap = kv_rest_wrap,
     .request = rest_request,
     .get_token = rest_get_token,
+    .login_required = rest_login_required,
+    .unlock = rest_unlock,
+    .lock = rest_lock,
     .free = rest_free,
 };
 

@@ -73,6 +73,8 @@ const char *kv_rv_str(kv_rv rv)
         return "buffer too small";
     case KV_ERR_INTERNAL:
         return "internal error";
+    case KV_ERR_LOCKED:
+        return "locked: PIN required";
     }
     return "unknown error";
 }

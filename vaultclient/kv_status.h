@@ -27,6 +27,7 @@ typedef enum {
     KV_ERR_CONFLICT,         /* 409 */
     KV_ERR_BUFFER_TOO_SMALL, /* output buffer too small; required length returned */
     KV_ERR_INTERNAL,         /* a bug or an unexpected library failure */
+    KV_ERR_LOCKED,           /* the vault's credential is sealed: unlock it with the PIN first */
 } kv_rv;
 
 typedef struct kv_err {

@@ -21,6 +21,7 @@
 
 #include "kv_client.h"
 #include "kv_log.h"
+#include "kv_seal.h"
 #include "kv_token_int.h"
 
 #define KV_TOKEN_WAIT_STEP_MS 20
@@ -48,7 +49,8 @@ struct kv_token_src {
     off_t tf_size;
     int fetching;
     pid_t fetch_pid;
-    unsigned gen;  /* completed fetches */
+    char *unlocked; /* the sealed client secret after kv_token_unlock (zeroised) */
+    unsigned gen;   /* completed fetches */
     kv_rv last_rv; /* result of the last fetch, for the threads that waited for it */
     kv_err last_err;
 };
@@ -97,6 +99,7 @@ void kv_token_src_free(kv_token_src *ts)
     if (ts == NULL)
         return;
     kv_free_secret(ts->token);
+    kv_free_secret(ts->unlocked);
     kv_cred_clear(&ts->cred);
     kv_cert_clear(&ts->cert);
     free(ts);
@@ -139,11 +142,11 @@ static int same_file(const kv_token_src *ts, const struct stat *st)
            ts->tf_mtime_ns == (long long)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
 }
 
-/* One fetch with the credential (network or file; no lock held). */
-static kv_rv fetch(kv_token_src *ts, const char *tenant, const char *resource, char **tok,
-                   long long *exp, kv_err *err)
+/* One fetch with the credential c (ts->cred, or a copy holding the unsealed secret; network or
+ * file; no lock held). */
+static kv_rv fetch(kv_token_src *ts, const kv_cred *c, const char *tenant, const char *resource,
+                   char **tok, long long *exp, kv_err *err)
 {
-    const kv_cred *c = &ts->cred;
     long long now = (long long)time(NULL);
     kv_rv rv;
 
@@ -187,7 +190,8 @@ static kv_rv copy_cached(kv_token_src *ts, char **token, long long *expires_on)
 kv_rv kv_token_get(kv_token_src *ts, char **token, long long *expires_on, kv_err *err)
 {
     char tenant[KV_TENANT_MAX], resource[KV_RESOURCE_MAX];
-    char *fresh = NULL;
+    char *fresh = NULL, *secret = NULL;
+    kv_cred cred;
     long long exp = 0, now, life;
     struct stat st;
     int have_st;
@@ -242,14 +246,31 @@ kv_rv kv_token_get(kv_token_src *ts, char **token, long long *expires_on, kv_err
         }
         kv_http_unlock(ts->http);
     }
-    /* We fetch (lock held here). */
+    /* We fetch (lock held here). A sealed credential needs the secret kv_token_unlock gave. */
+    cred = ts->cred;
+    if (ts->cred.sealed) {
+        if (ts->unlocked == NULL || (secret = strdup(ts->unlocked)) == NULL) {
+            /* decided under the lock: C_Login in another thread may set it right after */
+            int locked = ts->unlocked == NULL;
+
+            kv_http_unlock(ts->http);
+            if (locked)
+                return kv_err_set(err, KV_ERR_LOCKED,
+                                  "vault %s is locked: its client secret is sealed under a PIN "
+                                  "(log in: C_Login)",
+                                  ts->vc->name);
+            return kv_err_set(err, KV_ERR_NOMEM, "out of memory");
+        }
+        cred.secret = secret;
+    }
     ts->fetching = 1;
     ts->fetch_pid = me;
     snprintf(tenant, sizeof(tenant), "%s", ts->tenant);
     snprintf(resource, sizeof(resource), "%s", ts->resource);
     kv_http_unlock(ts->http);
 
-    rv = fetch(ts, tenant, resource, &fresh, &exp, err);
+    rv = fetch(ts, &cred, tenant, resource, &fresh, &exp, err);
+    kv_free_secret(secret);
     now = (long long)time(NULL);
 
     kv_http_lock(ts->http);
@@ -274,9 +295,11 @@ kv_rv kv_token_get(kv_token_src *ts, char **token, long long *expires_on, kv_err
         kv_http_unlock(ts->http);
         return rv;
     }
-    if (strcmp(tenant, ts->tenant) != 0 || strcmp(resource, ts->resource) != 0) {
+    if (strcmp(tenant, ts->tenant) != 0 || strcmp(resource, ts->resource) != 0 ||
+        (ts->cred.sealed && ts->unlocked == NULL)) {
         /* a challenge changed tenant or resource meanwhile: this token is for the old ones;
-         * hand it to this caller but do not cache it */
+         * or kv_token_lock (C_Logout) ran during the fetch: the token got with the secret must
+         * not outlive it in the cache. Hand it to this caller but do not cache it */
         kv_http_unlock(ts->http);
         *token = fresh;
         if (expires_on != NULL)
@@ -536,4 +559,47 @@ kv_rv kv_token_challenge(kv_token_src *ts, const char *www, const char *rejected
                           "challenge gives nothing new",
                           ts->vc->name);
     return KV_OK;
+}
+
+int kv_token_sealed(const kv_token_src *ts)
+{
+    return ts != NULL && ts->init_rv == KV_OK && ts->cred.sealed;
+}
+
+kv_rv kv_token_unlock(kv_token_src *ts, const char *pin, size_t pinlen, kv_err *err)
+{
+    uint8_t *secret = NULL;
+    size_t len = 0;
+    kv_rv rv;
+
+    if (!kv_token_sealed(ts))
+        return kv_err_set(err, KV_ERR_UNSUPPORTED, "this vault's credential is not sealed");
+    /* PBKDF2 runs without the lock: other vaults' requests go on meanwhile. */
+    rv = kv_unseal(ts->vc->client_secret_sealed, pin, pinlen, "client_secret", &secret, &len, err);
+    if (rv != KV_OK)
+        return rv;
+    if (strlen((const char *)secret) != len) {
+        OPENSSL_clear_free(secret, len + 1);
+        return kv_err_set(err, KV_ERR_CONFIG, "vault %s: the sealed client secret is not text",
+                          ts->vc->name);
+    }
+    kv_http_lock(ts->http);
+    kv_free_secret(ts->unlocked);
+    ts->unlocked = (char *)secret;
+    kv_http_unlock(ts->http);
+    return KV_OK;
+}
+
+void kv_token_lock(kv_token_src *ts)
+{
+    if (!kv_token_sealed(ts))
+        return;
+    kv_http_lock(ts->http);
+    kv_free_secret(ts->unlocked);
+    ts->unlocked = NULL;
+    kv_free_secret(ts->token); /* a token got with the secret is dropped with it */
+    ts->token = NULL;
+    ts->expires_on = 0;
+    ts->refresh_at = 0;
+    kv_http_unlock(ts->http);
 }

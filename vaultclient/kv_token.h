@@ -36,4 +36,11 @@ int kv_token_needs_challenge(kv_token_src *ts);
 kv_rv kv_token_challenge(kv_token_src *ts, const char *www_authenticate, const char *rejected,
                          kv_err *err);
 
+/* A credential sealed under a PIN (client_secret_sealed): kv_token_get answers KV_ERR_LOCKED
+ * until kv_token_unlock opened it (wrong PIN: KV_ERR_AUTH); kv_token_lock forgets the secret
+ * and the cached token. */
+int kv_token_sealed(const kv_token_src *ts);
+kv_rv kv_token_unlock(kv_token_src *ts, const char *pin, size_t pinlen, kv_err *err);
+void kv_token_lock(kv_token_src *ts);
+
 #endif

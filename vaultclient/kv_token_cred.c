@@ -247,7 +247,7 @@ kv_rv kv_cred_resolve(const kv_vault_conf *vc, kv_getenv_fn env, kv_cred *c, kv_
     case KV_AUTH_ENV:
         /* the configuration's own credential first, then DefaultAzureCredential's order:
          * environment secret, environment certificate, managed identity */
-        if (vc->client_secret != NULL)
+        if (vc->client_secret != NULL || vc->client_secret_sealed != NULL)
             kind = KV_CRED_SECRET;
         else if (vc->client_certificate != NULL)
             kind = KV_CRED_CERT;
@@ -288,7 +288,9 @@ kv_rv kv_cred_resolve(const kv_vault_conf *vc, kv_getenv_fn env, kv_cred *c, kv_
             while (n > 0 && c->authority[n - 1] == '/')
                 c->authority[--n] = '\0';
         }
-        if (rv == KV_OK && kind == KV_CRED_SECRET)
+        if (rv == KV_OK && kind == KV_CRED_SECRET && vc->client_secret_sealed != NULL)
+            c->sealed = 1; /* the secret arrives with kv_token_unlock */
+        else if (rv == KV_OK && kind == KV_CRED_SECRET)
             rv = dup_to(&c->secret, vc->client_secret != NULL ? vc->client_secret : e_secret);
         if (rv == KV_OK && kind == KV_CRED_CERT) {
             rv = dup_to(&c->cert_path,

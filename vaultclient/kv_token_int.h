@@ -31,6 +31,7 @@ typedef struct kv_cred {
     char *tenant;     /* NULL: learned from the vault's 401 challenge */
     char *client_id;  /* app id; managed identity: user-assigned identity or NULL */
     char *secret;     /* client secret (zeroised) */
+    int sealed;       /* KV_CRED_SECRET from client_secret_sealed: secret stays NULL here */
     char *cert_path;  /* PEM with certificate(s) and private key */
     int send_chain;   /* x5c in the assertion */
     int rs256;        /* RS256 + x5t instead of PS256 + x5t#S256 (RSA keys) */

@@ -233,8 +233,15 @@ kv_rv kv_vault_decrypt(kv_vault *v, const kv_key *k, kv_enc_alg alg, const uint8
 
 bool kv_vault_has_rng(const kv_vault *v)
 {
-    return v != NULL && v->ops->random != NULL && v->conf->url != NULL &&
-           strstr(v->conf->url, ".managedhsm.") != NULL;
+    /* a managed HSM pool's /rng, or a local pool's member tokens (kv_pool.c) */
+    return v != NULL && v->ops->random != NULL &&
+           (kv_vault_is_local_pool(v) ||
+            (v->conf->url != NULL && strstr(v->conf->url, ".managedhsm.") != NULL));
+}
+
+bool kv_vault_key_versions_all(const kv_vault *v)
+{
+    return v != NULL && v->conf->key_versions_all != 0;
 }
 
 kv_rv kv_vault_random(kv_vault *v, uint8_t *buf, size_t len, kv_err *err)
@@ -526,4 +533,27 @@ bool kv_vault_has_oct(const kv_vault *v)
 {
     return kv_vault_is_local_pool(v) ||
            (v != NULL && v->conf->url != NULL && strstr(v->conf->url, ".managedhsm.") != NULL);
+}
+
+/* ---- login ---- */
+
+bool kv_vault_login_required(const kv_vault *v)
+{
+    return v != NULL && v->ops->login_required != NULL && v->ops->login_required(v);
+}
+
+kv_rv kv_vault_unlock(kv_vault *v, const char *pin, size_t pinlen, kv_err *err)
+{
+    kv_err_clear(err);
+    if (v == NULL || (pin == NULL && pinlen > 0))
+        return kv_err_set(err, KV_ERR_INVALID_ARG, "no vault or PIN");
+    if (!kv_vault_login_required(v) || v->ops->unlock == NULL)
+        return kv_err_set(err, KV_ERR_UNSUPPORTED, "vault %s needs no PIN", v->conf->name);
+    return v->ops->unlock(v, pin, pinlen, err);
+}
+
+void kv_vault_lock(kv_vault *v)
+{
+    if (v != NULL && v->ops->lock != NULL)
+        v->ops->lock(v);
 }

@@ -1888,86 +1888,71 @@ void vd_certs_get(vd_req *r, const char *name, const char *version)
     vd_cert_row_clear(&row);
 }
 
-static void vd_cert_list_page(vd_req *r, bool deleted)
-{
-    vd_cert_row *rows = NULL;
-    vd_vault_info info;
-    size_t n = 0, max, i;
-    char after[VD_NAME_MAX + 2];
-    json_t *value, *page;
+/* ---- listing and versions (vd_sc_common.c's pager over the certificate store) ---- */
 
-    if (!vd_sc_vault_only(r, &info) || !vd_max_results(r, &max) ||
-        !vd_skiptoken(r, 'n', after, sizeof(after)))
-        return;
-    if (vd_store_cert_list(r->store, r->vault.name, after[0] ? after : NULL, deleted, max + 1,
-                           &rows, &n) != KV_OK) {
-        vd_reply_error(r, 500, "InternalServerError", NULL,
-                       "The certificates could not be listed.");
-        return;
-    }
-    value = json_array();
-    for (i = 0; i < n && i < max; i++)
-        json_array_append_new(value, vd_cert_item(r, &rows[i], false, &info));
-    page = json_pack("{s:o}", "value", value);
-    vd_set_next_link(r, page, deleted ? "/deletedcertificates" : "/certificates", 'n',
-                     n > max ? rows[max - 1].name : NULL, max);
-    vd_reply_json(r, 200, page);
+static kv_rv vd_cert_pg_list(vd_req *r, const char *after, bool deleted, size_t limit, void **rows,
+                             size_t *n)
+{
+    return vd_store_cert_list(r->store, r->vault.name, after, deleted, limit, (vd_cert_row **)rows,
+                              n);
+}
+
+static kv_rv vd_cert_pg_versions(vd_req *r, const char *name, long long after_seq, size_t limit,
+                                 void **rows, size_t *n)
+{
+    return vd_store_cert_versions(r->store, r->vault.name, name, after_seq, limit,
+                                  (vd_cert_row **)rows, n);
+}
+
+static json_t *vd_cert_pg_item(const vd_req *r, const void *rows, size_t i, bool versioned,
+                               const vd_vault_info *info)
+{
+    return vd_cert_item(r, (const vd_cert_row *)rows + i, versioned, info);
+}
+
+static const char *vd_cert_pg_name(const void *rows, size_t i)
+{
+    return ((const vd_cert_row *)rows)[i].name;
+}
+
+static long long vd_cert_pg_seq(const void *rows, size_t i)
+{
+    return ((const vd_cert_row *)rows)[i].seq;
+}
+
+static void vd_cert_pg_free(void *rows, size_t n)
+{
     vd_cert_rows_free(rows, n);
 }
+
+static void vd_cert_pg_not_found(vd_req *r, const char *name)
+{
+    vd_cert_not_found(r, name, NULL);
+}
+
+static const vd_sc_pager vd_cert_pager = {
+    "certificates",  vd_cert_pg_list, vd_cert_pg_versions, vd_cert_pg_item,
+    vd_cert_pg_name, vd_cert_pg_seq,  vd_cert_pg_free,     vd_cert_pg_not_found,
+};
 
 void vd_certs_list(vd_req *r, const char *name, const char *version)
 {
     (void)name;
     (void)version;
-    vd_cert_list_page(r, false);
+    vd_sc_list_page(r, &vd_cert_pager, false);
 }
 
 void vd_certs_deleted_list(vd_req *r, const char *name, const char *version)
 {
     (void)name;
     (void)version;
-    vd_cert_list_page(r, true);
+    vd_sc_list_page(r, &vd_cert_pager, true);
 }
 
 void vd_certs_versions(vd_req *r, const char *name, const char *version)
 {
-    vd_cert_row *rows = NULL;
-    vd_vault_info info;
-    size_t n = 0, max, i;
-    char after[32], seq[32], path[VD_NAME_MAX + 32];
-    long long after_seq = 0;
-    json_t *value, *page;
-
     (void)version;
-    if (!vd_sc_vault_only(r, &info) || !vd_max_results(r, &max) ||
-        !vd_skiptoken(r, 'v', after, sizeof(after)))
-        return;
-    if (after[0] != '\0')
-        after_seq = strtoll(after, NULL, 10);
-    if (!vd_sc_name_ok(name)) {
-        vd_cert_not_found(r, name, NULL);
-        return;
-    }
-    if (vd_store_cert_versions(r->store, r->vault.name, name, after_seq, max + 1, &rows, &n) !=
-        KV_OK) {
-        vd_reply_error(r, 500, "InternalServerError", NULL, "The versions could not be listed.");
-        return;
-    }
-    if (n == 0 && after_seq == 0) {
-        vd_cert_not_found(r, name, NULL);
-        vd_cert_rows_free(rows, n);
-        return;
-    }
-    value = json_array();
-    for (i = 0; i < n && i < max; i++)
-        json_array_append_new(value, vd_cert_item(r, &rows[i], true, &info));
-    page = json_pack("{s:o}", "value", value);
-    if (n > max)
-        snprintf(seq, sizeof(seq), "%lld", rows[max - 1].seq);
-    snprintf(path, sizeof(path), "/certificates/%s/versions", n > 0 ? rows[0].name : name);
-    vd_set_next_link(r, page, path, 'v', n > max ? seq : NULL, max);
-    vd_reply_json(r, 200, page);
-    vd_cert_rows_free(rows, n);
+    vd_sc_versions_page(r, &vd_cert_pager, name);
 }
 
 void vd_certs_update(vd_req *r, const char *name, const char *version)

@@ -12,6 +12,7 @@
 
 #include "kv_b64.h"
 #include "vd_crypto.h"
+#include "vd_keys_int.h"
 #include "vd_util.h"
 
 #define VD_SC_MAX_TAGS 15
@@ -291,4 +292,70 @@ done:
     vd_free_secret(pt, ptlen);
     free(raw);
     return rv;
+}
+
+/* ---- paging ---- */
+
+void vd_sc_list_page(vd_req *r, const vd_sc_pager *p, bool deleted)
+{
+    void *rows = NULL;
+    vd_vault_info info;
+    size_t n = 0, max, i;
+    char after[VD_NAME_MAX + 2], path[64];
+    json_t *value, *page;
+
+    if (!vd_sc_vault_only(r, &info) || !vd_max_results(r, &max) ||
+        !vd_skiptoken(r, 'n', after, sizeof(after)))
+        return;
+    if (p->list(r, after[0] ? after : NULL, deleted, max + 1, &rows, &n) != KV_OK) {
+        vd_reply_error(r, 500, "InternalServerError", NULL, "The %s could not be listed.", p->coll);
+        return;
+    }
+    value = json_array();
+    for (i = 0; i < n && i < max; i++)
+        json_array_append_new(value, p->item(r, rows, i, false, &info));
+    page = json_pack("{s:o}", "value", value);
+    snprintf(path, sizeof(path), "/%s%s", deleted ? "deleted" : "", p->coll);
+    vd_set_next_link(r, page, path, 'n', n > max ? p->name_at(rows, max - 1) : NULL, max);
+    vd_reply_json(r, 200, page);
+    p->rows_free(rows, n);
+}
+
+void vd_sc_versions_page(vd_req *r, const vd_sc_pager *p, const char *name)
+{
+    void *rows = NULL;
+    vd_vault_info info;
+    size_t n = 0, max, i;
+    char after[32], seq[32], path[VD_NAME_MAX + 32];
+    long long after_seq = 0;
+    json_t *value, *page;
+
+    if (!vd_sc_vault_only(r, &info) || !vd_max_results(r, &max) ||
+        !vd_skiptoken(r, 'v', after, sizeof(after)))
+        return;
+    if (after[0] != '\0')
+        after_seq = strtoll(after, NULL, 10);
+    if (!vd_sc_name_ok(name)) {
+        p->not_found(r, name);
+        return;
+    }
+    if (p->versions(r, name, after_seq, max + 1, &rows, &n) != KV_OK) {
+        vd_reply_error(r, 500, "InternalServerError", NULL, "The versions could not be listed.");
+        return;
+    }
+    if (n == 0 && after_seq == 0) {
+        p->not_found(r, name);
+        p->rows_free(rows, n);
+        return;
+    }
+    value = json_array();
+    for (i = 0; i < n && i < max; i++)
+        json_array_append_new(value, p->item(r, rows, i, true, &info));
+    page = json_pack("{s:o}", "value", value);
+    if (n > max)
+        snprintf(seq, sizeof(seq), "%lld", p->seq_at(rows, max - 1));
+    snprintf(path, sizeof(path), "/%s/%s/versions", p->coll, n > 0 ? p->name_at(rows, 0) : name);
+    vd_set_next_link(r, page, path, 'v', n > max ? seq : NULL, max);
+    vd_reply_json(r, 200, page);
+    p->rows_free(rows, n);
 }

@@ -42,6 +42,25 @@ json_t *vd_sc_attrs_json(const vd_sc_attrs *a, long long created, long long upda
 /* Sets obj.tags from JSON text (nothing when NULL or empty). */
 void vd_sc_set_tags(json_t *obj, const char *tags);
 
+/* Paging of a collection (GET /secrets, /deletedsecrets, /certificates, ...) and of one
+ * object's versions (GET /secrets/NAME/versions): maxresults, $skiptoken, nextLink, the item
+ * JSON and the errors, for any store whose rows an accessor table describes. */
+typedef struct vd_sc_pager {
+    const char *coll; /* "secrets", "certificates": paths and messages */
+    kv_rv (*list)(vd_req *r, const char *after, bool deleted, size_t limit, void **rows,
+                  size_t *n);
+    kv_rv (*versions)(vd_req *r, const char *name, long long after_seq, size_t limit, void **rows,
+                      size_t *n);
+    json_t *(*item)(const vd_req *r, const void *rows, size_t i, bool versioned,
+                    const vd_vault_info *info);
+    const char *(*name_at)(const void *rows, size_t i);
+    long long (*seq_at)(const void *rows, size_t i);
+    void (*rows_free)(void *rows, size_t n);
+    void (*not_found)(vd_req *r, const char *name);
+} vd_sc_pager;
+void vd_sc_list_page(vd_req *r, const vd_sc_pager *p, bool deleted);
+void vd_sc_versions_page(vd_req *r, const vd_sc_pager *p, const char *name);
+
 /* Zeroises the string member key of obj in place (secret material in a parsed body). */
 void vd_sc_json_wipe(json_t *obj, const char *key);
 

@@ -364,85 +364,71 @@ done:
     vd_secret_row_clear(&row);
 }
 
-static void vd_secret_list_page(vd_req *r, bool deleted)
-{
-    vd_secret_row *rows = NULL;
-    vd_vault_info info;
-    size_t n = 0, max, i;
-    char after[VD_NAME_MAX + 2];
-    json_t *value, *page;
+/* ---- listing and versions (vd_sc_common.c's pager over the secret store) ---- */
 
-    if (!vd_sc_vault_only(r, &info) || !vd_max_results(r, &max) ||
-        !vd_skiptoken(r, 'n', after, sizeof(after)))
-        return;
-    if (vd_store_secret_list(r->store, r->vault.name, after[0] ? after : NULL, deleted, max + 1,
-                             &rows, &n) != KV_OK) {
-        vd_reply_error(r, 500, "InternalServerError", NULL, "The secrets could not be listed.");
-        return;
-    }
-    value = json_array();
-    for (i = 0; i < n && i < max; i++)
-        json_array_append_new(value, vd_secret_item(r, &rows[i], false, &info));
-    page = json_pack("{s:o}", "value", value);
-    vd_set_next_link(r, page, deleted ? "/deletedsecrets" : "/secrets", 'n',
-                     n > max ? rows[max - 1].name : NULL, max);
-    vd_reply_json(r, 200, page);
+static kv_rv vd_secret_pg_list(vd_req *r, const char *after, bool deleted, size_t limit,
+                               void **rows, size_t *n)
+{
+    return vd_store_secret_list(r->store, r->vault.name, after, deleted, limit,
+                                (vd_secret_row **)rows, n);
+}
+
+static kv_rv vd_secret_pg_versions(vd_req *r, const char *name, long long after_seq, size_t limit,
+                                   void **rows, size_t *n)
+{
+    return vd_store_secret_versions(r->store, r->vault.name, name, after_seq, limit,
+                                    (vd_secret_row **)rows, n);
+}
+
+static json_t *vd_secret_pg_item(const vd_req *r, const void *rows, size_t i, bool versioned,
+                                 const vd_vault_info *info)
+{
+    return vd_secret_item(r, (const vd_secret_row *)rows + i, versioned, info);
+}
+
+static const char *vd_secret_pg_name(const void *rows, size_t i)
+{
+    return ((const vd_secret_row *)rows)[i].name;
+}
+
+static long long vd_secret_pg_seq(const void *rows, size_t i)
+{
+    return ((const vd_secret_row *)rows)[i].seq;
+}
+
+static void vd_secret_pg_free(void *rows, size_t n)
+{
     vd_secret_rows_free(rows, n);
 }
+
+static void vd_secret_pg_not_found(vd_req *r, const char *name)
+{
+    vd_secret_not_found(r, name, NULL);
+}
+
+static const vd_sc_pager vd_secret_pager = {
+    "secrets",         vd_secret_pg_list, vd_secret_pg_versions, vd_secret_pg_item,
+    vd_secret_pg_name, vd_secret_pg_seq,  vd_secret_pg_free,     vd_secret_pg_not_found,
+};
 
 void vd_secrets_list(vd_req *r, const char *name, const char *version)
 {
     (void)name;
     (void)version;
-    vd_secret_list_page(r, false);
+    vd_sc_list_page(r, &vd_secret_pager, false);
 }
 
 void vd_secrets_deleted_list(vd_req *r, const char *name, const char *version)
 {
     (void)name;
     (void)version;
-    vd_secret_list_page(r, true);
+    vd_sc_list_page(r, &vd_secret_pager, true);
 }
 
 void vd_secrets_versions(vd_req *r, const char *name, const char *version)
 {
-    vd_secret_row *rows = NULL;
-    vd_vault_info info;
-    size_t n = 0, max, i;
-    char after[32], seq[32], path[VD_NAME_MAX + 32];
-    long long after_seq = 0;
-    json_t *value, *page;
-
     (void)version;
-    if (!vd_sc_vault_only(r, &info) || !vd_max_results(r, &max) ||
-        !vd_skiptoken(r, 'v', after, sizeof(after)))
-        return;
-    if (after[0] != '\0')
-        after_seq = strtoll(after, NULL, 10);
-    if (!vd_sc_name_ok(name)) {
-        vd_secret_not_found(r, name, NULL);
-        return;
-    }
-    if (vd_store_secret_versions(r->store, r->vault.name, name, after_seq, max + 1, &rows, &n) !=
-        KV_OK) {
-        vd_reply_error(r, 500, "InternalServerError", NULL, "The versions could not be listed.");
-        return;
-    }
-    if (n == 0 && after_seq == 0) {
-        vd_secret_not_found(r, name, NULL);
-        vd_secret_rows_free(rows, n);
-        return;
-    }
-    value = json_array();
-    for (i = 0; i < n && i < max; i++)
-        json_array_append_new(value, vd_secret_item(r, &rows[i], true, &info));
-    page = json_pack("{s:o}", "value", value);
-    if (n > max)
-        snprintf(seq, sizeof(seq), "%lld", rows[max - 1].seq);
-    snprintf(path, sizeof(path), "/secrets/%s/versions", n > 0 ? rows[0].name : name);
-    vd_set_next_link(r, page, path, 'v', n > max ? seq : NULL, max);
-    vd_reply_json(r, 200, page);
-    vd_secret_rows_free(rows, n);
+    vd_sc_versions_page(r, &vd_secret_pager, name);
 }
 
 void vd_secrets_update(vd_req *r, const char *name, const char *version)

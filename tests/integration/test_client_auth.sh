@@ -19,27 +19,13 @@ unset AZURE_TENANT_ID AZURE_CLIENT_ID AZURE_CLIENT_SECRET AZURE_CLIENT_CERTIFICA
 IPORT=$(free_port)
 MI_ARGS=()
 "$VAULTD" --help 2>&1 | grep -q -- '--identity-listen' && MI_ARGS=(--identity-listen "127.0.0.1:$IPORT")
-if ! start_vaultd "${MI_ARGS[@]}"; then
-    not_ok "vaultd starts"
-    finish
-    exit 1
-fi
-DEV_CONF=$KVAULT_CONF
-CA="$VAULTD_STATE/ca.pem"
-URL=$(conf_get url)
-AUTHORITY=$(conf_get authority)
-TENANT=$(conf_get tenant_id)
-DEV_CLIENT=$(conf_get client_id)
-DEV_SECRET=$(conf_get client_secret)
+p11_setup "${MI_ARGS[@]}"
+dev_credentials
 A="$T_TMP/auth"
 mkdir -p "$A"
-P11=(timeout 120 pkcs11-tool --module "$KV_SO")
-kid() { printf 'dev/%s' "$1" | openssl dgst -sha256 -binary | head -c 16 | xxd -p; }
 
 TOKEN=$(get_token)
-check "create EC key authk" curl -sf --cacert "$CA" -H "Authorization: Bearer $TOKEN" \
-    -H 'Content-Type: application/json' -X POST "$URL/keys/authk/create?api-version=7.4" \
-    -d '{"kty":"EC","crv":"P-256"}' -o "$A/authk.json"
+check "create EC key authk" rest_create_key authk '{"kty":"EC","crv":"P-256"}' "$A/authk.json"
 # the public key as SPKI DER from the JWK (P-256: fixed prefix + 04 || x || y)
 jwk_to_der() {
     python3 - "$A/authk.json" "$A/authk.der" <<'PYEOF'
@@ -94,18 +80,18 @@ assign_role() {
 json_get() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]] or "")' "$@"; }
 
 # ---- client secret ----
-C_SECRET=$(mkconf secret "auth = client_secret" "tenant_id = $TENANT" "client_id = $DEV_CLIENT" \
-    "client_secret = $DEV_SECRET" "authority = $AUTHORITY")
+C_SECRET=$(mkconf secret "auth = client_secret" "tenant_id = $TENANT" "client_id = $CLIENT" \
+    "client_secret = $SECRET" "authority = $AUTHORITY")
 check "client_secret: pkcs11-tool signs" p11sign "$C_SECRET" secret
-C_NOTENANT=$(mkconf notenant "auth = client_secret" "client_id = $DEV_CLIENT" \
-    "client_secret = $DEV_SECRET" "authority = $AUTHORITY")
+C_NOTENANT=$(mkconf notenant "auth = client_secret" "client_id = $CLIENT" \
+    "client_secret = $SECRET" "authority = $AUTHORITY")
 check "client_secret without tenant_id: tenant from the vault's 401 challenge" \
     p11sign "$C_NOTENANT" notenant
-C_FOREIGN=$(mkconf foreign "auth = client_secret" "client_id = $DEV_CLIENT" \
-    "client_secret = $DEV_SECRET")
+C_FOREIGN=$(mkconf foreign "auth = client_secret" "client_id = $CLIENT" \
+    "client_secret = $SECRET")
 check_fails_with "challenge naming another authority than the configured one is refused" \
     "not the configured authority" p11sign "$C_FOREIGN" foreign
-C_WRONG=$(mkconf wrong "auth = client_secret" "tenant_id = $TENANT" "client_id = $DEV_CLIENT" \
+C_WRONG=$(mkconf wrong "auth = client_secret" "tenant_id = $TENANT" "client_id = $CLIENT" \
     "client_secret = not-the-secret" "authority = $AUTHORITY")
 check_fails_with "wrong client secret: refused with a clear error" \
     "Invalid client secret|AADSTS7000215" p11sign "$C_WRONG" wrong
@@ -243,49 +229,26 @@ check_fails_with "managed identity: plain http to a non-local endpoint refused" 
     "loopback or link-local" p11sign "$C_FAR" far
 
 # ---- one fetch for many threads; a forked child keeps the token; static file re-read ----
-cat >"$A/p11.py" <<'PYEOF'
-import ctypes, os, sys, threading
-from ctypes import c_ulong, c_void_p, c_char_p, byref, POINTER, Structure, CFUNCTYPE
-lib = ctypes.CDLL(sys.argv[1])
-class Attr(Structure):
-    _fields_ = [("type", c_ulong), ("pValue", c_void_p), ("ulValueLen", c_ulong)]
-class Mech(Structure):
-    _fields_ = [("mechanism", c_ulong), ("pParameter", c_void_p), ("ulParameterLen", c_ulong)]
-fl = c_void_p()
-assert lib.C_GetFunctionList(byref(fl)) == 0
-tbl = ctypes.cast(fl, POINTER(c_void_p))
-def fn(i, *a): return CFUNCTYPE(c_ulong, *a)(tbl[1 + i])
-C_Initialize = fn(0, c_void_p); C_Finalize = fn(1, c_void_p)
-C_OpenSession = fn(12, c_ulong, c_ulong, c_void_p, c_void_p, POINTER(c_ulong))
-C_FindObjectsInit = fn(26, c_ulong, POINTER(Attr), c_ulong)
-C_FindObjects = fn(27, c_ulong, POINTER(c_ulong), c_ulong, POINTER(c_ulong))
-C_FindObjectsFinal = fn(28, c_ulong)
-C_SignInit = fn(42, c_ulong, POINTER(Mech), c_ulong)
-C_Sign = fn(43, c_ulong, c_char_p, c_ulong, c_char_p, POINTER(c_ulong))
-def session():
-    h = c_ulong(); assert C_OpenSession(0, 4, None, None, byref(h)) == 0; return h.value
-def sign(h):
-    lb = b"authk"; cls = c_ulong(3)
-    t = (Attr * 2)(Attr(3, ctypes.cast(c_char_p(lb), c_void_p), len(lb)),
-                   Attr(0, ctypes.cast(byref(cls), c_void_p), ctypes.sizeof(cls)))
-    rv = C_FindObjectsInit(h, t, 2)
-    if rv: return rv
-    o = (c_ulong * 2)(); n = c_ulong()
-    rv = C_FindObjects(h, o, 2, byref(n)); C_FindObjectsFinal(h)
-    if rv or n.value != 1: return rv or 0x82
-    m = Mech(0x1041, None, 0)
-    rv = C_SignInit(h, byref(m), o[0])
-    if rv: return rv
-    sig = ctypes.create_string_buffer(64); sl = c_ulong(64)
-    return C_Sign(h, b"\x01" * 32, 32, sig, byref(sl))
-PYEOF
-p11py() { PYTHONPATH="$A" LD_PRELOAD="$KV_ASAN_PRELOAD" timeout 120 python3 - "$KV_SO"; }
-
-token_fetches() { grep -c "new token" "$1"; }
-cat >"$A/threads.py" <<'PYEOF'
+# p11auth.py: sign(h) over p11.py (the shared ctypes binding of kvault.so): finds authk and
+# signs with CKM_ECDSA; returns the first failing CK_RV (CKR_OBJECT_HANDLE_INVALID: no authk).
+cat >"$A/p11auth.py" <<'PYEOF'
+import os, sys, threading
 from p11 import *
+def sign(h):
+    try:
+        k = find_label(h, "authk", CKO_PRIVATE_KEY)
+    except P11Error as e:
+        return e.rv
+    if len(k) != 1: return CKR_OBJECT_HANDLE_INVALID
+    ri, rs, _ = sign_rv(h, k[0], CKM_ECDSA, b"\x01" * 32, 64)
+    return ri or rs
+PYEOF
+P11PY_PATH=$A
+
+cat >"$A/threads.py" <<'PYEOF'
+from p11auth import *
 assert C_Initialize(None) == 0
-hs = [session() for _ in range(8)]
+hs = [open_session() for _ in range(8)]
 go = threading.Barrier(8); res = []
 def run(h):
     go.wait(); res.append(sign(h))
@@ -307,12 +270,12 @@ for c in secret notenant; do
 done
 
 KVAULT_CONF=$C_IMDS KVAULT_LOG=debug p11py >"$A/fork.out" 2>"$A/fork.err" <<'PYEOF'
-from p11 import *
+from p11auth import *
 assert C_Initialize(None) == 0
-h = session(); assert sign(h) == 0
+h = open_session(); assert sign(h) == 0
 pid = os.fork()
 if pid == 0:
-    os._exit(0 if sign(h) == 0 and sign(session()) == 0 else 1)
+    os._exit(0 if sign(h) == 0 and sign(open_session()) == 0 else 1)
 _, st = os.waitpid(pid, 0)
 assert os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0, st
 assert sign(h) == 0
@@ -327,10 +290,10 @@ cp "$A/token.txt" "$A/live-token.txt"
 C_LIVE=$(mkconf live "auth = static_token" "token_file = $A/live-token.txt")
 live_p11py() { KVAULT_CONF="$C_LIVE" T="$A/live-token.txt" GOOD="$A/token.txt" p11py; }
 check "static_token: the file is re-read when it changes (good, bad, good)" live_p11py <<'PYEOF'
-from p11 import *
+from p11auth import *
 import shutil, time
 assert C_Initialize(None) == 0
-h = session()
+h = open_session()
 assert sign(h) == 0
 time.sleep(0.01); open(os.environ["T"], "w").write("garbage\n")
 assert sign(h) != 0
@@ -345,10 +308,10 @@ PYEOF
 stop_vaultd
 if start_vaultd "${MI_ARGS[@]}" --token-lifetime 8; then
     KVAULT_CONF="$C_SP1" KVAULT_LOG=debug p11py >"$A/refresh.out" 2>"$A/refresh.err" <<'PYEOF'
-from p11 import *
+from p11auth import *
 import time
 assert C_Initialize(None) == 0
-h = session()
+h = open_session()
 for i in range(4):
     if i:
         time.sleep(3)
@@ -368,7 +331,7 @@ fi
 
 # ---- no secret or token in what kvault.so logged at debug level ----
 pats=()
-for s in "$DEV_SECRET" "$SP1_SECRET" "$(cat "$A/token.txt")" "$IH"; do [ -n "$s" ] && pats+=(-e "$s"); done
+for s in "$SECRET" "$SP1_SECRET" "$(cat "$A/token.txt")" "$IH"; do [ -n "$s" ] && pats+=(-e "$s"); done
 if grep -rqF "${pats[@]}" "$A"/*.err "$T_TMP/last.out"; then
     not_ok "debug logs hold no secret, token or identity header"
 else ok "debug logs hold no secret, token or identity header"; fi

@@ -14,23 +14,13 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 unset KVAULT_LOG
 
-if ! start_vaultd; then
-    not_ok "vaultd starts"
-    finish
-    exit 1
-fi
-CA="$VAULTD_STATE/ca.pem"
-URL=$(conf_get url)
+p11_setup
 A="$T_TMP/p11c"
 mkdir -p "$A"
 
 TOKEN=$(get_token)
-check "create RSA-2048 key crsa" curl -sf --cacert "$CA" -H "Authorization: Bearer $TOKEN" \
-    -H 'Content-Type: application/json' -X POST "$URL/keys/crsa/create?api-version=7.4" \
-    -d '{"kty":"RSA","key_size":2048}' -o "$A/crsa.json"
-check "create EC P-256 key cec" curl -sf --cacert "$CA" -H "Authorization: Bearer $TOKEN" \
-    -H 'Content-Type: application/json' -X POST "$URL/keys/cec/create?api-version=7.4" \
-    -d '{"kty":"EC","crv":"P-256"}' -o "$A/cec.json"
+check "create RSA-2048 key crsa" rest_create_key crsa '{"kty":"RSA","key_size":2048}' "$A/crsa.json"
+check "create EC P-256 key cec" rest_create_key cec '{"kty":"EC","crv":"P-256"}' "$A/cec.json"
 
 # private copy of client.conf with a short timeout (the [kvault] section first)
 CONF="$A/client.conf"
@@ -40,29 +30,12 @@ CONF="$A/client.conf"
 } >"$CONF"
 chmod 600 "$CONF"
 
+# p11c.py: this test's helpers over p11.py (the shared ctypes binding of kvault.so)
 cat >"$A/p11c.py" <<'PYEOF'
-import base64, ctypes, json, os, sys, threading, time
-from ctypes import c_ulong, c_void_p, c_char_p, byref, POINTER, Structure, CFUNCTYPE
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
-lib = ctypes.CDLL(sys.argv[1])
+import base64, json, os, sys, threading, time
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from p11 import *
 D = sys.argv[2]
-class Attr(Structure):
-    _fields_ = [("type", c_ulong), ("pValue", c_void_p), ("ulValueLen", c_ulong)]
-class Mech(Structure):
-    _fields_ = [("mechanism", c_ulong), ("pParameter", c_void_p), ("ulParameterLen", c_ulong)]
-fl = c_void_p()
-assert lib.C_GetFunctionList(byref(fl)) == 0
-tbl = ctypes.cast(fl, POINTER(c_void_p))
-def fn(i, *a): return CFUNCTYPE(c_ulong, *a)(tbl[1 + i])
-C_Initialize = fn(0, c_void_p); C_Finalize = fn(1, c_void_p)
-C_OpenSession = fn(12, c_ulong, c_ulong, c_void_p, c_void_p, POINTER(c_ulong))
-C_CloseSession = fn(13, c_ulong)
-C_FindObjectsInit = fn(26, c_ulong, POINTER(Attr), c_ulong)
-C_FindObjects = fn(27, c_ulong, POINTER(c_ulong), c_ulong, POINTER(c_ulong))
-C_FindObjectsFinal = fn(28, c_ulong)
-C_SignInit = fn(42, c_ulong, POINTER(Mech), c_ulong)
-C_Sign = fn(43, c_ulong, c_char_p, c_ulong, c_char_p, POINTER(c_ulong))
 
 def b64(s): return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
 def pub(name):
@@ -74,59 +47,26 @@ def pub(name):
                                          int.from_bytes(b64(k["y"]), "big"),
                                          ec.SECP256R1()).public_key()
 PUB = {"crsa": pub("crsa"), "cec": pub("cec")}
-MECH = {"crsa": 0x40, "cec": 0x1044}  # CKM_SHA256_RSA_PKCS, CKM_ECDSA_SHA256
+MECH = {"crsa": CKM_SHA256_RSA_PKCS, "cec": CKM_ECDSA_SHA256}
 
-def verify(name, data, sig):
-    try:
-        if name == "crsa":
-            PUB[name].verify(sig, data, padding.PKCS1v15(), hashes.SHA256())
-        else:
-            if len(sig) != 64: return False
-            der = utils.encode_dss_signature(int.from_bytes(sig[:32], "big"),
-                                             int.from_bytes(sig[32:], "big"))
-            PUB[name].verify(der, data, ec.ECDSA(hashes.SHA256()))
-        return True
-    except Exception:
-        return False
-
-def session():
-    h = c_ulong(); rv = C_OpenSession(0, 4, None, None, byref(h))
-    assert rv == 0, "C_OpenSession 0x%x" % rv
-    return h.value
-def find(h, name):
-    lb = name.encode(); cls = c_ulong(3)  # CKO_PRIVATE_KEY
-    t = (Attr * 2)(Attr(3, ctypes.cast(c_char_p(lb), c_void_p), len(lb)),
-                   Attr(0, ctypes.cast(byref(cls), c_void_p), ctypes.sizeof(cls)))
-    assert C_FindObjectsInit(h, t, 2) == 0
-    o = (c_ulong * 2)(); n = c_ulong()
-    rv = C_FindObjects(h, o, 2, byref(n)); C_FindObjectsFinal(h)
-    assert rv == 0 and n.value == 1, "find %s: rv 0x%x n %d" % (name, rv, n.value)
-    return o[0]
 # sign(h, obj, name, data) -> (rv of C_SignInit, rv of C_Sign, signature bytes)
-def sign(h, obj, name, data):
-    m = Mech(MECH[name], None, 0)
-    rv = C_SignInit(h, byref(m), obj)
-    if rv: return (rv, None, b"")
-    sig = ctypes.create_string_buffer(512); sl = c_ulong(512)
-    rv = C_Sign(h, data, len(data), sig, byref(sl))
-    return (0, rv, sig.raw[:sl.value] if rv == 0 else b"")
+def sign(h, obj, name, data): return sign_rv(h, obj, MECH[name], data)
 # sign_ok: signs and verifies; returns an error string or None
 def sign_ok(h, obj, name, tag):
     data = os.urandom(100) + tag.encode()
     ri, rs, sig = sign(h, obj, name, data)
     if ri or rs: return "%s %s: C_SignInit 0x%x C_Sign 0x%x" % (tag, name, ri, rs or 0)
-    if not verify(name, data, sig): return "%s %s: signature does not verify" % (tag, name)
+    if not verify_sha256(PUB[name], data, sig): return "%s %s: signature does not verify" % (tag, name)
     return None
-def keys(h): return {n: find(h, n) for n in ("crsa", "cec")}
+def keys(h): return {n: find_one(h, n) for n in ("crsa", "cec")}
 PYEOF
-p11py() { PYTHONPATH="$A" LD_PRELOAD="$KV_ASAN_PRELOAD" timeout 180 python3 - "$KV_SO" "$A"; }
-token_fetches() { grep -c "new token" "$1"; }
+P11PY_PATH=$A P11PY_TIMEOUT=180
 
 # ---- 1. 8 threads, own sessions, 20 RSA + 20 EC signatures each ----
-KVAULT_CONF="$CONF" KVAULT_LOG=debug p11py >"$A/threads.out" 2>"$A/threads.err" <<'PYEOF'
+KVAULT_CONF="$CONF" KVAULT_LOG=debug p11py "$A" >"$A/threads.out" 2>"$A/threads.err" <<'PYEOF'
 from p11c import *
 assert C_Initialize(None) == 0
-hs = [session() for _ in range(8)]
+hs = [open_session() for _ in range(8)]
 go = threading.Barrier(8); errs = []; count = [0]; lock = threading.Lock()
 def run(i, h):
     k = keys(h); go.wait()
@@ -149,10 +89,10 @@ n=$(token_fetches "$A/threads.err")
     { not_ok "8 threads x (20 RSA + 20 EC): all verify, one token fetch (rc $rc, $n fetches)"; tail -n 5 "$A/threads.out" "$A/threads.err"; }
 
 # ---- 2. fork: the child re-initialises and signs; the parent signs again afterwards ----
-KVAULT_CONF="$CONF" KVAULT_LOG=debug p11py >"$A/fork.out" 2>"$A/fork.err" <<'PYEOF'
+KVAULT_CONF="$CONF" KVAULT_LOG=debug p11py "$A" >"$A/fork.out" 2>"$A/fork.err" <<'PYEOF'
 from p11c import *
 assert C_Initialize(None) == 0
-h = session(); k = keys(h)
+h = open_session(); k = keys(h)
 for name in ("crsa", "cec"):
     e = sign_ok(h, k[name], name, "parent"); assert e is None, e
 sys.stdout.flush(); sys.stderr.flush()
@@ -163,7 +103,7 @@ if pid == 0:
         rv = C_Initialize(None)
         print("child C_Initialize 0x%x" % rv, flush=True)
         if rv in (0, 0x191):  # CKR_OK, CKR_CRYPTOKI_ALREADY_INITIALIZED
-            hc = session(); kc = keys(hc); errs = []
+            hc = open_session(); kc = keys(hc); errs = []
             for name in ("crsa", "cec"):
                 e = sign_ok(hc, kc[name], name, "child")
                 if e: errs.append(e)
@@ -187,17 +127,12 @@ n=$(token_fetches "$A/fork.err")
 
 # ---- 3. faults: vaultd stopped -> CKR_DEVICE_ERROR; back on the same state and port -> signs ----
 # The python process stays alive; it and this shell take turns through flag files in $A.
-waitfor() { for _ in $(seq 1 600); do [ -f "$1" ] && return 0; sleep 0.1; done; return 1; }
-KVAULT_CONF="$CONF" KVAULT_LOG=debug p11py >"$A/fault.out" 2>"$A/fault.err" <<'PYEOF' &
+KVAULT_CONF="$CONF" KVAULT_LOG=debug p11py "$A" >"$A/fault.out" 2>"$A/fault.err" <<'PYEOF' &
 from p11c import *
-def waitfor(f):
-    for _ in range(900):
-        if os.path.exists(os.path.join(D, f)): return
-        time.sleep(0.1)
-    raise SystemExit("timed out waiting for " + f)
-def mark(f): open(os.path.join(D, f), "w").close()
+def waitfor(f): wait_flag(D, f)
+def mark(f): set_flag(D, f)
 assert C_Initialize(None) == 0
-h = session(); k = keys(h)
+h = open_session(); k = keys(h)
 for name in ("crsa", "cec"):
     e = sign_ok(h, k[name], name, "before"); print("before", name, e, flush=True)
 mark("f.ready"); waitfor("f.stopped")
@@ -207,7 +142,7 @@ for name in ("crsa", "cec"):
 mark("f.failed"); waitfor("f.restarted")
 for name in ("crsa", "cec"):
     print("after-same", name, sign_ok(h, k[name], name, "after-same"), flush=True)
-h2 = session(); k2 = keys(h2)
+h2 = open_session(); k2 = keys(h2)
 for name in ("crsa", "cec"):
     print("after-new", name, sign_ok(h2, k2[name], name, "after-new"), flush=True)
 mark("f.freeze"); waitfor("f.frozen")
@@ -221,17 +156,17 @@ for name in ("crsa", "cec"):
 print("finalize 0x%x" % C_Finalize(None), flush=True)
 PYEOF
 PYPID=$!
-if waitfor "$A/f.ready"; then
+if wait_file "$A/f.ready"; then
     stop_vaultd
     touch "$A/f.stopped"
-    waitfor "$A/f.failed"
+    wait_file "$A/f.failed"
     start_vaultd || not_ok "vaultd restarts on the same state and port"
     touch "$A/f.restarted"
     # vaultd frozen (SIGSTOP by PID): connections hang, the configured timeout must end them
-    if waitfor "$A/f.freeze" && [ -n "$VAULTD_PID" ]; then
+    if wait_file "$A/f.freeze" && [ -n "$VAULTD_PID" ]; then
         kill -STOP "$VAULTD_PID"
         touch "$A/f.frozen"
-        waitfor "$A/f.failed2"
+        wait_file "$A/f.failed2"
         kill -CONT "$VAULTD_PID"
         touch "$A/f.thawed"
     fi

@@ -11,21 +11,14 @@
 # ~/.config/pkcs11/modules. The system's p11-kit configuration is never modified.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-if ! start_vaultd; then
-    not_ok "vaultd starts"
-    finish
-    exit 1
-fi
-CA="$VAULTD_STATE/ca.pem"
-URL=$(conf_get url)
+vaultd_setup
 O="$T_TMP/tools"
 mkdir -p "$O"
 TOKEN=$(get_token)
 
 # create_key NAME JSON: creates a key through the vault REST API; $O/NAME.pem gets its public key.
 create_key() {
-    curl -sf --cacert "$CA" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-        -X POST "$URL/keys/$1/create?api-version=7.4" -d "$2" >"$O/create-$1.json" || return 1
+    rest_create_key "$1" "$2" "$O/create-$1.json" || return 1
     "$KVAULT" key download --vault-name dev --name "$1" --file "$O/$1.pem"
 }
 check "create RSA-2048 key toolrsa" create_key toolrsa '{"kty":"RSA","key_size":2048}'
@@ -66,12 +59,19 @@ p11kit_run() {
             'mount --bind "$0" /usr/share/p11-kit/modules && exec "$@"' "$P11DIR" "$@"
     fi
 }
+if [ "$KV_SANITIZER" = tsan ]; then
+    # The p11-kit 0.24 binary never exits under libtsan, even for --help and without kvault: its
+    # library destructor's freelocale() waits forever on glibc's locale lock. p11tool below
+    # still reads p11-kit's module registry with kvault in it.
+    ok "p11-kit list-modules # SKIP under ThreadSanitizer (p11-kit hangs at exit)"
+else
 check "p11-kit list-modules" p11kit_run timeout 120 p11-kit list-modules
 grep -Eq "^kvault: $KV_SO\$" "$T_TMP/last.out" && ok "p11-kit list-modules: kvault module" ||
     { not_ok "p11-kit list-modules: kvault module"; kv_show_last; }
 grep -q "library-manufacturer: kvault" "$T_TMP/last.out" &&
     grep -Eq "^    token: dev\$" "$T_TMP/last.out" &&
     ok "p11-kit list-modules: kvault's token dev" || not_ok "p11-kit list-modules: kvault's token dev"
+fi
 # GnuTLS without --provider: the modules registered with p11-kit
 check "p11tool with kvault registered in p11-kit" p11kit_run timeout 120 p11tool --list-all \
     'pkcs11:token=dev;object=toolec'

@@ -20,13 +20,7 @@ ssh_cleanup() {
 }
 trap ssh_cleanup EXIT
 
-if ! start_vaultd; then
-    not_ok "vaultd starts"
-    finish
-    exit 1
-fi
-CA="$VAULTD_STATE/ca.pem"
-URL=$(conf_get url)
+vaultd_setup
 S="$T_TMP/ssh"
 mkdir -p "$S"
 TOKEN=$(get_token)
@@ -38,8 +32,7 @@ LOGIN=$(id -un)
 
 # create_key NAME JSON: a vault key; $S/NAME.vault.pub gets its public key in OpenSSH format.
 create_key() {
-    curl -sf --cacert "$CA" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-        -X POST "$URL/keys/$1/create?api-version=7.4" -d "$2" >"$S/create-$1.json" &&
+    rest_create_key "$1" "$2" "$S/create-$1.json" &&
         "$KVAULT" key download --vault-name dev --name "$1" --file "$S/$1.pem" &&
         ssh-keygen -i -m PKCS8 -f "$S/$1.pem" >"$S/$1.vault.pub"
 }

@@ -36,51 +36,6 @@ token_request() {
         --data-urlencode scope=https://vault.azure.net/.default
 }
 
-b64url_file() {
-    python3 -c 'import base64,sys; print(base64.urlsafe_b64encode(open(sys.argv[1],"rb").read()).decode().rstrip("="))' "$1"
-}
-b64url_decode_to() { # b64url_decode_to STRING FILE
-    python3 -c 'import base64,sys; s=sys.argv[1]; open(sys.argv[2],"wb").write(base64.urlsafe_b64decode(s+"="*(-len(s)%4)))' "$1" "$2"
-}
-
-# jwk_to_pem JSONFILE PEM: the public key of a KeyBundle as PEM (DER built by hand).
-jwk_to_pem() {
-    python3 - "$1" "$T_TMP/pub.der" <<'EOF' && openssl pkey -pubin -inform DER -in "$T_TMP/pub.der" -out "$2"
-import base64, json, sys
-k = json.load(open(sys.argv[1]))["key"]
-def b(s): return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
-def ln(n): return bytes([n]) if n < 128 else (lambda x: bytes([0x80 | len(x)]) + x)(n.to_bytes((n.bit_length() + 7) // 8, "big"))
-def tlv(t, v): return bytes([t]) + ln(len(v)) + v
-def dint(v):
-    v = v.lstrip(b"\0") or b"\0"
-    return tlv(2, b"\0" + v if v[0] & 0x80 else v)
-if k["kty"].startswith("RSA"):
-    alg = tlv(0x30, tlv(6, bytes.fromhex("2a864886f70d010101")) + b"\x05\x00")
-    key = tlv(0x30, dint(b(k["n"])) + dint(b(k["e"])))
-else:
-    oid = {"P-256": "2a8648ce3d030107", "P-384": "2b81040022", "P-521": "2b81040023",
-           "P-256K": "2b8104000a"}[k["crv"]]
-    alg = tlv(0x30, tlv(6, bytes.fromhex("2a8648ce3d0201")) + tlv(6, bytes.fromhex(oid)))
-    key = b"\x04" + b(k["x"]) + b(k["y"])
-open(sys.argv[2], "wb").write(tlv(0x30, alg + tlv(3, b"\0" + key)))
-EOF
-}
-
-# raw_to_der RAWFILE DERFILE: ECDSA r||s -> DER ECDSA-Sig-Value.
-raw_to_der() {
-    python3 - "$1" "$2" <<'EOF'
-import sys
-raw = open(sys.argv[1], "rb").read(); n = len(raw) // 2
-def dint(v):
-    v = v.lstrip(b"\0") or b"\0"
-    v = b"\0" + v if v[0] & 0x80 else v
-    return bytes([2, len(v)]) + v
-body = dint(raw[:n]) + dint(raw[n:])
-hdr = bytes([0x30, len(body)]) if len(body) < 128 else bytes([0x30, 0x81, len(body)])
-open(sys.argv[2], "wb").write(hdr + body)
-EOF
-}
-
 # ---- health and challenge ----
 
 t_healthz() { [ "$(curl -s --cacert "$CA" "https://localhost:$VAULTD_PORT/healthz")" = '{"status":"ok"}' ]; }

@@ -3,7 +3,9 @@
  * decryption, AES-GCM/CBC/key wrap, random, destroy, a wrong PIN, and use after fork; the
  * pool wrapping key: provisioning (SO PIN: CKA_TRUSTED) on two member tokens, wrap on one and
  * unwrap on the other for RSA / EC / AES keys, replication, a foreign wrapping key, a tampered
- * blob, the untrusted fallback, legacy non-extractable keys, and the passphrase escrow.
+ * blob, the untrusted fallback, legacy non-extractable keys, and the passphrase escrow; the
+ * [pool NAME] configuration and the local-pool backend (kv_pool.c) through kv_client.h on three
+ * member tokens (replication, every op, RFC 5649 against OpenSSL, a member removed and back).
  * Skips when SoftHSMv2 is not installed. Env KV_SOFTHSM_MODULE overrides the module path. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,8 +27,11 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 
+#include "kv_client.h"
+#include "kv_config.h"
 #include "kv_ecdsa.h"
 #include "kv_hsm.h"
+#include "kv_pool.h"
 
 typedef struct kv_test_state {
     char dir[256];
@@ -73,10 +78,12 @@ static int kv_setup(void **state)
              ">/dev/null");
     if (kv_run(cmd) != 0)
         return -1;
-    /* kvw1 + kvw2: a two-member pool with a trusted wrapping key; kvw3: another pool */
-    snprintf(cmd, sizeof(cmd),
-             "for t in kvw1 kvw2 kvw3; do softhsm2-util --init-token --free --label $t "
-             "--so-pin 123456 --pin 654321 >/dev/null || exit 1; done");
+    /* kvw1 + kvw2: a two-member pool with a trusted wrapping key; kvw3: another pool;
+     * kvp1..3: the [pool upool] of test_pool_backend (kv_pool.c through kv_client.h) */
+    snprintf(
+        cmd, sizeof(cmd),
+        "for t in kvw1 kvw2 kvw3 kvp1 kvp2 kvp3; do softhsm2-util --init-token --free --label $t "
+        "--so-pin 123456 --pin 654321 >/dev/null || exit 1; done");
     if (kv_run(cmd) != 0)
         return -1;
     /* a second token, never logged in, for the wrong-PIN case */
@@ -683,6 +690,401 @@ static void test_replicate_and_legacy(void **state)
     assert_int_equal(kv_hsm_wrap_key(st->pool, ref, &blob, &bloblen, &err), KV_ERR_UNSUPPORTED);
 }
 
+/* ---- kv_pool.c: a [pool NAME] section as a kv_vault (kvault.so's local-pool slots) ---- */
+
+static void test_pool_config(void **state)
+{
+    static const struct {
+        const char *text, *want; /* want: NULL = accepted, else part of the error */
+    } cases[] = {
+        {"[pool pp1]\nmember = pkcs11:token=a?module-path=/m.so&pin-source=file:/pin\n", NULL},
+        {"[pool pp1]\nmodule = /m.so\npin_file = /pin\nmember = pkcs11:token=a%20b;serial=1\n"
+         "member = pkcs11:token=c?pin-value=1234\nsessions = 2\nretry_seconds = 0\n",
+         NULL},
+        {"[pool pp1]\n", "at least one 'member"},
+        {"[pool pp1]\nmember = token=a\n", "must be a PKCS#11 URI"},
+        {"[pool pp1]\nmember = pkcs11:model=x?module-path=/m.so&pin-value=1\n", "token=LABEL"},
+        {"[pool pp1]\nmember = pkcs11:token=a;object=k?module-path=/m.so&pin-value=1\n",
+         "unsupported attribute 'object'"},
+        {"[pool pp1]\nmember = pkcs11:token=a?module-name=softhsm2&pin-value=1\n", "module-path"},
+        {"[pool pp1]\nmember = pkcs11:token=a?pin-value=1\n", "has no module"},
+        {"[pool pp1]\nmember = pkcs11:token=a?module-path=/m.so\n", "has no PIN"},
+        {"[pool pp1]\nmember = pkcs11:token=a?module-path=/m.so&pin-source=rel/pin\n", "ABSOLUTE"},
+        {"[pool pp1]\nmodule=/m\npin_file=/p\nmember = pkcs11:token=a\nmember = pkcs11:token=a\n",
+         "given twice"},
+        {"[pool pp1]\nmember = pkcs11:token=a%zz?module-path=/m\n", "percent-encoding"},
+        {"[pool pp1]\nurl = https://x.vault.azure.net\n", "unknown setting 'url' in a pool"},
+        {"[vault pp1]\nurl = https://x.vault.azure.net\n[pool PP1]\nmodule=/m\npin_file=/p\n"
+         "member = pkcs11:token=a\n",
+         "defined twice"},
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        kv_conf *c = NULL;
+        kv_err err;
+        kv_rv rv = kv_conf_parse(cases[i].text, "t.conf", &c, &err);
+
+        if (cases[i].want == NULL) {
+            if (rv != KV_OK)
+                fail_msg("case %zu: %s", i, err.message);
+            assert_non_null(c->vaults[0].pool);
+            assert_string_equal(c->vaults[0].url, "pkcs11:token=pp1");
+            assert_string_equal(c->vaults[0].pool->members[0].module, "/m.so");
+        } else if (rv != KV_ERR_CONFIG || strstr(err.message, cases[i].want) == NULL) {
+            fail_msg("case %zu: %d %s", i, rv, rv ? err.message : "accepted");
+        }
+        if (i == 1) {
+            assert_string_equal(c->vaults[0].pool->members[0].token, "a b");
+            assert_string_equal(c->vaults[0].pool->members[0].pin_file, "/pin");
+            assert_null(c->vaults[0].pool->members[1].pin_file);
+            assert_string_equal(c->vaults[0].pool->members[1].pin, "1234");
+            assert_int_equal(c->vaults[0].pool->sessions, 2);
+            assert_int_equal(c->vaults[0].pool->retry_seconds, 0);
+        }
+        kv_conf_free(c);
+    }
+}
+
+/* Copies of name on the members of h (every version). */
+static size_t kv_pool_copies(kv_hsm_pool *h, const char *name)
+{
+    kv_hsm_keyinfo *ks = NULL;
+    size_t n = 0, c = 0, i;
+    kv_err err;
+
+    assert_int_equal(kv_hsm_list_keys(h, name, &ks, &n, &err), KV_OK);
+    for (i = 0; i < n; i++)
+        c += ks[i].copies;
+    kv_hsm_keyinfo_free(ks, n);
+    return c;
+}
+
+static void kv_pool_sign_check(kv_vault *v, kv_key *k)
+{
+    uint8_t d[32], sig[512], der[160];
+    size_t siglen = sizeof(sig), derlen = sizeof(der);
+    kv_alg alg = k->kty == KV_KTY_RSA ? KV_ALG_PS256 : KV_ALG_ES256;
+    kv_err err;
+
+    memset(d, 0x3c, sizeof(d));
+    if (kv_vault_sign(v, k, alg, d, sizeof(d), sig, &siglen, &err) != KV_OK)
+        fail_msg("sign %s: %s", k->name, err.message);
+    if (k->kty == KV_KTY_RSA) {
+        kv_verify(k->pub, RSA_PKCS1_PSS_PADDING, EVP_sha256(), d, sizeof(d), sig, siglen);
+        siglen = sizeof(sig);
+        assert_int_equal(kv_vault_sign(v, k, KV_ALG_RS256, d, sizeof(d), sig, &siglen, &err),
+                         KV_OK);
+        kv_verify(k->pub, RSA_PKCS1_PADDING, EVP_sha256(), d, sizeof(d), sig, siglen);
+    } else {
+        EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(k->pub, NULL);
+
+        assert_int_equal(kv_ecdsa_raw_to_der(sig, siglen, der, &derlen), KV_OK);
+        assert_int_equal(EVP_PKEY_verify_init(c), 1);
+        assert_int_equal(EVP_PKEY_verify(c, der, derlen, d, sizeof(d)), 1);
+        EVP_PKEY_CTX_free(c);
+    }
+}
+
+static void test_pool_backend(void **state)
+{
+    kv_test_state *st = *state;
+    kv_key_create_params rsa = {KV_KTY_RSA, 2048, 0, true, 0}, ec = {KV_KTY_EC, 0, 0, true, 0};
+    kv_key_create_params aes = {KV_KTY_OCT, 256, 0, true, 0};
+    kv_key_update_params up = {0, KV_KEEP, KV_KEEP, KV_KEEP};
+    kv_key_import_params ip = {0};
+    kv_key *kr = NULL, *ke = NULL, *ka = NULL, *k = NULL, **list = NULL;
+    kv_sym_params sp;
+    uint8_t material[KV_HSM_WRAPKEY_LEN], buf[512], pt[48], oct[16], *out = NULL, *out2 = NULL;
+    size_t n = 0, outlen = 0, out2len = 0, made = 0, len, i;
+    char conf[400], cmd[900];
+    EVP_PKEY *ecpriv = NULL;
+    EVP_PKEY_CTX *pc = NULL;
+    EVP_CIPHER_CTX *cc = NULL;
+    kv_hsm_pool *h = NULL;
+    kv_ctx *ctx = NULL;
+    kv_vault *v;
+    kv_err err;
+    FILE *f;
+    int l;
+
+    ec.curve_nid = NID_X9_62_prime256v1;
+    snprintf(conf, sizeof(conf), "%s/kvault.conf", st->dir);
+    snprintf(cmd, sizeof(cmd), "%s/user.pin", st->dir);
+    f = fopen(cmd, "w");
+    assert_non_null(f);
+    fputs("654321\n", f);
+    fclose(f);
+    f = fopen(conf, "w");
+    assert_non_null(f);
+    fprintf(f, "[pool upool]\nmodule = %s\npin_so = x\n", st->module);
+    fclose(f);
+    assert_int_equal(kv_ctx_new(conf, &ctx, &err), KV_ERR_CONFIG); /* unknown setting */
+    f = fopen(conf, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "[pool upool]\nmodule = %s\npin_file = %s/user.pin\nretry_seconds = 1\n"
+            "member = pkcs11:token=kvp1?module-path=%s/softhsm-copy.so\n"
+            "member = pkcs11:token=kvp2\n"
+            "member = pkcs11:token=kvp3?module-path=%s&pin-value=654321\n",
+            st->module, st->dir, st->dir, st->module);
+    fclose(f);
+    /* kvp1 alone uses its module (a copy: its own SoftHSMv2 instance), so it can restart it to
+     * see its token again after the token came back (kv_hsm: SoftHSMv2 rescans only then) */
+    snprintf(cmd, sizeof(cmd), "cp '%s' %s/softhsm-copy.so", st->module, st->dir);
+    assert_int_equal(kv_run(cmd), 0);
+    if (kv_ctx_new(conf, &ctx, &err) != KV_OK)
+        fail_msg("ctx: %s", err.message);
+    v = kv_ctx_vault_by_name(ctx, "upool");
+    assert_non_null(v);
+    assert_true(kv_vault_is_local_pool(v));
+    assert_true(kv_vault_has_rng(v));
+    assert_true(kv_vault_has_oct(v));
+    assert_string_equal(kv_vault_url(v), "pkcs11:token=upool");
+    /* no wrapping key yet: a key cannot be replicated, so it is not kept */
+    assert_int_equal(kv_vault_create_key(v, "early", &ec, &k, &err), KV_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.message, "kvault pool init"));
+    assert_int_equal(kv_pool_hsm(v, &h, &err), KV_OK);
+    assert_int_equal(kv_pool_copies(h, "early"), 0);
+    assert_int_equal(RAND_bytes(material, sizeof(material)), 1);
+    assert_int_equal(kv_hsm_wrapkey_provision(h, material, &made, &err), KV_OK);
+    assert_int_equal(made, 3);
+
+    /* generated keys: on every member */
+    if (kv_vault_create_key(v, "rsa1", &rsa, &kr, &err) != KV_OK)
+        fail_msg("create rsa1: %s", err.message);
+    assert_int_equal(kv_vault_create_key(v, "ec1", &ec, &ke, &err), KV_OK);
+    assert_int_equal(kv_vault_create_key(v, "aes1", &aes, &ka, &err), KV_OK);
+    assert_int_equal(kv_pool_copies(h, "rsa1"), 3);
+    assert_int_equal(kv_pool_copies(h, "ec1"), 3);
+    assert_int_equal(kv_pool_copies(h, "aes1"), 3);
+    assert_int_equal(kr->kty, KV_KTY_RSA);
+    assert_int_equal(kr->bits, 2048);
+    assert_int_equal(strlen(kr->version), 32);
+    assert_true(strncmp(kr->kid, "pkcs11:token=upool;object=rsa1;id=%", 35) == 0);
+    assert_false(kr->imported);
+    assert_true(kr->enabled && kr->hsm);
+    assert_int_equal(kr->key_ops & (KV_OP_SIGN | KV_OP_DECRYPT | KV_OP_UNWRAP),
+                     KV_OP_SIGN | KV_OP_DECRYPT | KV_OP_UNWRAP);
+    assert_true(strncmp(kr->ref, "pkcs11:token=kvp", 16) == 0);
+    assert_int_equal(ke->kty, KV_KTY_EC);
+    assert_int_equal(ke->curve_nid, NID_X9_62_prime256v1);
+    assert_int_equal(ke->bits, 256);
+    assert_int_equal(ke->key_ops, KV_OP_SIGN | KV_OP_VERIFY);
+    assert_int_equal(ka->kty, KV_KTY_OCT);
+    assert_int_equal(ka->bits, 256);
+    assert_null(ka->pub);
+    assert_int_equal(kv_vault_create_key(v, "rsa1", &rsa, &k, &err), KV_ERR_CONFLICT);
+    assert_int_equal(kv_vault_update_key(v, kr, &up, NULL, &err), KV_ERR_UNSUPPORTED);
+    assert_int_equal(kv_vault_get_key(v, "rsa1", kr->version, &k, &err), KV_OK);
+    kv_key_unref(k);
+    assert_int_equal(kv_vault_get_key(v, "rsa1", "00", &k, &err), KV_ERR_NOT_FOUND);
+    assert_int_equal(kv_vault_list_keys(v, &list, &n, &err), KV_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(list[0]->name, "aes1");
+    assert_string_equal(list[2]->name, "rsa1");
+    kv_key_list_free(list, n);
+    assert_int_equal(kv_vault_list_key_versions(v, "ec1", &list, &n, &err), KV_OK);
+    assert_int_equal(n, 1);
+    kv_key_list_free(list, n);
+    for (i = 0; i < 4; i++) { /* spread over the members */
+        kv_pool_sign_check(v, kr);
+        kv_pool_sign_check(v, ke);
+    }
+
+    /* RSA decryption (OAEP SHA-1 and SHA-256) of a local encryption, and RSA key wrap */
+    for (i = 0; i < 2; i++) {
+        memset(pt, 0x41, sizeof(pt));
+        pc = EVP_PKEY_CTX_new(kr->pub, NULL);
+        len = sizeof(buf);
+        assert_int_equal(EVP_PKEY_encrypt_init(pc), 1);
+        assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_OAEP_PADDING), 1);
+        if (i == 1) {
+            assert_int_equal(EVP_PKEY_CTX_set_rsa_oaep_md(pc, EVP_sha256()), 1);
+            assert_int_equal(EVP_PKEY_CTX_set_rsa_mgf1_md(pc, EVP_sha256()), 1);
+        }
+        assert_int_equal(EVP_PKEY_encrypt(pc, buf, &len, pt, sizeof(pt)), 1);
+        EVP_PKEY_CTX_free(pc);
+        outlen = sizeof(pt) + 300;
+        out = malloc(outlen);
+        assert_int_equal(kv_vault_decrypt(v, kr, i ? KV_ENC_RSA_OAEP_256 : KV_ENC_RSA_OAEP, buf,
+                                          len, out, &outlen, &err),
+                         KV_OK);
+        assert_int_equal(outlen, sizeof(pt));
+        assert_memory_equal(out, pt, sizeof(pt));
+        free(out);
+        assert_int_equal(kv_vault_wrap(v, kr, i ? KV_ENC_RSA_OAEP_256 : KV_ENC_RSA1_5, pt, 32, &out,
+                                       &outlen, &err),
+                         KV_OK);
+        assert_int_equal(outlen, 256);
+        assert_int_equal(kv_vault_unwrap(v, kr, i ? KV_ENC_RSA_OAEP_256 : KV_ENC_RSA1_5, out,
+                                         outlen, &out2, &out2len, &err),
+                         KV_OK);
+        assert_int_equal(out2len, 32);
+        assert_memory_equal(out2, pt, 32);
+        free(out);
+        free(out2);
+    }
+    assert_int_equal(kv_vault_random(v, buf, 300, &err), KV_OK);
+
+    /* AES: GCM with the caller's iv (deterministic) and with a generated one, CBC, key wrap */
+    memset(&sp, 0, sizeof(sp));
+    memset(sp.iv, 7, 12);
+    sp.ivlen = 12;
+    sp.aad = (const uint8_t *)"aad";
+    sp.aadlen = 3;
+    assert_int_equal(kv_vault_encrypt_sym(v, ka, KV_ENC_A256GCM, &sp, pt, 20, &out, &outlen, &err),
+                     KV_OK);
+    assert_int_equal(outlen, 20);
+    assert_int_equal(sp.taglen, 16);
+    assert_int_equal(
+        kv_vault_encrypt_sym(v, ka, KV_ENC_A256GCM, &sp, pt, 20, &out2, &out2len, &err), KV_OK);
+    assert_memory_equal(out, out2, 20); /* same key, iv, aad: same ciphertext */
+    free(out2);
+    assert_int_equal(
+        kv_vault_decrypt_sym(v, ka, KV_ENC_A256GCM, &sp, out, outlen, &out2, &out2len, &err),
+        KV_OK);
+    assert_memory_equal(out2, pt, 20);
+    free(out2);
+    sp.tag[0] ^= 1;
+    assert_int_equal(
+        kv_vault_decrypt_sym(v, ka, KV_ENC_A256GCM, &sp, out, outlen, &out2, &out2len, &err),
+        KV_ERR_BAD_REQUEST);
+    free(out);
+    sp.ivlen = 0;
+    assert_int_equal(kv_vault_encrypt_sym(v, ka, KV_ENC_A256GCM, &sp, pt, 20, &out, &outlen, &err),
+                     KV_OK);
+    assert_int_equal(sp.ivlen, 12);
+    assert_int_equal(
+        kv_vault_decrypt_sym(v, ka, KV_ENC_A256GCM, &sp, out, outlen, &out2, &out2len, &err),
+        KV_OK);
+    assert_memory_equal(out2, pt, 20);
+    free(out);
+    free(out2);
+    memset(&sp, 0, sizeof(sp));
+    sp.ivlen = 16;
+    assert_int_equal(
+        kv_vault_encrypt_sym(v, ka, KV_ENC_A256CBCPAD, &sp, pt, 20, &out, &outlen, &err), KV_OK);
+    assert_int_equal(outlen, 32);
+    assert_int_equal(
+        kv_vault_decrypt_sym(v, ka, KV_ENC_A256CBCPAD, &sp, out, outlen, &out2, &out2len, &err),
+        KV_OK);
+    assert_int_equal(out2len, 20);
+    free(out);
+    free(out2);
+    assert_int_equal(kv_vault_wrap(v, ka, KV_ENC_A256KW, pt, 32, &out, &outlen, &err), KV_OK);
+    assert_int_equal(outlen, 40);
+    assert_int_equal(kv_vault_unwrap(v, ka, KV_ENC_A256KW, out, outlen, &out2, &out2len, &err),
+                     KV_OK);
+    assert_int_equal(out2len, 32);
+    free(out);
+    free(out2);
+    memset(pt, 0, sizeof(pt));
+    pt[0] = 1; /* trailing zero bytes: the padded length must be trimmed to the real one */
+    for (len = 17; len <= 24; len += 7) {
+        assert_int_equal(kv_vault_wrap(v, ka, KV_ENC_AES_KWP, pt, len, &out, &outlen, &err), KV_OK);
+        assert_int_equal(kv_vault_unwrap(v, ka, KV_ENC_AES_KWP, out, outlen, &out2, &out2len, &err),
+                         KV_OK);
+        assert_int_equal(out2len, len);
+        assert_memory_equal(out2, pt, len);
+        free(out);
+        free(out2);
+    }
+
+    /* imports: an EC key and AES bytes, replicated; the caller's GCM iv matches OpenSSL's */
+    pc = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    assert_int_equal(EVP_PKEY_keygen_init(pc), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_group_name(pc, "P-256"), 1);
+    assert_int_equal(EVP_PKEY_keygen(pc, &ecpriv), 1);
+    EVP_PKEY_CTX_free(pc);
+    ip.pkey = ecpriv;
+    ip.hsm = true;
+    assert_int_equal(kv_vault_import_key(v, "imp1", &ip, &k, &err), KV_OK);
+    assert_true(k->imported);
+    assert_int_equal(EVP_PKEY_eq(k->pub, ecpriv), 1);
+    assert_int_equal(kv_pool_copies(h, "imp1"), 3);
+    kv_pool_sign_check(v, k);
+    kv_key_unref(k);
+    EVP_PKEY_free(ecpriv);
+    memset(&ip, 0, sizeof(ip));
+    memset(oct, 0x11, sizeof(oct));
+    ip.oct = oct;
+    ip.octlen = sizeof(oct);
+    assert_int_equal(kv_vault_import_key(v, "impaes", &ip, &k, &err), KV_OK);
+    assert_int_equal(k->bits, 128);
+    assert_int_equal(kv_pool_copies(h, "impaes"), 3);
+    memset(&sp, 0, sizeof(sp));
+    memset(sp.iv, 9, 12);
+    sp.ivlen = 12;
+    assert_int_equal(kv_vault_encrypt_sym(v, k, KV_ENC_A128GCM, &sp, pt, 16, &out, &outlen, &err),
+                     KV_OK);
+    cc = EVP_CIPHER_CTX_new();
+    assert_int_equal(EVP_EncryptInit_ex(cc, EVP_aes_128_gcm(), NULL, oct, sp.iv), 1);
+    assert_int_equal(EVP_EncryptUpdate(cc, buf, &l, pt, 16), 1);
+    assert_int_equal(l, 16);
+    assert_memory_equal(buf, out, 16);
+    EVP_CIPHER_CTX_free(cc);
+    free(out);
+    /* AES-KWP is RFC 5649 (OpenSSL's wrap_pad gives the same bytes) for any length */
+    for (len = 9; len <= 21; len += 4) {
+        assert_int_equal(kv_vault_wrap(v, k, KV_ENC_AES_KWP, pt, len, &out, &outlen, &err), KV_OK);
+        cc = EVP_CIPHER_CTX_new();
+        EVP_CIPHER_CTX_set_flags(cc, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
+        assert_int_equal(EVP_EncryptInit_ex(cc, EVP_aes_128_wrap_pad(), NULL, oct, NULL), 1);
+        assert_int_equal(EVP_EncryptUpdate(cc, buf, &l, pt, (int)len), 1);
+        assert_int_equal((size_t)l, outlen);
+        assert_memory_equal(buf, out, outlen);
+        EVP_CIPHER_CTX_free(cc);
+        out[outlen - 1] ^= 1;
+        assert_int_equal(kv_vault_unwrap(v, k, KV_ENC_AES_KWP, out, outlen, &out2, &out2len, &err),
+                         KV_ERR_BAD_REQUEST);
+        free(out);
+    }
+    kv_key_unref(k);
+
+    /* one member gone (its token directory moved away): the others serve, then it is back */
+    snprintf(
+        cmd, sizeof(cmd),
+        "d=$(dirname \"$(grep -l kvp1 %s/tokens/*/token.object)\") && echo \"$d\" >%s/away.name "
+        "&& mv \"$d\" %s/away",
+        st->dir, st->dir, st->dir);
+    assert_int_equal(kv_run(cmd), 0);
+    for (i = 0; i < 6; i++) {
+        kv_pool_sign_check(v, kr);
+        kv_pool_sign_check(v, ke);
+    }
+    assert_int_equal(kv_vault_list_keys(v, &list, &n, &err), KV_OK);
+    assert_int_equal(n, 5);
+    kv_key_list_free(list, n);
+    assert_int_equal(kv_vault_random(v, buf, 64, &err), KV_OK);
+    snprintf(cmd, sizeof(cmd), "mv %s/away \"$(cat %s/away.name)\"", st->dir, st->dir);
+    assert_int_equal(kv_run(cmd), 0);
+    sleep(2); /* retry_seconds = 1 */
+    for (i = 0; i < 3; i++)
+        kv_pool_sign_check(v, kr);
+    {
+        kv_hsm_member_info mi;
+
+        assert_int_equal(kv_hsm_member_info_get(h, 0, &mi, &err), KV_OK);
+        if (!mi.reachable)
+            fail_msg("member kvp1 after its return: %s", mi.error);
+        assert_true(mi.wrapkey);
+        assert_int_equal(mi.keys, 5);
+    }
+    assert_int_equal(kv_pool_copies(h, "rsa1"), 3);
+
+    /* delete: every copy */
+    assert_int_equal(kv_vault_delete_key(v, "ec1", &err), KV_OK);
+    assert_int_equal(kv_pool_copies(h, "ec1"), 0);
+    assert_int_equal(kv_vault_get_key(v, "ec1", NULL, &k, &err), KV_ERR_NOT_FOUND);
+    assert_int_equal(kv_vault_delete_key(v, "ec1", &err), KV_ERR_NOT_FOUND);
+    kv_key_unref(kr);
+    kv_key_unref(ke);
+    kv_key_unref(ka);
+    kv_ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -695,6 +1097,8 @@ int main(void)
         cmocka_unit_test(test_wrapkey),
         cmocka_unit_test(test_wrap_unwrap),
         cmocka_unit_test(test_replicate_and_legacy),
+        cmocka_unit_test(test_pool_config),
+        cmocka_unit_test(test_pool_backend),
     };
 
     if (access(getenv("KV_SOFTHSM_MODULE") ? getenv("KV_SOFTHSM_MODULE")
