@@ -477,20 +477,18 @@ static CK_RV kv_C_CancelFunction(CK_SESSION_HANDLE hSession)
     return CKR_FUNCTION_NOT_PARALLEL;
 }
 
-/* ---- PKCS#11 3.0 message-based functions: not offered ---- */
+/* ---- PKCS#11 3.0 message-based functions: not offered (their arguments are ignored) ---- */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
 
 static CK_RV kv_C_MessageInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,
                               CK_OBJECT_HANDLE hKey)
 {
-    (void)hSession;
-    (void)pMechanism;
-    (void)hKey;
     return CKR_FUNCTION_NOT_SUPPORTED;
 }
 
 static CK_RV kv_C_MessageFinal(CK_SESSION_HANDLE hSession)
 {
-    (void)hSession;
     return CKR_FUNCTION_NOT_SUPPORTED;
 }
 
@@ -499,15 +497,6 @@ static CK_RV kv_C_CryptMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParamete
                                CK_ULONG ulAssociatedDataLen, CK_BYTE_PTR pIn, CK_ULONG ulInLen,
                                CK_BYTE_PTR pOut, CK_ULONG_PTR pulOutLen)
 {
-    (void)hSession;
-    (void)pParameter;
-    (void)ulParameterLen;
-    (void)pAssociatedData;
-    (void)ulAssociatedDataLen;
-    (void)pIn;
-    (void)ulInLen;
-    (void)pOut;
-    (void)pulOutLen;
     return CKR_FUNCTION_NOT_SUPPORTED;
 }
 
@@ -515,11 +504,6 @@ static CK_RV kv_C_CryptMessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pPar
                                     CK_ULONG ulParameterLen, CK_BYTE_PTR pAssociatedData,
                                     CK_ULONG ulAssociatedDataLen)
 {
-    (void)hSession;
-    (void)pParameter;
-    (void)ulParameterLen;
-    (void)pAssociatedData;
-    (void)ulAssociatedDataLen;
     return CKR_FUNCTION_NOT_SUPPORTED;
 }
 
@@ -527,14 +511,6 @@ static CK_RV kv_C_CryptMessageNext(CK_SESSION_HANDLE hSession, CK_VOID_PTR pPara
                                    CK_ULONG ulParameterLen, CK_BYTE_PTR pIn, CK_ULONG ulInLen,
                                    CK_BYTE_PTR pOut, CK_ULONG_PTR pulOutLen, CK_FLAGS flags)
 {
-    (void)hSession;
-    (void)pParameter;
-    (void)ulParameterLen;
-    (void)pIn;
-    (void)ulInLen;
-    (void)pOut;
-    (void)pulOutLen;
-    (void)flags;
     return CKR_FUNCTION_NOT_SUPPORTED;
 }
 
@@ -542,22 +518,12 @@ static CK_RV kv_C_SignMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter
                               CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
                               CK_BYTE_PTR pSignature, CK_ULONG_PTR pulSignatureLen)
 {
-    (void)hSession;
-    (void)pParameter;
-    (void)ulParameterLen;
-    (void)pData;
-    (void)ulDataLen;
-    (void)pSignature;
-    (void)pulSignatureLen;
     return CKR_FUNCTION_NOT_SUPPORTED;
 }
 
 static CK_RV kv_C_MessageBegin(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter,
                                CK_ULONG ulParameterLen)
 {
-    (void)hSession;
-    (void)pParameter;
-    (void)ulParameterLen;
     return CKR_FUNCTION_NOT_SUPPORTED;
 }
 
@@ -565,15 +531,10 @@ static CK_RV kv_C_VerifyMessage(CK_SESSION_HANDLE hSession, CK_VOID_PTR pParamet
                                 CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
                                 CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen)
 {
-    (void)hSession;
-    (void)pParameter;
-    (void)ulParameterLen;
-    (void)pData;
-    (void)ulDataLen;
-    (void)pSignature;
-    (void)ulSignatureLen;
     return CKR_FUNCTION_NOT_SUPPORTED;
 }
+
+#pragma GCC diagnostic pop
 
 /* ---- function lists and interfaces (read-only tables) ---- */
 

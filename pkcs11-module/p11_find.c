@@ -81,10 +81,11 @@ static void kv_p11_find_plan_make(const CK_ATTRIBUTE *tmpl, CK_ULONG count, kv_p
         plan->impossible = true;
 }
 
-/* Whether a certificate (c) or else a data object (the secret `name`) matches the template.
- * CKA_VALUE of a data object is not matched (it would cost a read of every secret): no match. */
-static bool kv_p11_nonkey_matches(const kv_p11_cert *c, const char *name, const CK_ATTRIBUTE *tmpl,
-                                  CK_ULONG count)
+/* Whether an object matches the template: a key object (kd, of class cls), else a certificate
+ * (c), else a data object (the secret `name`). CKA_VALUE of a data object is not matched (it
+ * would cost a read of every secret): no match. */
+static bool kv_p11_find_matches(const kv_p11_kdata *kd, CK_OBJECT_CLASS cls, const kv_p11_cert *c,
+                                const char *name, const CK_ATTRIBUTE *tmpl, CK_ULONG count)
 {
     CK_BYTE scratch[KV_P11_SCRATCH];
     const void *v;
@@ -92,8 +93,12 @@ static bool kv_p11_nonkey_matches(const kv_p11_cert *c, const char *name, const 
     CK_RV r;
 
     for (i = 0; i < count; i++) {
-        r = c != NULL ? kv_p11_cert_attr(c, tmpl[i].type, &v, &len, scratch)
-                      : kv_p11_data_attr(name, tmpl[i].type, &v, &len, scratch);
+        if (kd != NULL)
+            r = kv_p11_attr(kd, cls, tmpl[i].type, &v, &len, scratch);
+        else if (c != NULL)
+            r = kv_p11_cert_attr(c, tmpl[i].type, &v, &len, scratch);
+        else
+            r = kv_p11_data_attr(name, tmpl[i].type, &v, &len, scratch);
         if (!kv_p11_attr_matches(&tmpl[i], r, v, len))
             return false;
     }
@@ -128,19 +133,19 @@ static CK_RV kv_p11_find_collect(kv_p11_session *s, kv_p11_kdata **kds, size_t n
     kv_p11_lock();
     for (i = 0; i < n && rv == CKR_OK; i++) {
         if (kds[i]->key_type == CKK_AES) { /* one CKO_SECRET_KEY object (p11_secret.c) */
-            if (kv_p11_obj_matches(kds[i], CKO_SECRET_KEY, tmpl, count))
+            if (kv_p11_find_matches(kds[i], CKO_SECRET_KEY, NULL, NULL, tmpl, count))
                 rv = kv_p11_find_add(s, kds[i]->key->name, CKO_SECRET_KEY);
             continue;
         }
         for (c = 0; c < 2 && rv == CKR_OK; c++)
-            if (kv_p11_obj_matches(kds[i], classes[c], tmpl, count))
+            if (kv_p11_find_matches(kds[i], classes[c], NULL, NULL, tmpl, count))
                 rv = kv_p11_find_add(s, kv_p11_kdata_label(kds[i]), classes[c]);
     }
     for (i = 0; i < ncerts && rv == CKR_OK; i++)
-        if (kv_p11_nonkey_matches(&certs->certs[i], NULL, tmpl, count))
+        if (kv_p11_find_matches(NULL, 0, &certs->certs[i], NULL, tmpl, count))
             rv = kv_p11_find_add(s, certs->certs[i].name, CKO_CERTIFICATE);
     for (i = 0; i < ndata && rv == CKR_OK; i++)
-        if (kv_p11_nonkey_matches(NULL, secrets->names[i], tmpl, count))
+        if (kv_p11_find_matches(NULL, 0, NULL, secrets->names[i], tmpl, count))
             rv = kv_p11_find_add(s, secrets->names[i], CKO_DATA);
     if (rv == CKR_OK)
         rv = kv_p11_sobjs_find(s, tmpl, count); /* module session objects */

@@ -25,6 +25,8 @@
 
 #define KV_P11_MANUFACTURER "kvault"
 #define KV_P11_MODEL "vault"
+#define KV_P11_MODEL_MHSM "managed HSM"
+#define KV_P11_MODEL_POOL "local HSM pool"
 #define KV_P11_LIB_DESC "kvault: keys in a key vault"
 #define KV_P11_LIB_MAJOR 0
 #define KV_P11_LIB_MINOR 1
@@ -279,8 +281,6 @@ CK_RV kv_p11_obj_kdata(const char *fn, CK_SLOT_ID slot, CK_OBJECT_HANDLE h, kv_p
 #define KV_P11_SCRATCH 128
 CK_RV kv_p11_attr(const kv_p11_kdata *kd, CK_OBJECT_CLASS cls, CK_ATTRIBUTE_TYPE type,
                   const void **value, CK_ULONG *len, CK_BYTE scratch[KV_P11_SCRATCH]);
-bool kv_p11_obj_matches(const kv_p11_kdata *kd, CK_OBJECT_CLASS cls, const CK_ATTRIBUTE *tmpl,
-                        CK_ULONG count);
 CK_RV kv_p11_get_attribute_value(CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE ho, CK_ATTRIBUTE_PTR tmpl,
                                  CK_ULONG count);
 CK_RV kv_p11_get_object_size(CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE ho, CK_ULONG_PTR size);

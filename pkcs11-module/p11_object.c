@@ -336,8 +336,11 @@ static CK_RV kv_p11_priv_attr(const kv_p11_kdata *kd, CK_ATTRIBUTE_TYPE type, co
         KV_P11_SET_BOOL(true);
         return CKR_OK;
     case CKA_ALWAYS_SENSITIVE: /* false for imported keys: they were outside the vault */
-    case CKA_NEVER_EXTRACTABLE:
         KV_P11_SET_BOOL(!k->imported);
+        return CKR_OK;
+    case CKA_NEVER_EXTRACTABLE: /* also false for a local pool's keys: they leave a member
+                                 * wrapped under the pool wrapping key (replication) */
+        KV_P11_SET_BOOL(!k->imported && !k->wrappable);
         return CKR_OK;
     case CKA_SIGN:
     case CKA_DECRYPT: /* p11_decrypt.c / p11_wrap.c: RSA keys whose key_ops allow it */
@@ -510,22 +513,6 @@ CK_RV kv_p11_attr_copy(CK_ATTRIBUTE *a, CK_RV r, const void *v, CK_ULONG len)
     }
     a->ulValueLen = r == CKR_OK ? len : CK_UNAVAILABLE_INFORMATION;
     return r;
-}
-
-bool kv_p11_obj_matches(const kv_p11_kdata *kd, CK_OBJECT_CLASS cls, const CK_ATTRIBUTE *tmpl,
-                        CK_ULONG count)
-{
-    CK_BYTE scratch[KV_P11_SCRATCH];
-    const void *v;
-    CK_ULONG len, i;
-    CK_RV r;
-
-    for (i = 0; i < count; i++) {
-        r = kv_p11_attr(kd, cls, tmpl[i].type, &v, &len, scratch);
-        if (!kv_p11_attr_matches(&tmpl[i], r, v, len))
-            return false;
-    }
-    return true;
 }
 
 /* Where the attribute values of one object come from. */

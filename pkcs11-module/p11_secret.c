@@ -50,8 +50,10 @@ CK_RV kv_p11_secret_attr(const kv_p11_kdata *kd, CK_ATTRIBUTE_TYPE type, const v
         return CKR_OK;
     case CKA_LOCAL:
     case CKA_ALWAYS_SENSITIVE:
-    case CKA_NEVER_EXTRACTABLE:
         KV_P11_SET_BOOL(!k->imported);
+        return CKR_OK;
+    case CKA_NEVER_EXTRACTABLE: /* a local pool's keys leave a member wrapped (replication) */
+        KV_P11_SET_BOOL(!k->imported && !k->wrappable);
         return CKR_OK;
     case CKA_DESTROYABLE: /* C_DestroyObject deletes the vault key (p11_objmod.c) */
         KV_P11_SET_BOOL(true);

@@ -160,7 +160,11 @@ CK_RV kv_p11_get_token_info(CK_SLOT_ID id, CK_TOKEN_INFO_PTR info)
     memset(info, 0, sizeof(*info));
     kv_p11_pad(info->label, sizeof(info->label), slot->name);
     kv_p11_pad(info->manufacturerID, sizeof(info->manufacturerID), KV_P11_MANUFACTURER);
-    kv_p11_pad(info->model, sizeof(info->model), KV_P11_MODEL);
+    /* model: what backs the token (a vault, a managed HSM pool, a local pool of HSMs) */
+    kv_p11_pad(info->model, sizeof(info->model),
+               kv_vault_is_local_pool(slot->vault) ? KV_P11_MODEL_POOL
+               : kv_vault_has_oct(slot->vault)     ? KV_P11_MODEL_MHSM
+                                                   : KV_P11_MODEL);
     kv_p11_token_serial(slot, info->serialNumber);
     /* CKF_LOGIN_REQUIRED only when the vault credential is sealed under the PIN
      * (client_secret_sealed); otherwise it comes from the configuration and the PIN is not

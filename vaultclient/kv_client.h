@@ -69,6 +69,8 @@ typedef struct kv_key {
     EVP_PKEY *pub; /* public key, built in vaultclient's private library context; NULL for oct */
     bool imported; /* the key material came from outside (import, BYOK, unwrapped replica);
                     * false = generated in the vault / HSM (CKA_LOCAL, CKA_ALWAYS_SENSITIVE) */
+    bool wrappable; /* the key can leave its HSM wrapped under a trusted key (a local pool's
+                     * replication and backups): CKA_NEVER_EXTRACTABLE is then false */
     char ref[KV_KEY_REF_MAX]; /* backend reference: a local pool's kv_hsm reference; else "" */
     /* private */
     int refs;

@@ -3363,12 +3363,13 @@ static kv_rv kv_list_member(kv_hsm_pool *pool, kv_hsm_member *m, const char *lab
         }
         for (i = 0; i < nh && k == KV_OK; i++) {
             kv_hsm_keyinfo ki;
-            bool local;
+            bool local, extractable;
 
             memset(&ki, 0, sizeof(ki));
             if (!kv_read_id_label(m->f, s, hs[i], &ki))
                 continue;
             local = kv_get_bool(m->f, s, hs[i], CKA_LOCAL);
+            extractable = kv_get_bool(m->f, s, hs[i], CKA_EXTRACTABLE);
             for (j = 0; j < *n; j++)
                 if (((*list)[j].type == KV_HSM_AES) == (classes[c] == CKO_SECRET_KEY) &&
                     (*list)[j].idlen == ki.idlen && memcmp((*list)[j].id, ki.id, ki.idlen) == 0)
@@ -3376,11 +3377,13 @@ static kv_rv kv_list_member(kv_hsm_pool *pool, kv_hsm_member *m, const char *lab
             if (j < *n) { /* a replica of a key already listed */
                 (*list)[j].copies++;
                 (*list)[j].local = (*list)[j].local || local;
+                (*list)[j].extractable = (*list)[j].extractable || extractable;
                 continue;
             }
             if (!kv_keyinfo_fill(pool, m, s, hs[i], classes[c], &ki, &put))
                 continue;
             ki.local = local;
+            ki.extractable = extractable;
             ki.copies = 1;
             if (*n == *cap) {
                 size_t ncap = *cap ? 2 * *cap : 16;

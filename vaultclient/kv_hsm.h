@@ -260,6 +260,8 @@ typedef struct kv_hsm_keyinfo {
     size_t spkilen;
     unsigned caps;            /* KV_HSM_CAN_* */
     bool local;               /* CKA_LOCAL on some member: generated inside a token */
+    bool extractable;         /* CKA_EXTRACTABLE on some member: it leaves a token (only
+                               * wrapped under the trusted pool wrapping key; docs/hsm-pool.md) */
     size_t copies;            /* members answering now that hold it */
     char ref[KV_HSM_REF_MAX]; /* a reference (on the first member found) */
 } kv_hsm_keyinfo;

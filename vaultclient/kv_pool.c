@@ -169,6 +169,7 @@ static kv_rv kv_pool_key_from(kv_vault *v, const kv_hsm_keyinfo *ki, kv_key **ou
                  ((ki->caps & KV_HSM_CAN_UNWRAP) ? KV_OP_UNWRAP : 0u);
     k->enabled = true;
     k->imported = !ki->local;
+    k->wrappable = ki->extractable;
     snprintf(k->ref, sizeof(k->ref), "%s", ki->ref);
     if (ki->spki != NULL) {
         p = ki->spki;

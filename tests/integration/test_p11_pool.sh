@@ -111,6 +111,19 @@ id_of() { # id_of LABEL: the CKA_ID kvault.so gives the key (hex)
 RID=$(id_of prsa); EID=$(id_of pec)
 [ -n "$RID" ] && [ -n "$EID" ] && ok "kvault.so lists prsa ($RID) and pec ($EID)" ||
     not_ok "kvault.so lists prsa and pec"
+grep -Eq "token model *: local HSM pool" <("${P11[@]}" -L 2>&1) &&
+    ok "token model: local HSM pool" || not_ok "token model: local HSM pool"
+# generated in the pool: always sensitive and local, but (replicated under the pool wrapping
+# key) not never-extractable - truthful about what the member tokens say
+check "prsa: CKA_LOCAL, CKA_ALWAYS_SENSITIVE true, CKA_NEVER_EXTRACTABLE false, CKA_EXTRACTABLE false" \
+    p11py <<'PYEOF'
+from p11 import *
+ck(C_Initialize(None), "C_Initialize")
+h = open_session(0)
+k = find_one(h, "prsa", CKO_PRIVATE_KEY)
+got = [attr_b(h, k, t) for t in (CKA_LOCAL, CKA_ALWAYS_SENSITIVE, CKA_NEVER_EXTRACTABLE, CKA_EXTRACTABLE)]
+assert got == [True, True, False, False], got
+PYEOF
 "${P11[@]}" --read-object --type pubkey --id "$RID" -o "$P/prsa.der" >/dev/null 2>&1
 # (pkcs11-tool 0.23 --read-object of an EC public key reads freed memory (ASan): the SPKI is
 # built from the CKA_EC_POINT that -O prints instead)
