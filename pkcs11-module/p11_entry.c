@@ -159,8 +159,17 @@ static CK_RV kv_C_Logout(CK_SESSION_HANDLE hSession)
 static CK_RV kv_C_LoginUser(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR pPin,
                             CK_ULONG ulPinLen, CK_UTF8CHAR_PTR pUsername, CK_ULONG ulUsernameLen)
 {
-    (void)pUsername; /* the token has no named users */
-    (void)ulUsernameLen;
+    CK_SLOT_ID slot;
+    CK_RV rv;
+
+    /* the token has no named users: the name is not used, but must be readable */
+    if (pUsername == NULL && ulUsernameLen > 0) {
+        rv = kv_p11_session_slot(hSession, &slot); /* library and session errors first */
+        if (rv != CKR_OK)
+            return rv;
+        kv_p11_leave();
+        return CKR_ARGUMENTS_BAD;
+    }
     return kv_p11_login(hSession, userType, pPin, ulPinLen);
 }
 
@@ -427,8 +436,7 @@ static CK_RV kv_C_WrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanis
                           CK_OBJECT_HANDLE hWrappingKey, CK_OBJECT_HANDLE hKey,
                           CK_BYTE_PTR pWrappedKey, CK_ULONG_PTR pulWrappedKeyLen)
 {
-    return kv_p11_wrap_key(hSession, pMechanism, hWrappingKey, hKey, pWrappedKey,
-                           pulWrappedKeyLen);
+    return kv_p11_wrap_key(hSession, pMechanism, hWrappingKey, hKey, pWrappedKey, pulWrappedKeyLen);
 }
 
 static CK_RV kv_C_UnwrapKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism,

@@ -154,10 +154,10 @@ typedef struct kv_p11_cryptop {
     kv_enc_alg alg;   /* the vault's name for the mechanism and its parameters */
     uint8_t *skey;    /* a module session key (local AES), else NULL */
     size_t skeylen;
-    kv_sym_params sym;   /* AES: iv, aad (owned copy below), tag */
-    uint8_t *aad;        /* GCM additional data */
-    CK_BYTE_PTR gcm_iv;  /* the caller's CK_GCM_PARAMS.pIv: receives the HSM's iv */
-    uint8_t *buf;        /* accumulated input */
+    kv_sym_params sym;  /* AES: iv, aad (owned copy below), tag */
+    uint8_t *aad;       /* GCM additional data */
+    CK_BYTE_PTR gcm_iv; /* the caller's CK_GCM_PARAMS.pIv: receives the HSM's iv */
+    uint8_t *buf;       /* accumulated input */
     size_t buflen, bufcap;
     uint8_t *result; /* computed output not yet delivered */
     size_t resultlen;
@@ -415,6 +415,10 @@ CK_RV kv_p11_sobjs_find(kv_p11_session *s, const CK_ATTRIBUTE *tmpl, CK_ULONG co
 /* C_GetAttributeValue of a session object (the caller is in flight). */
 CK_RV kv_p11_sobj_get_attributes(CK_SLOT_ID slot, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_PTR tmpl,
                                  CK_ULONG count);
+/* C_SetAttributeValue of a module session object: CKR_OBJECT_HANDLE_INVALID when h is not one
+ * (the caller then treats h as a vault object); rules at kv_p11_sobj_set_attributes. */
+CK_RV kv_p11_sobj_set_attributes(CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE h, const CK_ATTRIBUTE *tmpl,
+                                 CK_ULONG count);
 /* CKO_SECRET_KEY attributes of a vault AES key (kdata of a KV_KTY_OCT key). */
 CK_RV kv_p11_secret_attr(const kv_p11_kdata *kd, CK_ATTRIBUTE_TYPE type, const void **value,
                          CK_ULONG *len, CK_BYTE scratch[KV_P11_SCRATCH]);
@@ -551,9 +555,9 @@ kv_rv kv_p11_version_fetch(kv_vault *v, const char *label, kv_p11_kdata **out, k
 /* Without the lock: appends the older enabled versions of the n keys in (*kds)[0..n) to *kds
  * (an array with room for n, reallocated), *count = the new total. */
 kv_rv kv_p11_versions_add(kv_vault *v, kv_p11_kdata ***kds, size_t *count, kv_err *err);
-/* p11_objmod.c helpers shared by the three files (template values: p11_tmpl.c). kv_p11_write_begin acquires the session for
- * a vault write (valid, R/W: CKR_SESSION_READ_ONLY, user logged in: CKR_USER_NOT_LOGGED_IN);
- * release it with kv_p11_session_release(s, 0). */
+/* p11_objmod.c helpers shared by the three files (template values: p11_tmpl.c). kv_p11_write_begin
+ * acquires the session for a vault write (valid, R/W: CKR_SESSION_READ_ONLY, user logged in:
+ * CKR_USER_NOT_LOGGED_IN); release it with kv_p11_session_release(s, 0). */
 CK_RV kv_p11_write_begin(CK_SESSION_HANDLE hs, kv_p11_session **out);
 /* The same checks on a session acquired with kv_p11_session_acquire(hs, 0, &s), for callers
  * that check arguments, handles and templates first: R/W (CKR_SESSION_READ_ONLY), then, when

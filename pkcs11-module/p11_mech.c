@@ -1,10 +1,10 @@
 /* p11_mech.c - the mechanisms a token offers (C_GetMechanismList, C_GetMechanismInfo), per
  * slot: every slot has the RSA / ECDSA / digest mechanisms; slots that can hold AES keys (a
  * managed HSM pool, a local pool: kv_vault_has_oct) add CKM_AES_KEY_GEN, CKM_AES_GCM,
- * CKM_AES_CBC, CKM_AES_CBC_PAD and CKM_AES_KEY_WRAP; CKM_AES_KEY_WRAP_PAD (RFC 5649, which Azure
- * has no name for) only on local pools. CKM_RSA_PKCS and CKM_RSA_PKCS_OAEP carry CKF_WRAP /
- * CKF_UNWRAP: a module session secret key is wrapped with a vault RSA public key, and a key is
- * unwrapped with the private key on the vault (p11_wrap.c).
+ * CKM_AES_CBC, CKM_AES_CBC_PAD, CKM_AES_KEY_WRAP and CKM_AES_KEY_WRAP_PAD (RFC 5649; a managed
+ * HSM's wrapkey alg "CKM_AES_KEY_WRAP_PAD", spec section 2). CKM_RSA_PKCS and CKM_RSA_PKCS_OAEP
+ * carry CKF_WRAP / CKF_UNWRAP: a module session secret key is wrapped with a vault RSA public key,
+ * and a key is unwrapped with the private key on the vault (p11_wrap.c).
  *
  * CKF_HW is set on every mechanism that uses a key: the private-key operation (sign, decrypt)
  * runs on the vault (the "device"), never in this library; the optional local hashing of the
@@ -69,7 +69,7 @@ static const kv_p11_mech kv_p11_mechs[] = {
     {CKM_AES_CBC, CKK_AES, KV_ED, KV_P11_AES},
     {CKM_AES_CBC_PAD, CKK_AES, KV_ED, KV_P11_AES},
     {CKM_AES_KEY_WRAP, CKK_AES, KV_WU, KV_P11_AES},
-    {CKM_AES_KEY_WRAP_PAD, CKK_AES, KV_WU, KV_P11_POOL},
+    {CKM_AES_KEY_WRAP_PAD, CKK_AES, KV_WU, KV_P11_AES},
 };
 #define KV_P11_NMECHS (sizeof(kv_p11_mechs) / sizeof(kv_p11_mechs[0]))
 

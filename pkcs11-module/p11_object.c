@@ -565,7 +565,7 @@ static CK_RV kv_p11_obj_nonkey(CK_SLOT_ID slot, const kv_p11_obj *obj, kv_p11_od
         logged_in = s->logged_in;
     kv_p11_unlock();
     if (!logged_in)
-        return CKR_USER_NOT_LOGGED_IN; /* private object */
+        return CKR_OBJECT_HANDLE_INVALID; /* a private object is not visible without login */
     krv = kv_p11_slot_secrets(slot, od, &err);
     if (krv != KV_OK)
         return kv_p11_rv_log("C_GetAttributeValue", &err, krv, KV_P11_OP_OBJECT);

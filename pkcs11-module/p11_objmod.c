@@ -13,10 +13,14 @@
  *   (key_versions = all: a vault deletes all versions at once), certificates (deleting a vault
  *   certificate deletes its key and secret) or data objects;
  * - C_SetAttributeValue: CKA_SIGN / CKA_DECRYPT / CKA_UNWRAP (private object) and CKA_VERIFY /
- *   CKA_ENCRYPT / CKA_WRAP (public object) set or clear the matching key_ops entry,
+ *   CKA_ENCRYPT / CKA_WRAP (public object; all four of CKA_ENCRYPT / CKA_DECRYPT / CKA_WRAP /
+ *   CKA_UNWRAP on a vault AES key's CKO_SECRET_KEY object) set or clear the matching key_ops entry,
  *   CKA_START_DATE / CKA_END_DATE set nbf / exp (empty = remove), CKA_KVAULT_ENABLED sets
  *   enabled; everything else the object has is CKR_ATTRIBUTE_READ_ONLY, anything it does not
- *   have CKR_ATTRIBUTE_TYPE_INVALID. The whole template is checked before one vault update. */
+ *   have CKR_ATTRIBUTE_TYPE_INVALID. The whole template is checked before one vault update.
+ *   The module's session objects (handles from KV_P11_SOBJ_BASE) are changed in memory first:
+ *   CKA_LABEL, CKA_ID and usage flags, CKA_SENSITIVE only to TRUE, CKA_EXTRACTABLE only to
+ *   FALSE (kv_p11_sobj_set_attributes in p11_secret.c). */
 #include "p11_internal.h"
 
 #include <stdio.h>
@@ -254,8 +258,12 @@ done:
 static unsigned kv_p11_attr_op(CK_OBJECT_CLASS cls, CK_ATTRIBUTE_TYPE type)
 {
     const unsigned priv_ops = KV_OP_SIGN | KV_OP_DECRYPT | KV_OP_UNWRAP;
+    const unsigned sym_ops = KV_OP_ENCRYPT | KV_OP_DECRYPT | KV_OP_WRAP | KV_OP_UNWRAP;
     unsigned op = kv_p11_usage_op(type);
 
+    /* a vault AES key (CKO_SECRET_KEY): encrypt / decrypt / wrap / unwrap */
+    if (cls == CKO_SECRET_KEY)
+        return op & sym_ops;
     /* sign / decrypt / unwrap on the private key object, the others on the public one */
     return (cls == CKO_PRIVATE_KEY) == ((op & priv_ops) != 0) ? op : 0;
 }
@@ -330,10 +338,14 @@ CK_RV kv_p11_set_attribute_value(CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE ho, CK_A
     CK_RV rv;
 
     kv_err_clear(&err);
+    /* the module's own session objects first (p11_secret.c) */
+    rv = kv_p11_sobj_set_attributes(hs, ho, tmpl, count);
+    if (rv != CKR_OBJECT_HANDLE_INVALID)
+        return rv;
     rv = kv_p11_objmod_begin(hs, ho, tmpl != NULL || count == 0, &s, &obj, &slot);
     if (rv != CKR_OK)
         return rv;
-    if (obj.cls != CKO_PRIVATE_KEY && obj.cls != CKO_PUBLIC_KEY) {
+    if (obj.cls != CKO_PRIVATE_KEY && obj.cls != CKO_PUBLIC_KEY && obj.cls != CKO_SECRET_KEY) {
         rv = count > 0 ? CKR_ATTRIBUTE_READ_ONLY : CKR_OK; /* certificates, data objects */
         goto done;
     }

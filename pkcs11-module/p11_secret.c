@@ -126,7 +126,8 @@ bool kv_p11_slot_has_aes(CK_SLOT_ID id)
 
 bool kv_p11_slot_has_kwp(CK_SLOT_ID id)
 {
-    return kv_p11_slot_vault_is(id, kv_vault_is_local_pool);
+    /* a local pool (kv_hsm_aes_kwp) and a managed HSM (alg CKM_AES_KEY_WRAP_PAD) alike */
+    return kv_p11_slot_vault_is(id, kv_vault_has_oct);
 }
 
 /* ---- templates of secret keys ---- */
@@ -435,8 +436,11 @@ static CK_RV kv_p11_sobj_attr(const kv_p11_sobj *o, CK_ATTRIBUTE_TYPE type, cons
     case CKA_KEY_TYPE:
         KV_P11_SET_ULONG(o->key_type);
         return CKR_OK;
+    case CKA_MODIFIABLE: /* CKA_LABEL, CKA_ID, usage flags ... (kv_p11_sobj_set_attributes) */
+    case CKA_DESTROYABLE:
+        KV_P11_SET_BOOL(true);
+        return CKR_OK;
     case CKA_TOKEN:
-    case CKA_MODIFIABLE:
     case CKA_COPYABLE:
     case CKA_DERIVE:
     case CKA_SIGN:
@@ -444,9 +448,6 @@ static CK_RV kv_p11_sobj_attr(const kv_p11_sobj *o, CK_ATTRIBUTE_TYPE type, cons
     case CKA_WRAP_WITH_TRUSTED:
     case CKA_TRUSTED:
         KV_P11_SET_BOOL(false);
-        return CKR_OK;
-    case CKA_DESTROYABLE:
-        KV_P11_SET_BOOL(true);
         return CKR_OK;
     case CKA_PRIVATE:
         KV_P11_SET_BOOL(o->priv);
@@ -582,6 +583,131 @@ CK_RV kv_p11_sobj_destroy(CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE h)
         rv = CKR_OBJECT_HANDLE_INVALID;
     else
         kv_p11_sobj_remove(i);
+    kv_p11_unlock();
+    kv_p11_leave();
+    return rv;
+}
+
+/* Checks one attribute of a C_SetAttributeValue template against session object o and, when
+ * apply, changes o. PKCS#11 3.0 section 4.4 / 4.9 (CKA_MODIFIABLE is TRUE): CKA_LABEL, CKA_ID and
+ * the usage flags CKA_ENCRYPT / DECRYPT / WRAP / UNWRAP change either way; CKA_SIGN / CKA_VERIFY /
+ * CKA_DERIVE (not offered for secret keys) only to FALSE (TRUE: CKR_ATTRIBUTE_VALUE_INVALID);
+ * CKA_SENSITIVE only FALSE -> TRUE and CKA_EXTRACTABLE only TRUE -> FALSE (the other way:
+ * CKR_ATTRIBUTE_READ_ONLY); everything else the object has (CKA_VALUE, CKA_VALUE_LEN, CKA_CLASS,
+ * CKA_KEY_TYPE, CKA_TOKEN, CKA_PRIVATE, CKA_LOCAL, CKA_ALWAYS_SENSITIVE, dates - not kept for
+ * session objects ...) is CKR_ATTRIBUTE_READ_ONLY, anything it does not have
+ * CKR_ATTRIBUTE_TYPE_INVALID. */
+static CK_RV kv_p11_sobj_set_one(kv_p11_sobj *o, const CK_ATTRIBUTE *a, bool apply)
+{
+    CK_BYTE scratch[KV_P11_SCRATCH];
+    const void *v;
+    CK_ULONG vlen;
+    bool b;
+    CK_RV rv;
+
+    switch (a->type) {
+    case CKA_LABEL:
+        if ((a->pValue == NULL && a->ulValueLen > 0) || a->ulValueLen >= sizeof(o->label))
+            return CKR_ATTRIBUTE_VALUE_INVALID;
+        if (apply) {
+            memset(o->label, 0, sizeof(o->label));
+            if (a->ulValueLen > 0)
+                memcpy(o->label, a->pValue, a->ulValueLen);
+        }
+        return CKR_OK;
+    case CKA_ID:
+        if ((a->pValue == NULL && a->ulValueLen > 0) || a->ulValueLen > sizeof(o->id))
+            return CKR_ATTRIBUTE_VALUE_INVALID;
+        if (apply) {
+            if (a->ulValueLen > 0)
+                memcpy(o->id, a->pValue, a->ulValueLen);
+            o->idlen = a->ulValueLen;
+        }
+        return CKR_OK;
+    case CKA_ENCRYPT:
+    case CKA_DECRYPT:
+    case CKA_WRAP:
+    case CKA_UNWRAP:
+    case CKA_SENSITIVE:
+    case CKA_EXTRACTABLE:
+    case CKA_SIGN:
+    case CKA_VERIFY:
+    case CKA_DERIVE:
+        rv = kv_p11_tmpl_bool(a, &b);
+        if (rv != CKR_OK)
+            return rv;
+        break;
+    default:
+        rv = kv_p11_sobj_attr(o, a->type, &v, &vlen, scratch);
+        OPENSSL_cleanse(scratch, sizeof(scratch));
+        return rv == CKR_OK || rv == CKR_ATTRIBUTE_SENSITIVE ? CKR_ATTRIBUTE_READ_ONLY
+                                                             : CKR_ATTRIBUTE_TYPE_INVALID;
+    }
+    switch (a->type) {
+    case CKA_SIGN:
+    case CKA_VERIFY:
+    case CKA_DERIVE:
+        return b ? CKR_ATTRIBUTE_VALUE_INVALID : CKR_OK;
+    case CKA_SENSITIVE:
+        if (!b && o->sensitive)
+            return CKR_ATTRIBUTE_READ_ONLY; /* only FALSE -> TRUE */
+        if (apply)
+            o->sensitive = b;
+        return CKR_OK;
+    case CKA_EXTRACTABLE:
+        if (b && !o->extractable)
+            return CKR_ATTRIBUTE_READ_ONLY; /* only TRUE -> FALSE */
+        if (apply)
+            o->extractable = b;
+        return CKR_OK;
+    default:
+        break;
+    }
+    if (apply) {
+        if (a->type == CKA_ENCRYPT)
+            o->encrypt = b;
+        else if (a->type == CKA_DECRYPT)
+            o->decrypt = b;
+        else if (a->type == CKA_WRAP)
+            o->wrap = b;
+        else
+            o->unwrap = b;
+    }
+    return CKR_OK;
+}
+
+CK_RV kv_p11_sobj_set_attributes(CK_SESSION_HANDLE hs, CK_OBJECT_HANDLE h, const CK_ATTRIBUTE *tmpl,
+                                 CK_ULONG count)
+{
+    CK_SLOT_ID slot;
+    kv_p11_sobj *o;
+    CK_ULONG i;
+    size_t idx;
+    CK_RV rv;
+
+    if (!KV_P11_IS_SOBJ(h))
+        return CKR_OBJECT_HANDLE_INVALID;
+    rv = kv_p11_session_slot(hs, &slot);
+    if (rv != CKR_OK)
+        return rv;
+    kv_p11_lock();
+    idx = kv_p11_sobj_index(slot, h);
+    if (idx == (size_t)-1) {
+        rv = CKR_OBJECT_HANDLE_INVALID;
+        goto done;
+    }
+    if (tmpl == NULL && count > 0) {
+        rv = CKR_ARGUMENTS_BAD;
+        goto done;
+    }
+    o = kv_p11_module.sobjs[idx];
+    /* the whole template is checked before anything changes */
+    for (i = 0; i < count && rv == CKR_OK; i++)
+        rv = kv_p11_sobj_set_one(o, &tmpl[i], false);
+    for (i = 0; i < count && rv == CKR_OK; i++)
+        kv_p11_sobj_set_one(o, &tmpl[i], true);
+
+done:
     kv_p11_unlock();
     kv_p11_leave();
     return rv;

@@ -168,12 +168,13 @@ CK_RV kv_p11_get_token_info(CK_SLOT_ID id, CK_TOKEN_INFO_PTR info)
     kv_p11_token_serial(slot, info->serialNumber);
     /* CKF_LOGIN_REQUIRED only when the vault credential is sealed under the PIN
      * (client_secret_sealed); otherwise it comes from the configuration and the PIN is not
-     * used. CKF_RNG only for a managed HSM pool (p11_random.c). */
+     * used. CKF_RNG for a managed HSM pool (its /rng endpoint) and for a local pool slot
+     * (the pool members' C_GenerateRandom); see kv_vault_has_rng and p11_random.c. */
     info->flags = CKF_TOKEN_INITIALIZED | CKF_USER_PIN_INITIALIZED;
     if (kv_vault_login_required(slot->vault))
         info->flags |= CKF_LOGIN_REQUIRED;
     if (kv_vault_has_rng(slot->vault))
-        info->flags |= CKF_RNG; /* a managed HSM pool: its /rng endpoint */
+        info->flags |= CKF_RNG; /* managed HSM pool or local pool */
     info->ulMaxSessionCount = CK_EFFECTIVELY_INFINITE;
     info->ulSessionCount = kv_p11_session_count(id, false);
     info->ulMaxRwSessionCount = CK_EFFECTIVELY_INFINITE;
@@ -392,8 +393,7 @@ kv_rv kv_p11_slot_list_keys(CK_SLOT_ID id, kv_p11_kdata ***out, size_t *n, kv_er
         kv_p11_kdata *kd = NULL;
         kv_rv r;
 
-        if (keys[i]->kty != KV_KTY_RSA && keys[i]->kty != KV_KTY_EC &&
-            keys[i]->kty != KV_KTY_OCT)
+        if (keys[i]->kty != KV_KTY_RSA && keys[i]->kty != KV_KTY_EC && keys[i]->kty != KV_KTY_OCT)
             continue;
         if (keys[i]->pub == NULL && keys[i]->kty != KV_KTY_OCT) /* (AES keys have none) */
             r = kv_p11_slot_fetch_key(id, keys[i]->name, &kd, err);

@@ -8,7 +8,7 @@
  *   unwrapping decrypts on the vault (kv_vault_unwrap: RSA1_5 / RSA-OAEP / RSA-OAEP-256) with the
  *   private key object. key_ops must allow wrapKey / unwrapKey.
  * - CKM_AES_KEY_WRAP (RFC 3394, A128KW/A192KW/A256KW by the key's size) and
- *   CKM_AES_KEY_WRAP_PAD (RFC 5649; local pools only, Azure has no name for it) with a vault /
+ *   CKM_AES_KEY_WRAP_PAD (RFC 5649; a managed HSM takes alg "CKM_AES_KEY_WRAP_PAD") with a vault /
  *   pool AES key (on the vault), or with a module session AES key (locally). No mechanism
  *   parameter (the standard's default IV).
  * The unwrapped key: CKA_TOKEN=FALSE (the default) makes a module session object
@@ -125,7 +125,7 @@ static CK_RV kv_p11_aes_kw(const char *fn, CK_SLOT_ID slot, CK_MECHANISM_TYPE m,
                                 w->so.value, w->so.len, &none, in, inlen, out, outlen);
     }
     if (m == CKM_AES_KEY_WRAP_PAD && !kv_p11_slot_has_kwp(slot))
-        return CKR_MECHANISM_INVALID; /* a managed HSM has no RFC 5649 wrap */
+        return CKR_MECHANISM_INVALID; /* a slot without AES keys */
     alg = kv_p11_kw_alg(m, w->kd->key->bits);
     if (alg == KV_ENC_NONE)
         return wrap ? CKR_WRAPPING_KEY_SIZE_RANGE : CKR_UNWRAPPING_KEY_SIZE_RANGE;

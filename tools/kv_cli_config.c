@@ -134,5 +134,5 @@ static const kv_cli_cmd kv_config_cmds[] = {
      "kvault config seal-secret --secret-file sp.secret --pin-file pin.txt"},
 };
 
-const kv_cli_group kv_cli_config_group = {"config", "Client configuration helpers.",
-                                          kv_config_cmds, KV_NELEM(kv_config_cmds)};
+const kv_cli_group kv_cli_config_group = {"config", "Client configuration helpers.", kv_config_cmds,
+                                          KV_NELEM(kv_config_cmds)};

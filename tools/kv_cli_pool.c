@@ -291,11 +291,12 @@ static int kv_pool_status(kv_cli *cli, const kv_args *args)
         if (kv_hsm_member_info_get(h, i, &mi, &err) != KV_OK)
             goto done;
         json_array_append_new(
-            members,
-            json_pack("{s:s, s:s, s:b, s:s?, s:b, s:b, s:s?, s:I}", "token", mi.label, "module",
-                      mi.module, "reachable", mi.reachable, "error", mi.reachable ? NULL : mi.error,
-                      "wrapKey", mi.wrapkey, "trusted", mi.trusted, "fingerprint",
-                      mi.fingerprint[0] ? mi.fingerprint : NULL, "keys", (json_int_t)mi.keys));
+            members, json_pack("{s:s, s:s, s:b, s:s?, s:b, s:b, s:s?, s:I, s:I, s:I}", "token",
+                               mi.label, "module", mi.module, "reachable", mi.reachable, "error",
+                               mi.reachable ? NULL : mi.error, "wrapKey", mi.wrapkey, "trusted",
+                               mi.trusted, "fingerprint", mi.fingerprint[0] ? mi.fingerprint : NULL,
+                               "keys", (json_int_t)mi.keys, "served", (json_int_t)mi.served,
+                               "failures", (json_int_t)mi.failures));
     }
     if (kv_hsm_wrapkey_status_get(h, &st, &err) == KV_OK)
         wrap = kv_pool_wrap_json(&st);

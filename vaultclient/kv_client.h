@@ -174,7 +174,8 @@ typedef enum {
     KV_ENC_A128CBC, KV_ENC_A192CBC, KV_ENC_A256CBC,          /* 16-byte iv, no padding */
     KV_ENC_A128CBCPAD, KV_ENC_A192CBCPAD, KV_ENC_A256CBCPAD, /* 16-byte iv, PKCS#7 */
     KV_ENC_A128KW, KV_ENC_A192KW, KV_ENC_A256KW,             /* RFC 3394 key wrap */
-    KV_ENC_AES_KWP, /* RFC 5649 key wrap with padding: local pools only (no Azure name) */
+    KV_ENC_AES_KWP, /* RFC 5649 key wrap with padding: local pools, managed HSMs (alg
+                     * "CKM_AES_KEY_WRAP_PAD") */
 } kv_enc_alg;
 const char *kv_enc_alg_name(kv_enc_alg alg); /* "RSA1_5", "A256GCM" ... (AES_KWP: "AES-KWP") */
 

@@ -43,7 +43,9 @@ typedef struct kv_hsm_member {
     time_t last_rescan;      /* last C_Finalize + C_Initialize to find a returned token */
     CK_SESSION_HANDLE *idle; /* idle logged-in sessions (max entries) */
     size_t nidle, nopen;
-    long down_until; /* spread pools: monotonic second until which the member rests (atomic) */
+    long down_until;      /* spread pools: monotonic second until which the member rests (atomic) */
+    unsigned long served; /* sign/encrypt/decrypt calls this member completed (atomic) */
+    unsigned long failures; /* times it failed under an operation (atomic) */
     pthread_mutex_t lock;
     pthread_cond_t cond;
 } kv_hsm_member;
@@ -829,6 +831,8 @@ static long kv_mono_now(void)
 /* A member that failed rests for retry_seconds (spread pools only); one that answers is back. */
 static void kv_member_mark(kv_hsm_pool *pool, kv_hsm_member *m, bool failed)
 {
+    if (failed)
+        __atomic_add_fetch(&m->failures, 1, __ATOMIC_RELAXED);
     if (!pool->spread)
         return;
     __atomic_store_n(&m->down_until, failed ? kv_mono_now() + pool->retry_seconds : 0,
@@ -1065,6 +1069,7 @@ static kv_rv kv_op_oneshot(kv_hsm_op *op, CK_MECHANISM *mech, int which, const u
     }
     *out = buf;
     *outlen = len;
+    __atomic_add_fetch(&op->m->served, 1, __ATOMIC_RELAXED);
     return KV_OK;
 }
 
@@ -3496,6 +3501,8 @@ kv_rv kv_hsm_member_info_get(kv_hsm_pool *pool, size_t i, kv_hsm_member_info *mi
     memset(mi, 0, sizeof(*mi));
     snprintf(mi->label, sizeof(mi->label), "%s", m->label);
     snprintf(mi->module, sizeof(mi->module), "%s", m->module);
+    mi->served = __atomic_load_n(&m->served, __ATOMIC_RELAXED);
+    mi->failures = __atomic_load_n(&m->failures, __ATOMIC_RELAXED);
     kv_err_clear(&e);
     if (kv_session_get(pool, m, &s, &e) != KV_OK) {
         snprintf(mi->error, sizeof(mi->error), "%s", e.message);

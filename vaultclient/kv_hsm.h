@@ -284,6 +284,10 @@ typedef struct kv_hsm_member_info {
     bool wrapkey, trusted;           /* holds the pool wrapping key; CKA_TRUSTED */
     char fingerprint[KV_HSM_FP_HEX]; /* of its wrapping key ("" if none) */
     size_t keys;                     /* private and secret key objects besides the wrapping key */
+    /* Counters of this pool object (this process), for observing failover: one-shot
+     * sign/encrypt/decrypt calls the member completed, and the times it failed under an
+     * operation (unavailable, CKR_DEVICE_ERROR, a lost session, ...; spread pools rest it). */
+    unsigned long served, failures;
 } kv_hsm_member_info;
 kv_rv kv_hsm_member_info_get(kv_hsm_pool *pool, size_t i, kv_hsm_member_info *mi, kv_err *err);
 

@@ -1,6 +1,6 @@
 /* kv_rest_crypto.c - the REST backend's AES operations (encrypt/decrypt with A*GCM, A*CBC,
- * A*CBCPAD) and key wrap (/wrapkey, /unwrapkey with A*KW and the RSA algorithms), plus the
- * size probe of oct-HSM keys whose KeyBundle does not state their size.
+ * A*CBCPAD) and key wrap (/wrapkey, /unwrapkey with A*KW, CKM_AES_KEY_WRAP_PAD (RFC 5649) and the
+ * RSA algorithms), plus the size probe of oct-HSM keys whose KeyBundle does not state their size.
  *
  * Wire format (akv-rest-api.md, "Encrypt/decrypt/wrap"): POST /keys/NAME/VERSION/encrypt |
  * decrypt | wrapkey | unwrapkey with {"alg", "value"} and, for AES, "iv" (CBC always; GCM
@@ -143,15 +143,15 @@ kv_rv kv_rest_wrap(kv_vault *v, const kv_key *k, kv_enc_alg alg, bool wrap, cons
     size_t rawlen = 0;
     kv_rv rv;
 
-    if (alg == KV_ENC_AES_KWP)
-        return kv_err_set(err, KV_ERR_UNSUPPORTED,
-                          "vault %s has no AES key wrap with padding (A*KW only)", v->conf->name);
     body = json_object();
     if (body == NULL) {
         rv = kv_err_set(err, KV_ERR_NOMEM, "out of memory");
         goto done;
     }
-    json_object_set_new(body, "alg", json_string(kv_enc_alg_name(alg)));
+    /* RFC 5649 has no JOSE name: a managed HSM takes the PKCS#11 name (spec section 2) */
+    json_object_set_new(
+        body, "alg",
+        json_string(alg == KV_ENC_AES_KWP ? "CKM_AES_KEY_WRAP_PAD" : kv_enc_alg_name(alg)));
     rv = kv_rest_set_b64(body, "value", in, inlen, err);
     if (rv != KV_OK)
         goto done;

@@ -137,8 +137,7 @@ kv_rv kv_unseal(const char *text, const char *pin, size_t pinlen, const char *pu
     if (*end != '\0' || iter < KV_SEAL_MIN_ITER || iter > 100000000 ||
         kv_b64_decode(f[1], &salt, &saltlen) != KV_OK || saltlen < 16 ||
         kv_b64_decode(f[2], &iv, &ivlen) != KV_OK || ivlen != 12 ||
-        kv_b64_decode(f[3], &ct, &ctlen) != KV_OK || ctlen <= 16 ||
-        ctlen > KV_SEAL_MAX_DATA + 16)
+        kv_b64_decode(f[3], &ct, &ctlen) != KV_OK || ctlen <= 16 || ctlen > KV_SEAL_MAX_DATA + 16)
         goto bad;
     pt = malloc(ctlen - 16 + 1);
     c = EVP_CIPHER_CTX_new();
@@ -154,8 +153,7 @@ kv_rv kv_unseal(const char *text, const char *pin, size_t pinlen, const char *pu
         EVP_DecryptUpdate(c, pt, &n, ct, (int)(ctlen - 16)) != 1 ||
         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16, ct + ctlen - 16) != 1 ||
         EVP_DecryptFinal_ex(c, pt + n, &n2) != 1) {
-        rv = kv_err_set(err, KV_ERR_AUTH, "incorrect PIN (or an altered %s_sealed value)",
-                        purpose);
+        rv = kv_err_set(err, KV_ERR_AUTH, "incorrect PIN (or an altered %s_sealed value)", purpose);
         goto done;
     }
     *outlen = (size_t)n + (size_t)n2;
@@ -165,8 +163,7 @@ kv_rv kv_unseal(const char *text, const char *pin, size_t pinlen, const char *pu
     rv = KV_OK;
     goto done;
 bad:
-    rv = kv_err_set(err, KV_ERR_INVALID_ARG, "not a sealed value (expected %s...)",
-                    KV_SEAL_PREFIX);
+    rv = kv_err_set(err, KV_ERR_INVALID_ARG, "not a sealed value (expected %s...)", KV_SEAL_PREFIX);
 done:
     OPENSSL_cleanse(key, sizeof(key));
     EVP_CIPHER_CTX_free(c);

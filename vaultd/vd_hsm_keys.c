@@ -4,7 +4,8 @@
  * the keys table keeps only keys.hsm_ref and the public key. Pool failures answer 503
  * ServiceUnavailable with a message naming the pool. Managed HSM pools (vaults whose token
  * resource is https://managedhsm.azure.net) accept only -HSM key types and no secrets or
- * certificates. oct-HSM keys serve AES-GCM (service-made IV), AES-CBC(-PAD) and AES key wrap. */
+ * certificates. oct-HSM keys serve AES-GCM (service-made IV), AES-CBC(-PAD) and AES key wrap
+ * (A128KW..A256KW and CKM_AES_KEY_WRAP: RFC 3394; CKM_AES_KEY_WRAP_PAD: RFC 5649). */
 #include "vd_hsm_keys.h"
 
 #include <stdio.h>
@@ -583,7 +584,9 @@ done:
 
 /* ---- oct-HSM: AES-GCM, AES-CBC(-PAD), AES key wrap ---- */
 
-typedef enum { VD_AES_GCM, VD_AES_CBC, VD_AES_CBCPAD, VD_AES_KW } vd_aes_mode;
+typedef enum { VD_AES_GCM, VD_AES_CBC, VD_AES_CBCPAD, VD_AES_KW, VD_AES_KWP } vd_aes_mode;
+
+#define VD_AES_ANY_BITS 0 /* the PKCS#11-named wrap algorithms take any AES key size */
 
 static bool vd_aes_alg(const char *s, vd_aes_mode *mode, int *bits)
 {
@@ -592,12 +595,21 @@ static bool vd_aes_alg(const char *s, vd_aes_mode *mode, int *bits)
         vd_aes_mode mode;
         int bits;
     } algs[] = {
-        {"A128GCM", VD_AES_GCM, 128},       {"A192GCM", VD_AES_GCM, 192},
-        {"A256GCM", VD_AES_GCM, 256},       {"A128CBC", VD_AES_CBC, 128},
-        {"A192CBC", VD_AES_CBC, 192},       {"A256CBC", VD_AES_CBC, 256},
-        {"A128CBCPAD", VD_AES_CBCPAD, 128}, {"A192CBCPAD", VD_AES_CBCPAD, 192},
-        {"A256CBCPAD", VD_AES_CBCPAD, 256}, {"A128KW", VD_AES_KW, 128},
-        {"A192KW", VD_AES_KW, 192},         {"A256KW", VD_AES_KW, 256},
+        {"A128GCM", VD_AES_GCM, 128},
+        {"A192GCM", VD_AES_GCM, 192},
+        {"A256GCM", VD_AES_GCM, 256},
+        {"A128CBC", VD_AES_CBC, 128},
+        {"A192CBC", VD_AES_CBC, 192},
+        {"A256CBC", VD_AES_CBC, 256},
+        {"A128CBCPAD", VD_AES_CBCPAD, 128},
+        {"A192CBCPAD", VD_AES_CBCPAD, 192},
+        {"A256CBCPAD", VD_AES_CBCPAD, 256},
+        {"A128KW", VD_AES_KW, 128},
+        {"A192KW", VD_AES_KW, 192},
+        {"A256KW", VD_AES_KW, 256},
+        /* spec section 2: PKCS#11 names, RFC 3394 / RFC 5649 at the key's own size */
+        {"CKM_AES_KEY_WRAP", VD_AES_KW, VD_AES_ANY_BITS},
+        {"CKM_AES_KEY_WRAP_PAD", VD_AES_KWP, VD_AES_ANY_BITS},
     };
     size_t i;
 
@@ -629,10 +641,10 @@ static void vd_hsm_aes_op(vd_req *r, vd_key_row *row, json_t *body, const char *
     kv_err err;
     kv_rv rv;
 
-    if (!vd_aes_alg(algname, &mode, &bits) || (mode == VD_AES_KW) != kwop) {
+    if (!vd_aes_alg(algname, &mode, &bits) || (mode == VD_AES_KW || mode == VD_AES_KWP) != kwop) {
         vd_reply_error(r, 400, "BadParameter", NULL,
                        "Invalid or missing algorithm (alg) for %s with an oct-HSM key: use %s.", op,
-                       kwop ? "A128KW, A192KW or A256KW"
+                       kwop ? "A128KW, A192KW, A256KW, CKM_AES_KEY_WRAP or CKM_AES_KEY_WRAP_PAD"
                             : "A128GCM..A256GCM, A128CBC..A256CBC or A128CBCPAD..A256CBCPAD");
         return;
     }
@@ -663,7 +675,7 @@ static void vd_hsm_aes_op(vd_req *r, vd_key_row *row, json_t *body, const char *
         vd_hsm_reply_err(r, &err, "The operation failed");
         goto done;
     }
-    if (keybits != bits) {
+    if (bits != VD_AES_ANY_BITS && keybits != bits) {
         vd_reply_error(r, 400, "BadParameter", NULL, "Algorithm %s does not fit this %d-bit key.",
                        algname, keybits);
         goto done;
@@ -682,6 +694,14 @@ static void vd_hsm_aes_op(vd_req *r, vd_key_row *row, json_t *body, const char *
     case VD_AES_CBCPAD:
         rv = kv_hsm_aes_cbc(pool, row->hsm_ref, enc, mode == VD_AES_CBCPAD, iv, in, inlen, &out,
                             &outlen, &err);
+        break;
+    case VD_AES_KWP: /* RFC 5649 over the token's AES-ECB (SoftHSMv2's own KWP is not) */
+        if (inlen == 0 || (!enc && (inlen < 16 || inlen % 8 != 0))) {
+            vd_reply_error(r, 400, "BadParameter", NULL, "%s: a value of the wrong length.",
+                           algname);
+            goto done;
+        }
+        rv = kv_hsm_aes_kwp(pool, row->hsm_ref, enc, in, inlen, &out, &outlen, &err);
         break;
     default:
         rv = kv_hsm_aes_wrap(pool, row->hsm_ref, enc, false, in, inlen, &out, &outlen, &err);

@@ -11,7 +11,7 @@
 #  3. wrap / unwrap: an AES key wrapped by `openssl pkeyutl -encrypt` (OAEP) with the public
 #     key of an RSA-HSM key is unwrapped on the HSM into a module session object, readable
 #     (CKA_SENSITIVE=FALSE), findable, used for local AES-GCM (checked with python's AESGCM) and
-#     CBC; AES key wrap of that session key under a1 and back; RSA wrap and unwrap; a tampered
+#     CBC; AES key wrap (RFC 3394 and RFC 5649) of that session key under a1 and back; RSA wrap and unwrap; a tampered
 #     wrapped key -> CKR_WRAPPED_KEY_INVALID; CKA_TOKEN=TRUE on a vault without AES ->
 #     CKR_TEMPLATE_INCONSISTENT; session objects die with their session; C_GenerateKey of a
 #     session AES key; C_DestroyObject of a session object.
@@ -38,8 +38,10 @@ check "pkcs11-tool -M on devhsm" "${P11[@]}" --token-label devhsm -M
 for m in AES-KEY-GEN AES-GCM AES-CBC AES-CBC-PAD AES-KEY-WRAP; do
     grep -Eq "^ *$m[ ,]" "$T_TMP/last.out" && ok "devhsm offers $m" || not_ok "devhsm offers $m"
 done
-grep -Eiq "AES-KEY-WRAP-PAD|0x0*210A" "$T_TMP/last.out" && not_ok "devhsm does not offer AES-KEY-WRAP-PAD" ||
-    ok "devhsm does not offer AES-KEY-WRAP-PAD (no Azure name for it)"
+# (OpenSC 0.23 has no name for CKM_AES_KEY_WRAP_PAD: "mechtype-0x210A"; the managed HSM's wrapkey
+# alg CKM_AES_KEY_WRAP_PAD, spec section 2)
+grep -Eiq "^ *(AES-KEY-WRAP-PAD|mechtype-0x0*210A)[ ,]" "$T_TMP/last.out" &&
+    ok "devhsm offers AES-KEY-WRAP-PAD" || { not_ok "devhsm offers AES-KEY-WRAP-PAD"; kv_show_last; }
 grep -Eq "^ *RSA-PKCS-OAEP.*unwrap" "$T_TMP/last.out" && ok "RSA-PKCS-OAEP has CKF_WRAP/CKF_UNWRAP" ||
     not_ok "RSA-PKCS-OAEP has CKF_WRAP/CKF_UNWRAP"
 check "pkcs11-tool -M on dev" "${P11[@]}" --token-label dev -M
@@ -208,6 +210,13 @@ rv2, p = decrypt(s, m, a2[0], c or b"")
 t(rv == CKR_OK and rv2 == CKR_OK and p == bytes(32), "AES-128-CBC round trip with a2")
 rv, _ = encrypt(s, m, a3[0], bytes(32))
 t(rv == 0x68, "a3 cannot encrypt: CKR_KEY_FUNCTION_NOT_PERMITTED (0x%x)" % rv)
+# C_SetAttributeValue on a vault AES key: key_ops and exp change in the vault (checked by REST below)
+rv = set_attrs(s, a3[0], A(CKA_UNWRAP, False), A(CKA_END_DATE, b"20351231"))
+t(rv == CKR_OK and attr_b(s, a3[0], CKA_UNWRAP) is False and attr_b(s, a3[0], CKA_WRAP) is True and
+  attr_rv(s, a3[0], CKA_END_DATE)[1] == b"20351231",
+  "C_SetAttributeValue CKA_UNWRAP=FALSE, CKA_END_DATE on the vault AES key a3 (rv 0x%x)" % rv)
+rv = set_attrs(s, a3[0], A(CKA_VALUE_LEN, 32))
+t(rv == CKR_ATTRIBUTE_READ_ONLY, "C_SetAttributeValue CKA_VALUE_LEN on a3 -> CKR_ATTRIBUTE_READ_ONLY (0x%x)" % rv)
 # AES-GCM
 zero_iv = bytes(12)
 m, keep = gcm_mech(zero_iv, aad)
@@ -299,6 +308,28 @@ t(attr_ul(s, s1, CKA_VALUE_LEN) == 32 and attr_b(s, s1, CKA_TOKEN) is False and
   attr_b(s, s1, CKA_LOCAL) is False and attr_b(s, s1, CKA_ALWAYS_SENSITIVE) is False,
   "s1: 32 bytes, not a token object, not local, not always sensitive")
 t(find_objects(s, [(CKA_LABEL, b"s1")]) == [s1], "C_FindObjects finds the session object s1 by label")
+# C_SetAttributeValue on a session object (PKCS#11 3.0 4.4, CKA_MODIFIABLE TRUE)
+rv = set_attrs(s, s1, A(CKA_LABEL, b"s1-renamed"), A(CKA_ID, b"\x01\x02"))
+t(rv == CKR_OK and attr_b(s, s1, CKA_MODIFIABLE) is True and
+  find_objects(s, [(CKA_LABEL, b"s1-renamed")]) == [s1] and find_objects(s, [(CKA_LABEL, b"s1")]) == [] and
+  attr_rv(s, s1, CKA_ID)[1] == b"\x01\x02", "C_SetAttributeValue CKA_LABEL, CKA_ID on the session object s1 (rv 0x%x)" % rv)
+rv = set_attrs(s, s1, A(CKA_DECRYPT, False))
+rv2 = set_attrs(s, s1, A(CKA_DECRYPT, True))
+t(rv == CKR_OK and rv2 == CKR_OK and attr_b(s, s1, CKA_DECRYPT) is True, "s1: CKA_DECRYPT off and on again")
+for a, what in ((A(CKA_VALUE, bytes(32)), "CKA_VALUE"), (A(CKA_VALUE_LEN, 16), "CKA_VALUE_LEN"),
+                (A(CKA_SENSITIVE, True), "CKA_SENSITIVE FALSE -> TRUE is allowed, but not back"),
+                (A(CKA_TOKEN, True), "CKA_TOKEN")):
+    rv = set_attrs(s, s1, a)
+    want = CKR_OK if what.startswith("CKA_SENSITIVE") else CKR_ATTRIBUTE_READ_ONLY
+    t(rv == want, "s1: C_SetAttributeValue %s -> 0x%x (got 0x%x)" % (what, want, rv))
+rv = set_attrs(s, s1, A(CKA_SENSITIVE, False))
+t(rv == CKR_ATTRIBUTE_READ_ONLY and attr_b(s, s1, CKA_SENSITIVE) is True,
+  "s1: CKA_SENSITIVE TRUE -> FALSE -> CKR_ATTRIBUTE_READ_ONLY")
+rv = set_attrs(s, s1, A(CKA_LABEL, b"s1"), A(CKA_KEY_TYPE, CKK_AES))
+t(rv == CKR_ATTRIBUTE_READ_ONLY and attr_rv(s, s1, CKA_LABEL)[1] == b"s1-renamed",
+  "s1: a template with one read-only attribute changes nothing (CKR_ATTRIBUTE_READ_ONLY)")
+rv = set_attrs(s, s1, A(CKA_LABEL, b"s1"))
+t(rv == CKR_OK and find_objects(s, [(CKA_LABEL, b"s1")]) == [s1], "s1: label back to s1")
 m, keep = gcm_mech(bytes(range(12)), aad)
 rv, ct = encrypt(s, m, s1, msg)
 ref = AESGCM(K).encrypt(bytes(range(12)), msg, aad)
@@ -325,9 +356,27 @@ rv, s2k = unwrap_key(s, m, a1, wk, [(CKA_CLASS, CKO_SECRET_KEY), (CKA_KEY_TYPE, 
 t(rv == CKR_OK and attr_rv(s, s2k, CKA_VALUE)[1] == K, "C_UnwrapKey AES-KEY-WRAP with a1 gives back the key")
 rv, _ = unwrap_key(s, m, a1, wk[:-1] + bytes([wk[-1] ^ 1]), [(CKA_CLASS, CKO_SECRET_KEY), (CKA_KEY_TYPE, CKK_AES)])
 t(rv == CKR_WRAPPED_KEY_INVALID, "a tampered AES-wrapped key -> CKR_WRAPPED_KEY_INVALID (0x%x)" % rv)
+# RFC 5649 on the managed HSM (wrapkey alg CKM_AES_KEY_WRAP_PAD): a 20-byte generic secret and s1
+CKK_GENERIC_SECRET = 0x10
+arr, _ = template([(CKA_CLASS, CKO_SECRET_KEY), (CKA_KEY_TYPE, CKK_GENERIC_SECRET), (CKA_VALUE, K[:20]),
+                   (CKA_SENSITIVE, False), (CKA_LABEL, b"g20")])
+h = c_ulong(0)
+rv = C_CreateObject(s, arr, 5, byref(h))
+g20 = h.value
 m = Mech(CKM_AES_KEY_WRAP_PAD, None, 0)
-rv, _ = wrap_key(s, m, a1, s1)
-t(rv == CKR_MECHANISM_INVALID, "AES-KEY-WRAP-PAD with a managed HSM key -> CKR_MECHANISM_INVALID")
+rv2, wk = wrap_key(s, m, a1, g20)
+t(rv == CKR_OK and rv2 == CKR_OK and len(wk or b"") == 32,
+  "C_WrapKey AES-KEY-WRAP-PAD: a 20-byte secret under a1 (on the HSM) -> 32 bytes (rv 0x%x 0x%x)" % (rv, rv2))
+rv, g20b = unwrap_key(s, m, a1, wk or b"", [(CKA_CLASS, CKO_SECRET_KEY), (CKA_KEY_TYPE, CKK_GENERIC_SECRET),
+                                        (CKA_SENSITIVE, False)])
+t(rv == CKR_OK and attr_rv(s, g20b, CKA_VALUE)[1] == K[:20],
+  "C_UnwrapKey AES-KEY-WRAP-PAD with a1 gives back the 20 bytes (rv 0x%x)" % rv)
+rv, wk = wrap_key(s, m, a1, s1)
+rv2, s5 = unwrap_key(s, m, a1, wk or b"", sk_t)
+t(rv == CKR_OK and len(wk or b"") == 40 and rv2 == CKR_OK and attr_rv(s, s5, CKA_VALUE)[1] == K,
+  "AES-KEY-WRAP-PAD round trip of s1 under a1: 40 bytes, the key back (rv 0x%x 0x%x)" % (rv, rv2))
+rv, _ = unwrap_key(s, m, a1, wk[:-1] + bytes([wk[-1] ^ 1]), sk_t)
+t(rv == CKR_WRAPPED_KEY_INVALID, "a tampered AES-KEY-WRAP-PAD blob -> CKR_WRAPPED_KEY_INVALID (0x%x)" % rv)
 m = Mech(CKM_AES_KEY_WRAP, None, 0)
 rv, _ = wrap_key(s, m, s1, a1)
 t(rv == CKR_KEY_UNEXTRACTABLE, "wrapping the vault key a1 -> CKR_KEY_UNEXTRACTABLE (0x%x)" % rv)
@@ -422,6 +471,16 @@ run_py() {
     fi
 }
 run_py "$C/py.out"
+# the vault (REST GET) saw C_SetAttributeValue on a3: unwrapKey gone, exp on 2035-12-31
+check "kvault key show a3 (REST GET)" "$KVAULT" key show --hsm-name devhsm --name a3
+python3 - "$T_TMP/last.out" <<'PYEOF' && ok "REST: a3's key_ops == [wrapKey] and exp is 2035-12-31 (set through PKCS#11)" ||
+import json, sys
+k = json.load(open(sys.argv[1]))
+ops, exp = k["key"].get("key_ops"), k["attributes"].get("exp")
+lo, hi = 2082672000, 2082758400  # 2035-12-31T00:00:00Z, 2036-01-01T00:00:00Z
+sys.exit(0 if ops == ["wrapKey"] and exp is not None and lo <= exp <= hi else 1)
+PYEOF
+    { not_ok "REST: a3's key_ops == [wrapKey] and exp is 2035-12-31"; kv_show_last; }
 
 # ---- 4. pkcs11-tool --test on the managed HSM slot ----
 check "pkcs11-tool --test --login on devhsm" "${P11[@]}" --token-label devhsm --test --login --pin 1234

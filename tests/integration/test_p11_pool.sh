@@ -9,16 +9,14 @@
 # (SHA-1, SHA-256) decryption; random bytes (CKF_RNG); an AES key (C_GenerateKey) on every
 # member and AES-CBC-PAD through the pool;
 # `pkcs11-tool --test --login` with no errors. Faults, from one python3 process that keeps
-# kvault.so loaded: with member pool-m1 removed (its token directory moved away) every
-# signature still succeeds (served by the other members); pool-m1 back and the other two
-# removed, it signs again (pool-m1 serves); pool-m2 back and pool-m1 removed, pool-m2 serves -
-# no C_Finalize, no reload. Then delete through kvault.so removes every member's copy, and a
-# fourth member added later gets the wrapping key from the escrow and the keys copied to it.
-#
-# SoftHSMv2 shows a token that came back only after C_Initialize, so kv_hsm restarts the module
-# of a member whose token is missing: pool-m1 has a copy of libsofthsm2.so of its own; pool-m2
-# and pool-m3 share the system one, restarted only while neither has a session in use
-# (docs/hsm-pool.md, "Tokens that come back").
+# kvault.so loaded, injected by tests/fault/kv_p11_fault.so (a forwarding PKCS#11 module over
+# SoftHSMv2 that fails the calls of a chosen token and counts the signatures each token made):
+# all healthy, signatures are spread over every member; pool-m2 failing with CKR_DEVICE_ERROR,
+# every signature still verifies and pool-m2 made none of them; pool-m2 serves again once it
+# recovers (retry_seconds); only pool-m2 healthy, it makes them all; every member failing,
+# C_Sign returns CKR_DEVICE_ERROR promptly; all back, signing works - no C_Finalize, no reload.
+# Then delete through kvault.so removes every member's copy, and a fourth member added later
+# gets the wrapping key from the escrow and the keys copied to it.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 unset KVAULT_LOG
 
@@ -201,22 +199,51 @@ grep -q "^No errors" "$T_TMP/last.out" && ok "pkcs11-tool --test on the pool slo
 grep -q "testing key .* (prsa)" "$T_TMP/last.out" && ok "pkcs11-tool --test exercised prsa" ||
     not_ok "pkcs11-tool --test exercised prsa"
 
-# ---- faults: members leave and come back under one loaded kvault.so ----
-tokdir() { dirname "$(grep -l "pool-$1" "$P"/tokens/*/token.object | head -n1)"; }
-D1=$(tokdir m1); D2=$(tokdir m2); D3=$(tokdir m3)
+# ---- faults: members fail and come back under one loaded kvault.so ----
+# Moving a SoftHSMv2 token directory away does not take a member out (SoftHSMv2 keeps the
+# token's objects in memory and kv_hsm keeps its logged-in sessions), so the faults are
+# injected: every member is reached through tests/fault/kv_p11_fault.so over SoftHSMv2, which
+# fails C_OpenSession/C_GetTokenInfo/C_FindObjectsInit/C_SignInit/C_Sign of token L while the
+# file $KV_FAULT_DIR/L exists (its first word: device | absent | session | sign-device, which
+# fails only C_SignInit/C_Sign) and counts, per token, the signatures it really made
+# ($KV_FAULT_DIR/L.served): the driver asserts nothing itself, it prints what each phase saw.
+FAULT_SO="$KV_BUILD_DIR/tests/kv_p11_fault.so"
 F="$P/fault"
-mkdir -p "$F"
+mkdir -p "$F/flags"
+if [ ! -f "$FAULT_SO" ]; then
+    not_ok "fault module $FAULT_SO built (ninja)"
+else
+cat >"$F/kvault.conf" <<EOF
+[pool hsmpool]
+module = $FAULT_SO
+pin_file = $P/user.pin
+sessions = 4
+retry_seconds = 1
+member = pkcs11:token=pool-m1
+member = pkcs11:token=pool-m2
+member = pkcs11:token=pool-m3
+EOF
+chmod 600 "$F/kvault.conf"
 cat >"$F/drive.py" <<'PYEOF'
 import os, sys, time
 from cryptography.hazmat.primitives import serialization
 from p11 import *
-D = sys.argv[2]
-PUB = {n: serialization.load_der_public_key(open(sys.argv[3 + i], "rb").read())
+FD = os.environ["KV_FAULT_DIR"]
+PUB = {n: serialization.load_der_public_key(open(sys.argv[2 + i], "rb").read())
        for i, n in enumerate(("prsa", "pec"))}
 MECH = {"prsa": CKM_SHA256_RSA_PKCS, "pec": CKM_ECDSA_SHA256}
-def waitfor(f): wait_flag(D, f)
-def mark(f): set_flag(D, f)
-def sign_ok(h, obj, name):
+MEMBERS = ("pool-m1", "pool-m2", "pool-m3")
+def served():
+    p = lambda m: os.path.join(FD, m + ".served")
+    return {m: os.path.getsize(p(m)) if os.path.exists(p(m)) else 0 for m in MEMBERS}
+def fail(flags):  # {member: device|absent|session|sign-device}; the others are healthy
+    for m in MEMBERS:
+        f = os.path.join(FD, m)
+        if m in flags:
+            open(f, "w").write(flags[m] + "\n")
+        elif os.path.exists(f):
+            os.unlink(f)
+def sign_once(h, obj, name):
     data = os.urandom(64)
     ri, rs, sig = sign_rv(h, obj, MECH[name], data)
     if ri: return "C_SignInit 0x%x" % ri
@@ -224,52 +251,69 @@ def sign_ok(h, obj, name):
     if not verify_sha256(PUB[name], data, sig): return "signature does not verify"
     return None
 def round(tag, n):
-    errs = [e for _ in range(n) for name in ("prsa", "pec") for e in [sign_ok(h, k[name], name)] if e]
-    print(tag, "signatures", 2 * n, "errors", errs, flush=True)
-    return not errs
+    before = served()
+    errs = [e for _ in range(n) for name in ("prsa", "pec") for e in [sign_once(h, k[name], name)] if e]
+    after = served()
+    d = [after[m] - before[m] for m in MEMBERS]
+    print(tag, "signatures", 2 * n, "errors", errs, "served", d, flush=True)
 assert C_Initialize(None) == 0
 h = open_session()
 k = {n: find_one(h, n) for n in ("prsa", "pec")}
-ok = round("all-members", 6)
-mark("phase1"); waitfor("m1-gone")
-ok = round("m1-removed", 12) and ok
-mark("phase2"); waitfor("m1-back-others-gone")
-time.sleep(2.5)  # pool-m1 rested (retry_seconds = 1); its module restarts at most every 2 s
-ok = round("only-m1", 6) and ok
-mark("phase3"); waitfor("m2-back-m1-gone")
-time.sleep(2.5)  # pool-m2 shares its module with pool-m3: restarted while neither is busy
-ok = round("only-m2", 6) and ok
-mark("phase4")
+round("all-members", 12)
+fail({"pool-m2": "device"})
+round("m2-device-error", 12)
+fail({})
+time.sleep(2.2)  # retry_seconds = 1: pool-m2 rested, then tried again
+round("m2-recovered", 12)
+fail({"pool-m3": "sign-device"})  # finds the key, then C_SignInit fails
+round("m3-sign-error", 12)
+fail({})
+time.sleep(2.2)
+fail({"pool-m1": "session", "pool-m3": "absent"})
+round("only-m2", 12)
+fail({m: "device" for m in MEMBERS})
+t0 = time.monotonic()
+rvs = sorted({sign_rv(h, k[n], MECH[n], os.urandom(32))[:2] for n in ("prsa", "pec") for _ in range(3)})
+print("all-failing", ["0x%x/%s" % (a, "-" if b is None else "0x%x" % b) for a, b in rvs],
+      "seconds", int(time.monotonic() - t0 + 0.999), flush=True)
+fail({})
+time.sleep(2.2)
+round("all-recovered", 6)
 assert C_Finalize(None) == 0
-sys.exit(0 if ok else 1)
 PYEOF
-waitfor() { wait_file "$F/$1" 900; }
-P11PY_TIMEOUT=240 p11run "$F/drive.py" "$F" "$P/prsa.der" "$P/pec.der" >"$F/out" 2>&1 &
-PYPID=$!
-waitfor phase1 && mv "$D1" "$D1.away" && touch "$F/m1-gone" &&
-    waitfor phase2 && mv "$D1.away" "$D1" && mv "$D2" "$D2.away" && mv "$D3" "$D3.away" &&
-    touch "$F/m1-back-others-gone" && waitfor phase3 && mv "$D1" "$D1.away" && mv "$D2.away" "$D2" &&
-    touch "$F/m2-back-m1-gone" && waitfor phase4
-wait "$PYPID"; rc=$?
-[ -d "$D2.away" ] && mv "$D2.away" "$D2"
-[ -d "$D3.away" ] && mv "$D3.away" "$D3"
-[ -d "$D1.away" ] && mv "$D1.away" "$D1"
-# phase_ok PHASE N OK-DESC NOT-OK-DESC: the driver's PHASE made N signatures without an error.
-phase_ok() {
-    grep -q "^$1 signatures $2 errors \[\]" "$F/out" && ok "$3" || { not_ok "$4"; cat "$F/out"; }
+KVAULT_CONF="$F/kvault.conf" KV_FAULT_MODULE="$SOFTHSM_MODULE" KV_FAULT_DIR="$F/flags" \
+    P11PY_TIMEOUT=240 p11run "$F/drive.py" "$P/prsa.der" "$P/pec.der" >"$F/out" 2>&1
+rc=$?
+rm -f "$F"/flags/pool-m?
+grep -E "^(all-|m2-|m3-|only-)" "$F/out" | sed "s/^/# fault driver: /"
+# phase PHASE N SERVED-PYTHON-TEST DESC: the driver's PHASE made N signatures without an error,
+# all verifying, and the per-member counts d = [m1, m2, m3] satisfy the test.
+phase() {
+    local l
+    l=$(grep "^$1 signatures $2 errors \[\] served " "$F/out") &&
+        python3 -c 'import sys; d = eval(sys.argv[1].split(" served ")[1]); sys.exit(0 if eval(sys.argv[2]) else 1)' \
+            "$l" "$3" && ok "$4" || { not_ok "$4"; cat "$F/out"; }
 }
-phase_ok all-members 12 "one process: 12 signatures (RSA + EC) with all members" \
-    "one process: signatures with all members"
-phase_ok m1-removed 24 "pool-m1 removed (token directory moved away): 24 signatures, no error, same session" \
-    "pool-m1 removed: signing continues on the others"
-phase_ok only-m1 12 "pool-m1 back and pool-m2, pool-m3 removed: pool-m1 serves again (no C_Finalize, no reload)" \
-    "pool-m1 back: it serves again without reloading the module"
-phase_ok only-m2 12 "pool-m2 back and pool-m1 removed: pool-m2 serves again (its module, shared with pool-m3, restarted)" \
-    "pool-m2 back: it serves again (shared module restarted)"
-[ "$rc" -eq 0 ] && ok "fault driver exits 0" || not_ok "fault driver exits 0 (rc $rc)"
+phase all-members 24 'sum(d) == 24 and min(d) > 0' \
+    "all members healthy: 24 signatures verify, spread over all three (each served > 0)"
+phase m2-device-error 24 'sum(d) == 24 and d[1] == 0 and d[0] > 0 and d[2] > 0' \
+    "pool-m2 failing (CKR_DEVICE_ERROR): 24 signatures verify, pool-m2 served 0, pool-m1 and pool-m3 > 0"
+phase m2-recovered 24 'sum(d) == 24 and d[1] > 0' \
+    "pool-m2 recovered (flag removed, retry_seconds elapsed): it serves again"
+phase m3-sign-error 24 'sum(d) == 24 and d[2] == 0 and d[0] > 0 and d[1] > 0' \
+    "pool-m3 failing only C_SignInit/C_Sign (CKR_DEVICE_ERROR): 24 signatures verify, pool-m3 served 0"
+phase only-m2 24 'd == [0, 24, 0]' \
+    "pool-m1 CKR_SESSION_HANDLE_INVALID and pool-m3 CKR_TOKEN_NOT_PRESENT: pool-m2 serves all 24"
+grep -Eq "^all-failing \['(0x0/0x30|0x30/-)'\] seconds ([0-9]|1[0-9])$" "$F/out" &&
+    ok "every member failing: signing fails with CKR_DEVICE_ERROR, 6 attempts within 20 s (no hang)" ||
+    { not_ok "every member failing: CKR_DEVICE_ERROR without a hang"; cat "$F/out"; }
+phase all-recovered 12 'sum(d) == 12' "every member back: signing works again (no C_Finalize, no reload)"
+[ "$rc" -eq 0 ] && ok "fault driver exits 0" || { not_ok "fault driver exits 0 (rc $rc)"; cat "$F/out"; }
+fi
 check "kvault pool status after the faults" "$KVAULT" pool status -n hsmpool -o json
-[ "$(jget "$T_TMP/last.out" '[m["reachable"] for m in d["members"]].count(True)')" = 3 ] &&
-    ok "pool status: all 3 members reachable again" || { not_ok "pool status: all 3 members reachable again"; kv_show_last; }
+[ "$(jget "$T_TMP/last.out" '[m["reachable"] for m in d["members"]].count(True), all(type(m["served"]) is int and type(m["failures"]) is int for m in d["members"])')" = "(3, True)" ] &&
+    ok "pool status: all 3 members reachable again, with served / failures counters" ||
+    { not_ok "pool status: all 3 members reachable again, with served / failures counters"; kv_show_last; }
 
 # ---- delete through kvault.so: every member's copy ----
 check "pkcs11-tool --delete-object pec through kvault.so" "${P11[@]}" --login --pin 0000 \

@@ -419,7 +419,7 @@ grep -q "p11-s3cret-value" "$O/objects3.txt" "$O/objects2.txt" && not_ok "-O doe
 # "phase":"result" line per request)
 CERT_SERIAL=$(openssl x509 -inform DER -in "$O/p11cert.vault.der" -noout -serial | cut -d= -f2)
 AUDIT="$VAULTD_STATE/audit/audit.log" CERT_ID="$(kid p11cert)" CERT_DER="$O/p11cert.vault.der" \
-    CERT_SERIAL="$CERT_SERIAL" check "cert attributes; a warm find + attribute reads cost 0 vault requests" p11py <<'PYEOF'
+    CERT_SERIAL="$CERT_SERIAL" check "cert attributes; a warm find + attribute reads cost 0 vault requests; N warm signatures cost N; a data object is invisible after logout" p11py <<'PYEOF'
 import os
 from p11 import *
 def requests():
@@ -455,6 +455,23 @@ after = requests()
 assert warm == cold
 assert before > 0 and after == before, (before, after)
 print("vault requests during the warm find:", after - before)
+# N warm signatures (key found and cached, token cached): exactly N vault requests (the sign calls)
+ec = find_label(h, "p11ec", CKO_PRIVATE_KEY)
+assert len(ec) == 1, ec
+N = 5
+before = requests()
+for i in range(N):
+    assert len(sign(h, ec[0], CKM_ECDSA, bytes([i]) * 32, 64)) == 64
+after = requests()
+assert after - before == N, (N, before, after)
+print("vault requests for %d warm signatures:" % N, after - before)
+# after C_Logout the data object (private) is no longer visible: its handle is invalid
+data = [o for c, l, o in cold if int.from_bytes(c, "little") == 0 and l == b"p11sec"]
+assert len(data) == 1, data
+assert C_Logout(h) == 0
+t = (CK_ATTRIBUTE * 1)(CK_ATTRIBUTE(CKA_LABEL, None, 0))
+rv = C_GetAttributeValue(h, data[0], t, 1)
+assert rv == 0x82, hex(rv)  # CKR_OBJECT_HANDLE_INVALID
 assert C_Finalize(None) == 0
 PYEOF
 # ---- forked processes keep signing ----

@@ -492,6 +492,43 @@ t_import_oct() {
         [ "$(jget "$T_TMP/resp.json" 'd["value"]')" = "$(b64url_file "$T_TMP/ct.ref")" ]
 }
 check "devhsm: import oct-HSM (k); A256CBC in the pool matches openssl's AES-256-CBC" t_import_oct
+# t_pkcs11_kw KEY ALG LEN [KEYFILE]: wrapkey / unwrapkey with a PKCS#11-named alg (spec section 2;
+# any AES size) of LEN random bytes; the blob is 8 bytes longer than LEN rounded up to 8; with
+# KEYFILE (the key's known value) it equals python-cryptography's RFC 3394 / RFC 5649 result;
+# an altered blob is 400.
+t_pkcs11_kw() {
+    local key=$1 alg=$2 len=$3 kf=${4:-} code w
+    openssl rand "$len" >"$T_TMP/kw.bin"
+    code=$(api POST "$MURL/keys/$key/wrapkey?$API" "{\"alg\":\"$alg\",\"value\":\"$(b64url_file "$T_TMP/kw.bin")\"}" "$MTOKEN")
+    [ "$code" = 200 ] || { cat "$T_TMP/resp.json"; return 1; }
+    w=$(jget "$T_TMP/resp.json" 'd["value"]')
+    b64url_decode_to "$w" "$T_TMP/kw.wrapped"
+    [ "$(stat -c %s "$T_TMP/kw.wrapped")" = $(((len + 7) / 8 * 8 + 8)) ] ||
+        { echo "wrapped length $(stat -c %s "$T_TMP/kw.wrapped")"; return 1; }
+    if [ -n "$kf" ]; then
+        python3 - "$kf" "$T_TMP/kw.bin" "$T_TMP/kw.wrapped" "$alg" <<'PYEOF' || return 1
+import sys
+from cryptography.hazmat.primitives import keywrap
+k, v, w = (open(f, "rb").read() for f in sys.argv[1:4])
+ref = keywrap.aes_key_wrap_with_padding(k, v) if sys.argv[4].endswith("_PAD") else keywrap.aes_key_wrap(k, v)
+sys.exit(0 if ref == w else "blob differs from python-cryptography's")
+PYEOF
+    fi
+    code=$(api POST "$MURL/keys/$key/unwrapkey?$API" "{\"alg\":\"$alg\",\"value\":\"$w\"}" "$MTOKEN")
+    [ "$code" = 200 ] && [ "$(jget "$T_TMP/resp.json" 'd["value"]')" = "$(b64url_file "$T_TMP/kw.bin")" ] ||
+        { cat "$T_TMP/resp.json"; return 1; }
+    w="${w:0:10}$([ "${w:10:1}" = A ] && echo B || echo A)${w:11}"
+    expect_error "$(api POST "$MURL/keys/$key/unwrapkey?$API" "{\"alg\":\"$alg\",\"value\":\"$w\"}" "$MTOKEN")" 400 BadParameter
+}
+check "devhsm: CKM_AES_KEY_WRAP_PAD of 20 bytes under the imported key: 32 bytes == RFC 5649 (python), round trip, altered 400" \
+    t_pkcs11_kw impaes CKM_AES_KEY_WRAP_PAD 20 "$T_TMP/aes.key"
+check "devhsm: CKM_AES_KEY_WRAP_PAD of 32 bytes under the imported key == RFC 5649 (python), round trip" \
+    t_pkcs11_kw impaes CKM_AES_KEY_WRAP_PAD 32 "$T_TMP/aes.key"
+check "devhsm: CKM_AES_KEY_WRAP of 32 bytes under the imported key == RFC 3394 (python), round trip" \
+    t_pkcs11_kw impaes CKM_AES_KEY_WRAP 32 "$T_TMP/aes.key"
+check "devhsm: CKM_AES_KEY_WRAP_PAD of 20 bytes on the 192-bit key: 32 bytes, round trip" \
+    t_pkcs11_kw maes192 CKM_AES_KEY_WRAP_PAD 20
+check "devhsm: CKM_AES_KEY_WRAP on the 128-bit key (any size): round trip" t_pkcs11_kw maes128 CKM_AES_KEY_WRAP 24
 t_import_sw_in_pool() {
     expect_error "$(api PUT "$URL/keys/impoct?$API" '{"key":{"kty":"oct","k":"AAECAwQFBgcICQoLDA0ODw"}}')" 400 BadParameter "oct" || return 1
     expect_error "$(api PUT "$URL/keys/impoct?$API" '{"key":{"kty":"oct-HSM","k":"AAECAwQFBgcICQoLDA0ODw"}}')" 400 BadParameter "only in managed HSM pools"

@@ -150,6 +150,8 @@ static void test_rsa(void **state)
     EVP_PKEY_CTX *c;
     kv_err err;
     int pads[] = {KV_HSM_PAD_PKCS1, KV_HSM_PAD_OAEP_SHA1, KV_HSM_PAD_OAEP_SHA256}, i;
+    kv_hsm_member_info mi;
+    unsigned long served;
 
     assert_int_equal(kv_hsm_generate(st->pool, &spec, "unit/rsa", ref, &pub, &err), KV_OK);
     assert_non_null(pub);
@@ -159,12 +161,17 @@ static void test_rsa(void **state)
     assert_int_equal(EVP_PKEY_eq(pub, pub2), 1);
 
     kv_digest("SHA256", "hello", d, &dlen);
+    assert_int_equal(kv_hsm_member_info_get(st->pool, 0, &mi, &err), KV_OK);
+    served = mi.served;
     assert_int_equal(
         kv_hsm_sign(st->pool, ref, KV_HSM_SIG_PKCS1, EVP_sha256(), d, dlen, &sig, &siglen, &err),
         KV_OK);
     assert_int_equal(siglen, 256);
     kv_verify(pub, RSA_PKCS1_PADDING, EVP_sha256(), d, dlen, sig, siglen);
     free(sig);
+    /* the member's counter of completed operations (kvault pool status "served") */
+    assert_int_equal(kv_hsm_member_info_get(st->pool, 0, &mi, &err), KV_OK);
+    assert_int_equal(mi.served, served + 1);
     kv_digest("SHA384", "hello", d, &dlen);
     assert_int_equal(
         kv_hsm_sign(st->pool, ref, KV_HSM_SIG_PSS, EVP_sha384(), d, dlen, &sig, &siglen, &err),

@@ -1713,6 +1713,242 @@ static void test_live_aes(void **state)
     kv_end();
 }
 
+/* One NULL at a time (the NULL walk passes NULL for every pointer at once): for the functions
+ * with several pointer arguments, each required pointer alone NULL -> CKR_ARGUMENTS_BAD; the
+ * output buffer alone NULL is the standard's length query (CKR_OK). No vault call (an
+ * unreachable vault). */
+static void test_one_null(void **state)
+{
+    fixture *fx = *state;
+    kv_fl *f = fx->f;
+    CK_SLOT_ID slots[8];
+    CK_MECHANISM_TYPE mechs[64];
+    CK_OBJECT_HANDLE objs[8], h1 = 0, h2 = 0;
+    CK_SESSION_HANDLE ro, rw;
+    CK_MECHANISM m_kw = {CKM_AES_KEY_WRAP, NULL, 0};
+    CK_BYTE buf[512];
+    CK_ULONG n;
+
+    init_conf(fx->conf);
+    /* slots and mechanisms: the count pointer is required, the list is optional */
+    EXPECT(f->C_GetSlotList(CK_FALSE, slots, NULL), CKR_ARGUMENTS_BAD);
+    n = 0;
+    EXPECT(f->C_GetSlotList(CK_FALSE, NULL, &n), CKR_OK);
+    assert_int_equal(n, 1);
+    EXPECT(f->C_GetMechanismList(0, mechs, NULL), CKR_ARGUMENTS_BAD);
+    n = 0;
+    EXPECT(f->C_GetMechanismList(0, NULL, &n), CKR_OK);
+    assert_true(n > 0);
+    EXPECT(f->C_GetMechanismInfo(0, CKM_SHA256, NULL), CKR_ARGUMENTS_BAD);
+    /* sessions and login */
+    EXPECT(f->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &ro), CKR_OK);
+    EXPECT(f->C_OpenSession(0, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &rw), CKR_OK);
+    EXPECT(f->C_Login(rw, CKU_USER, NULL, 4), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_LoginUser(rw, CKU_USER, NULL, 4, (CK_UTF8CHAR *)"user", 4), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_LoginUser(rw, CKU_USER, (CK_UTF8CHAR *)"1234", 4, NULL, 4), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_Login(rw, CKU_USER, (CK_UTF8CHAR *)"1234", 4), CKR_OK);
+    /* finding objects: the handle array and the count pointer */
+    EXPECT(f->C_FindObjectsInit(ro, NULL, 1), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_FindObjectsInit(ro, kv_t_none, 1), CKR_OK); /* no vault call */
+    EXPECT(f->C_FindObjects(ro, NULL, 8, &n), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_FindObjects(ro, objs, 8, NULL), CKR_ARGUMENTS_BAD);
+    n = 99;
+    EXPECT(f->C_FindObjects(ro, objs, 8, &n), CKR_OK);
+    assert_int_equal(n, 0);
+    EXPECT(f->C_FindObjectsFinal(ro), CKR_OK);
+    /* digests: the input, the length pointer; a NULL output is a length query */
+    EXPECT(f->C_DigestInit(ro, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_DigestInit(ro, &kv_m_sha256), CKR_OK);
+    n = sizeof(buf);
+    EXPECT(f->C_Digest(ro, NULL, sizeof(kv_data), buf, &n), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_DigestInit(ro, &kv_m_sha256), CKR_OK);
+    EXPECT(f->C_Digest(ro, kv_data, sizeof(kv_data), buf, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_DigestInit(ro, &kv_m_sha256), CKR_OK);
+    n = 0;
+    EXPECT(f->C_Digest(ro, kv_data, sizeof(kv_data), NULL, &n), CKR_OK);
+    assert_int_equal(n, 32);
+    EXPECT(f->C_Digest(ro, kv_data, sizeof(kv_data), buf, &n), CKR_OK);
+    EXPECT(f->C_DigestInit(ro, &kv_m_sha256), CKR_OK);
+    EXPECT(f->C_DigestUpdate(ro, NULL, sizeof(kv_data)), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_DigestInit(ro, &kv_m_sha256), CKR_OK);
+    EXPECT(f->C_DigestFinal(ro, buf, NULL), CKR_ARGUMENTS_BAD);
+    /* object creation and key generation (R/W session, logged in) */
+    EXPECT(f->C_CreateObject(rw, NULL, NATTR(kv_t_aesobj), &h1), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_CreateObject(rw, kv_t_aesobj, NATTR(kv_t_aesobj), NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_GenerateKey(rw, NULL, kv_t_aes, NATTR(kv_t_aes), &h1), CKR_ARGUMENTS_BAD);
+    /* (a vault slot has no CKM_AES_KEY_GEN: the managed HSM slot's case is test_live_one_null) */
+    EXPECT_ANY(f->C_GenerateKey(rw, &kv_m_aesgen, NULL, NATTR(kv_t_aes), &h1),
+               W2(CKR_ARGUMENTS_BAD, CKR_MECHANISM_INVALID));
+    EXPECT_ANY(f->C_GenerateKey(rw, &kv_m_aesgen, kv_t_aes, NATTR(kv_t_aes), NULL),
+               W2(CKR_ARGUMENTS_BAD, CKR_MECHANISM_INVALID));
+    EXPECT(f->C_GenerateKeyPair(rw, NULL, kv_t_pub, NATTR(kv_t_pub), kv_t_priv, NATTR(kv_t_priv),
+                                &h1, &h2),
+           CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_GenerateKeyPair(rw, &kv_m_rsagen, NULL, NATTR(kv_t_pub), kv_t_priv,
+                                NATTR(kv_t_priv), &h1, &h2),
+           CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_GenerateKeyPair(rw, &kv_m_rsagen, kv_t_pub, NATTR(kv_t_pub), NULL, NATTR(kv_t_priv),
+                                &h1, &h2),
+           CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_GenerateKeyPair(rw, &kv_m_rsagen, kv_t_pub, NATTR(kv_t_pub), kv_t_priv,
+                                NATTR(kv_t_priv), NULL, &h2),
+           CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_GenerateKeyPair(rw, &kv_m_rsagen, kv_t_pub, NATTR(kv_t_pub), kv_t_priv,
+                                NATTR(kv_t_priv), &h1, NULL),
+           CKR_ARGUMENTS_BAD);
+    /* wrap / unwrap: the mechanism, the length pointer, the wrapped bytes, template, handle */
+    n = sizeof(buf);
+    EXPECT(f->C_WrapKey(rw, NULL, 0x7ffff0, 0x7ffff1, buf, &n), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_WrapKey(rw, &m_kw, 0x7ffff0, 0x7ffff1, buf, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_UnwrapKey(rw, NULL, 0x7ffff0, buf, 40, kv_t_aes, NATTR(kv_t_aes), &h1),
+           CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_UnwrapKey(rw, &m_kw, 0x7ffff0, NULL, 40, kv_t_aes, NATTR(kv_t_aes), &h1),
+           CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_UnwrapKey(rw, &m_kw, 0x7ffff0, buf, 40, NULL, NATTR(kv_t_aes), &h1),
+           CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_UnwrapKey(rw, &m_kw, 0x7ffff0, buf, 40, kv_t_aes, NATTR(kv_t_aes), NULL),
+           CKR_ARGUMENTS_BAD);
+    /* the operations' initialisation: the mechanism */
+    EXPECT(f->C_SignInit(ro, NULL, 0x7ffff0), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_VerifyInit(ro, NULL, 0x7ffff0), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_EncryptInit(ro, NULL, 0x7ffff0), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_DecryptInit(ro, NULL, 0x7ffff0), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_Finalize(NULL), CKR_OK);
+    kv_end();
+}
+
+/* One NULL at a time on live keys: C_GetAttributeValue, C_Sign / C_Verify with the vault's
+ * RSA key (KV_BADINPUT_CONF slot 0), C_Encrypt / C_Decrypt (single and multi-part), C_WrapKey /
+ * C_UnwrapKey with module session AES keys on the managed HSM pool's slot. A call that fails
+ * with CKR_ARGUMENTS_BAD ends its operation (PKCS#11 3.0 5.2), so each case starts anew. */
+static void test_live_one_null(void **state)
+{
+    fixture *fx = *state;
+    kv_fl *f = fx->f;
+    CK_BYTE value[16], value2[32], iv[16], buf[512], data[32];
+    CK_OBJECT_CLASS sk = CKO_SECRET_KEY;
+    CK_KEY_TYPE aes = CKK_AES;
+    CK_BBOOL no = CK_FALSE, yes = CK_TRUE;
+    CK_ATTRIBUTE t[] = {{CKA_CLASS, &sk, sizeof(sk)},
+                        {CKA_KEY_TYPE, &aes, sizeof(aes)},
+                        {CKA_TOKEN, &no, sizeof(no)},
+                        {CKA_VALUE, value, sizeof(value)},
+                        {CKA_EXTRACTABLE, &yes, sizeof(yes)}};
+    CK_ATTRIBUTE tu[] = {{CKA_CLASS, &sk, sizeof(sk)},
+                         {CKA_KEY_TYPE, &aes, sizeof(aes)},
+                         {CKA_TOKEN, &no, sizeof(no)}};
+    CK_MECHANISM sha256rsa = {CKM_SHA256_RSA_PKCS, NULL, 0};
+    CK_MECHANISM m_cbc = {CKM_AES_CBC, iv, 16};
+    CK_MECHANISM m_kw = {CKM_AES_KEY_WRAP, NULL, 0};
+    CK_OBJECT_HANDLE rsa, k = 0, k2 = 0, ku = 0;
+    CK_SESSION_HANDLE ro, h;
+    CK_ATTRIBUTE a;
+    CK_ULONG n, wlen;
+
+    if (fx->live_conf == NULL) {
+        print_message("KV_BADINPUT_CONF not set: no vaultd, live checks skipped\n");
+        skip();
+    }
+    memset(value, 0x11, sizeof(value));
+    memset(value2, 0x22, sizeof(value2));
+    memset(iv, 0x33, sizeof(iv));
+    memset(data, 0x44, sizeof(data));
+    init_conf(fx->live_conf);
+    EXPECT(f->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &ro), CKR_OK);
+    rsa = kv_find(ro, CKO_PRIVATE_KEY, "birsa");
+
+    /* C_GetAttributeValue: the template; a NULL pValue is a length query */
+    EXPECT(f->C_GetAttributeValue(ro, rsa, NULL, 1), CKR_ARGUMENTS_BAD);
+    a.type = CKA_LABEL;
+    a.pValue = NULL;
+    a.ulValueLen = 0;
+    EXPECT(f->C_GetAttributeValue(ro, rsa, &a, 1), CKR_OK);
+    assert_int_equal(a.ulValueLen, 5);
+
+    /* C_Sign: the data, the length pointer; a NULL signature is a length query */
+    EXPECT(f->C_SignInit(ro, &sha256rsa, rsa), CKR_OK);
+    n = sizeof(buf);
+    EXPECT(f->C_Sign(ro, NULL, sizeof(data), buf, &n), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_SignInit(ro, &sha256rsa, rsa), CKR_OK);
+    EXPECT(f->C_Sign(ro, data, sizeof(data), buf, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_SignInit(ro, &sha256rsa, rsa), CKR_OK);
+    n = 0;
+    EXPECT(f->C_Sign(ro, data, sizeof(data), NULL, &n), CKR_OK);
+    assert_int_equal(n, 256);
+    EXPECT(f->C_SignUpdate(ro, NULL, sizeof(data)), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_SignInit(ro, &sha256rsa, rsa), CKR_OK);
+    EXPECT(f->C_SignUpdate(ro, data, sizeof(data)), CKR_OK);
+    EXPECT(f->C_SignFinal(ro, buf, NULL), CKR_ARGUMENTS_BAD);
+
+    /* the managed HSM pool's slot: two module session AES keys */
+    EXPECT(f->C_OpenSession(kv_slot_by_label("devhsm"), CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL,
+                            NULL, &h),
+           CKR_OK);
+    EXPECT(f->C_CreateObject(h, t, NATTR(t), &k), CKR_OK);
+    t[3].pValue = value2;
+    t[3].ulValueLen = sizeof(value2);
+    EXPECT(f->C_CreateObject(h, t, NATTR(t), &k2), CKR_OK);
+
+    /* C_Encrypt / C_Decrypt: input, length pointer; NULL output = length query */
+    EXPECT(f->C_EncryptInit(h, &m_cbc, k), CKR_OK);
+    n = sizeof(buf);
+    EXPECT(f->C_Encrypt(h, NULL, sizeof(data), buf, &n), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_EncryptInit(h, &m_cbc, k), CKR_OK);
+    EXPECT(f->C_Encrypt(h, data, sizeof(data), buf, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_EncryptInit(h, &m_cbc, k), CKR_OK);
+    n = 0;
+    EXPECT(f->C_Encrypt(h, data, sizeof(data), NULL, &n), CKR_OK);
+    assert_int_equal(n, 32);
+    n = sizeof(buf);
+    EXPECT(f->C_Encrypt(h, data, sizeof(data), buf, &n), CKR_OK);
+    EXPECT(f->C_DecryptInit(h, &m_cbc, k), CKR_OK);
+    n = sizeof(buf);
+    EXPECT(f->C_Decrypt(h, NULL, 32, buf + 64, &n), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_DecryptInit(h, &m_cbc, k), CKR_OK);
+    EXPECT(f->C_Decrypt(h, buf, 32, buf + 64, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_DecryptInit(h, &m_cbc, k), CKR_OK);
+    n = 0;
+    EXPECT(f->C_Decrypt(h, buf, 32, NULL, &n), CKR_OK);
+    assert_true(n >= 32);
+    n = sizeof(buf) - 64;
+    EXPECT(f->C_Decrypt(h, buf, 32, buf + 64, &n), CKR_OK); /* ends the operation */
+    assert_true(n == 32 && memcmp(buf + 64, data, 32) == 0);
+    EXPECT(f->C_EncryptInit(h, &m_cbc, k), CKR_OK);
+    n = sizeof(buf);
+    EXPECT(f->C_EncryptUpdate(h, NULL, 16, buf, &n), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_EncryptInit(h, &m_cbc, k), CKR_OK);
+    EXPECT(f->C_EncryptFinal(h, buf, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_DecryptInit(h, &m_cbc, k), CKR_OK);
+    n = sizeof(buf);
+    EXPECT(f->C_DecryptUpdate(h, NULL, 16, buf, &n), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_DecryptInit(h, &m_cbc, k), CKR_OK);
+    n = sizeof(buf);
+    EXPECT(f->C_DecryptUpdate(h, buf, 16, buf + 64, NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_DecryptInit(h, &m_cbc, k), CKR_OK);
+    EXPECT(f->C_DecryptFinal(h, buf, NULL), CKR_ARGUMENTS_BAD);
+
+    /* C_GenerateKey where CKM_AES_KEY_GEN exists: mechanism, template, handle */
+    EXPECT(f->C_GenerateKey(h, NULL, tu, NATTR(tu), &ku), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_GenerateKey(h, &kv_m_aesgen, NULL, NATTR(tu), &ku), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_GenerateKey(h, &kv_m_aesgen, tu, NATTR(tu), NULL), CKR_ARGUMENTS_BAD);
+
+    /* C_WrapKey / C_UnwrapKey: mechanism, length pointer, wrapped bytes, template, handle */
+    n = sizeof(buf);
+    EXPECT(f->C_WrapKey(h, NULL, k, k2, buf, &n), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_WrapKey(h, &m_kw, k, k2, buf, NULL), CKR_ARGUMENTS_BAD);
+    wlen = sizeof(buf);
+    EXPECT(f->C_WrapKey(h, &m_kw, k, k2, buf, &wlen), CKR_OK);
+    assert_int_equal(wlen, 40);
+    EXPECT(f->C_UnwrapKey(h, NULL, k, buf, wlen, tu, NATTR(tu), &ku), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_UnwrapKey(h, &m_kw, k, NULL, wlen, tu, NATTR(tu), &ku), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_UnwrapKey(h, &m_kw, k, buf, wlen, NULL, NATTR(tu), &ku), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_UnwrapKey(h, &m_kw, k, buf, wlen, tu, NATTR(tu), NULL), CKR_ARGUMENTS_BAD);
+    EXPECT(f->C_UnwrapKey(h, &m_kw, k, buf, wlen, tu, NATTR(tu), &ku), CKR_OK);
+    EXPECT(f->C_Finalize(NULL), CKR_OK);
+    kv_end();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1721,6 +1957,7 @@ int main(void)
         cmocka_unit_test(test_walk_not_initialized),
         cmocka_unit_test(test_walk_invalid_handles),
         cmocka_unit_test(test_walk_null_pointers),
+        cmocka_unit_test(test_one_null),
         cmocka_unit_test(test_walk_invalid_objects),
         cmocka_unit_test(test_interfaces),
         cmocka_unit_test(test_initialize_states),
@@ -1729,6 +1966,7 @@ int main(void)
         cmocka_unit_test(test_read_only_session),
         cmocka_unit_test(test_live),
         cmocka_unit_test(test_live_aes),
+        cmocka_unit_test(test_live_one_null),
     };
 
     return cmocka_run_group_tests_name("p11_badinput", tests, setup, teardown);
