@@ -11,6 +11,8 @@
 #     session sign again without C_Finalize or reloading the module; vaultd frozen with SIGSTOP:
 #     C_Sign returns CKR_DEVICE_ERROR (the timeout ends the hung request), and after SIGCONT the
 #     same session signs again.
+#  4. parallel sessions: with vaultd frozen, 6 threads' signatures are in flight together (the
+#     process's own connections to vaultd, counted in /proc), then all verify after SIGCONT.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 unset KVAULT_LOG
 
@@ -204,6 +206,68 @@ frozen_s=$(sed -n 's/^# frozen: C_Sign returned after \([0-9.]*\) s$/\1/p' "$A/f
 [ $rc -eq 0 ] && grep -q '^finalize 0x0$' "$A/fault.out" &&
     ok "faults: the process exits cleanly (C_Finalize CKR_OK, no crash)" ||
     { not_ok "faults: the process exits cleanly (rc $rc)"; tail -n 5 "$A/fault.out" "$A/fault.err"; }
+
+# ---- 4. sessions in several threads run in parallel, not behind one lock ----
+# vaultd frozen (SIGSTOP): every request stays in flight. N threads sign at once on their own
+# sessions; the process counts its own established connections to vaultd (/proc): N of them
+# can only be open at the same time if the N calls are in flight together (one lock around the
+# vault call would allow one). No wall clock is asserted: the count is polled for up to 8 s.
+CONF10="$A/client10.conf"
+sed "s/^timeout = $TIMEOUT\$/timeout = 15/" "$CONF" >"$CONF10"
+chmod 600 "$CONF10"
+KVAULT_CONF="$CONF10" p11py "$A" "$VAULTD_PORT" >"$A/par.out" 2>"$A/par.err" <<'PYEOF' &
+from p11c import *
+import re
+PORT = int(sys.argv[3]); N = 6
+def mark(f): set_flag(D, f)
+def conns():  # this process's established TCP connections to vaultd
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try: m = re.match(r"socket:\[(\d+)\]", os.readlink("/proc/self/fd/" + fd))
+        except OSError: continue
+        if m: inodes.add(m.group(1))
+    n = 0
+    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try: rows = open(f).read().splitlines()[1:]
+        except OSError: continue
+        for r in rows:
+            p = r.split()
+            if int(p[2].rsplit(":", 1)[1], 16) == PORT and p[3] == "01" and p[9] in inodes: n += 1
+    return n
+assert C_Initialize(None) == 0
+hs = [open_session() for _ in range(N)]; ks = [keys(h) for h in hs]
+print("idle connections before", conns(), flush=True)
+mark("p.ready"); wait_flag(D, "p.frozen")
+res = [None] * N
+def run(i): res[i] = sign_ok(hs[i], ks[i]["cec"], "cec", "par%d" % i)
+ts = [threading.Thread(target=run, args=(i,)) for i in range(N)]
+[t.start() for t in ts]
+peak, t0 = 0, time.monotonic()
+while time.monotonic() - t0 < 8 and peak < N:
+    peak = max(peak, conns()); time.sleep(0.05)
+print("peak connections", peak, flush=True)
+mark("p.counted"); wait_flag(D, "p.thawed")
+[t.join() for t in ts]
+print("errors after thaw", [e for e in res if e], flush=True)
+assert C_Finalize(None) == 0
+PYEOF
+PYPID=$!
+if wait_file "$A/p.ready" && [ -n "$VAULTD_PID" ]; then
+    kill -STOP "$VAULTD_PID"
+    touch "$A/p.frozen"
+    wait_file "$A/p.counted"
+    kill -CONT "$VAULTD_PID"
+    touch "$A/p.thawed"
+fi
+wait "$PYPID"
+rc=$?
+peak=$(sed -n 's/^peak connections //p' "$A/par.out")
+[ $rc -eq 0 ] && [ "${peak:-0}" -ge 6 ] &&
+    ok "6 threads sign at once: 6 vault requests in flight together (no lock around vault calls)" ||
+    { not_ok "6 threads sign at once: 6 requests in flight together (peak ${peak:-?}, rc $rc)"; tail -n 5 "$A/par.out" "$A/par.err"; }
+grep -q '^errors after thaw \[\]$' "$A/par.out" &&
+    ok "... and all 6 signatures verify once vaultd resumes" ||
+    not_ok "... and all 6 signatures verify once vaultd resumes ($(grep '^errors' "$A/par.out"))"
 
 # no client secret and no JWT (bearer token) in what kvault.so logged at debug level
 SECRET=$(conf_get client_secret)
