@@ -93,8 +93,19 @@ kv_cleanup() {
 trap kv_cleanup EXIT
 
 # A free TCP port on 127.0.0.1.
+# free_port: a loopback port nobody listens on now, never one this test got before (it runs in a
+# subshell, $(free_port), so the ports handed out are remembered in a file: two calls in a row
+# could otherwise get the same just-released port, e.g. vaultd's listener and its identity one).
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+    local p i
+    for i in $(seq 1 20); do
+        p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+        if ! grep -qx -- "$p" "$T_TMP/ports.used" 2>/dev/null; then
+            echo "$p" >>"$T_TMP/ports.used"
+            break
+        fi
+    done
+    echo "$p"
 }
 
 # start_vaultd [extra vaultd args...]: dev vaultd in $T_TMP/state on $VAULTD_PORT.
